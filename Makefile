@@ -1,0 +1,36 @@
+# Two commands do all the set-up on a fresh Debian machine:
+#   make demo   installs the agent in .venv and serves the simulated VPN host
+#   make test   installs what the tests need (Debian's prometheus, mksh) and runs them all
+PYTHON ?= python3
+VENV ?= .venv
+LISTEN ?= 127.0.0.1:8469
+
+.PHONY: demo test deps venv bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# promtool and prometheus for the rule tests and the end-to-end scrape, mksh to
+# run the rc.d script the way OpenBSD's ksh would.
+deps:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null \
+	   || ! command -v mksh >/dev/null || ! command -v prometheus-node-exporter >/dev/null; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends \
+			prometheus mksh prometheus-node-exporter; \
+	fi
+
+demo: venv
+	$(VENV)/bin/obsdvpn-agent --demo serve --listen $(LISTEN)
+
+test: deps venv
+	$(VENV)/bin/python -m pytest -q
+
+bench: deps venv
+	$(VENV)/bin/python bench/bench.py

@@ -1,0 +1,290 @@
+"""The command line: the only module that prints and exits.
+
+Exit codes follow the Nagios plugin convention everywhere: 0 OK, 1 WARNING,
+2 CRITICAL, 3 UNKNOWN; usage and configuration errors are 3 too, not click's 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import Config, ConfigError, load, to_toml
+from .host.base import Host, HostError
+
+EXIT_UNKNOWN = 3
+
+
+@dataclass
+class App:
+    """What the global options chose; commands open the host through it."""
+
+    config_path: str | None
+    demo: bool
+    demo_state: Path | None
+    snapshot: str | None
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load(self.config_path)
+        return self._config
+
+    def host(self, as_root: bool = True) -> Host:
+        if self.snapshot:
+            from .host.snapshot import SnapshotHost
+            return SnapshotHost(self.snapshot)
+        if self.demo or self.demo_state:
+            from .host.demo import DemoHost, default_state_path
+            return DemoHost(self.demo_state or default_state_path(), as_root=as_root)
+        from .commands import root_argvs
+        from .host.local import LocalHost
+        return LocalHost(root_argvs(self.config), self.config.use_doas)
+
+
+def fail(message: str, code: int = EXIT_UNKNOWN) -> None:
+    click.echo(f"obsdvpn-agent: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="obsdvpn-agent")
+@click.option("--config", "config_path", metavar="FILE",
+              help="TOML configuration (default /etc/obsdvpn-agent.conf if it exists).")
+@click.option("--demo", is_flag=True, help="Use the built-in simulated OpenBSD VPN host.")
+@click.option("--demo-state", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="State file of the simulated host (implies --demo).")
+@click.option("--snapshot", metavar="DIR",
+              help="Replay a snapshot made by `obsdvpn-agent snapshot DIR` instead of the host.")
+@click.pass_context
+def main_group(ctx: click.Context, config_path, demo, demo_state, snapshot) -> None:
+    """Watch and repair an OpenBSD L2TP/IPsec (isakmpd + npppd) VPN host."""
+    if snapshot and (demo or demo_state):
+        raise click.UsageError("--snapshot and --demo exclude each other")
+    ctx.obj = App(config_path, demo, demo_state, snapshot)
+
+
+def _collect(app: App, as_root: bool = True):
+    from .checks import evaluate
+    from .probes import gather
+
+    try:
+        cfg = app.config
+        host = app.host(as_root)
+        facts = gather(host, cfg)
+    except ConfigError as e:
+        fail(str(e))
+    except HostError as e:
+        fail(str(e))
+    return cfg, facts, evaluate(facts, cfg)
+
+
+@main_group.command()
+@click.option("--json", "as_json", is_flag=True, help="Status, every check and the facts.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing when everything is OK.")
+@click.option("--textfile", metavar="PATH",
+              help="Also write the metrics for node_exporter's textfile collector.")
+@click.pass_obj
+def check(app: App, as_json: bool, quiet: bool, textfile: str | None) -> None:
+    """Check the VPN host once; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
+    from .checks import worst
+    from .report import detail_lines, json_report, summary_line
+
+    cfg, facts, results = _collect(app)
+    status = worst(r.status for r in results)
+    textfile = textfile or cfg.textfile
+    if textfile:
+        from .metrics import write_textfile
+        try:
+            write_textfile(textfile, facts, results, cfg)
+        except OSError as e:
+            fail(f"{textfile}: cannot write the textfile: {e.strerror}")
+    if as_json:
+        click.echo(json.dumps(json_report(facts, results, cfg), indent=2))
+    elif not (quiet and status == 0):
+        click.echo(summary_line(results))
+        for line in detail_lines(results):
+            click.echo(line)
+    sys.exit(int(status))
+
+
+@main_group.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def sessions(app: App, as_json: bool) -> None:
+    """List who is connected: user, interface, address, peer, since, bytes."""
+    from .report import sessions as session_views, sessions_table
+
+    _, facts, _ = _collect(app)
+    views = session_views(facts)
+    if views is None:
+        fail(str(facts.sessions))
+    if as_json:
+        click.echo(json.dumps([vars(v) for v in views], indent=2))
+        return
+    if not views:
+        click.echo("no session connected")
+        return
+    for line in sessions_table(views):
+        click.echo(line)
+
+
+@main_group.command("config")
+@click.pass_obj
+def show_config(app: App) -> None:
+    """Print the effective configuration (defaults merged with the file)."""
+    try:
+        click.echo(to_toml(app.config), nl=False)
+    except ConfigError as e:
+        fail(str(e))
+
+
+@main_group.command()
+@click.argument("directory", metavar="DIR")
+@click.pass_obj
+def snapshot(app: App, directory: str) -> None:
+    """Record everything the agent reads from the host into DIR/snapshot.json.
+
+    Secrets stay out: ipsec.conf is only stat'ed and npppd-users is stored
+    with its passwords replaced.
+    """
+    from .host.snapshot import RecordingHost, write_snapshot
+    from .probes import gather
+
+    try:
+        cfg = app.config
+        recorder = RecordingHost(app.host())
+        recorder.info()
+        gather(recorder, cfg, parallel=False)
+        created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        path = write_snapshot(directory, recorder.document(created, __version__))
+    except (ConfigError, HostError) as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"{directory}: {e.strerror}")
+    click.echo(f"wrote {path} ({len(recorder.commands)} commands, "
+               f"{len(recorder.files)} files); replay it with "
+               f"`obsdvpn-agent --snapshot {directory} check`")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """syslog (daemon facility) on OpenBSD, stderr elsewhere; no log files of our own."""
+    import logging
+    import logging.handlers
+    import platform
+
+    logger = logging.getLogger("obsdvpn-agent")
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if platform.system() == "OpenBSD":
+        handler: logging.Handler = logging.handlers.SysLogHandler(
+            address="/dev/log", facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+        handler.setFormatter(logging.Formatter("obsdvpn_agent: %(message)s"))
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("obsdvpn-agent: %(levelname)s %(message)s"))
+    logger.handlers[:] = [handler]
+
+
+@main_group.command()
+@click.pass_obj
+def metrics(app: App) -> None:
+    """Print one exposition of every metric to stdout."""
+    from .metrics import render
+    from .repair_state import load_repair_state
+
+    cfg, facts, results = _collect(app)
+    click.echo(render(facts, results, cfg, load_repair_state(app)).decode(), nl=False)
+
+
+@main_group.command()
+@click.option("--listen", metavar="ADDR:PORT", help="Default 127.0.0.1:8469 (or serve.listen).")
+@click.option("--interval", type=click.FloatRange(min=0.2), default=15.0, show_default=True,
+              help="Seconds between collections; scrapes serve the latest one.")
+@click.option("--tls-cert", metavar="FILE", help="PEM certificate (with --tls-key).")
+@click.option("--tls-key", metavar="FILE", help="PEM private key.")
+@click.option("--allow-remote", is_flag=True,
+              help="Serve on a non-loopback address without TLS.")
+@click.option("--verbose", "-v", is_flag=True, help="Log every request.")
+@click.pass_obj
+def serve(app: App, listen, interval, tls_cert, tls_key, allow_remote, verbose) -> None:
+    """Serve /metrics and a status page; SIGHUP reloads the config, SIGTERM stops."""
+    import signal
+    import threading
+
+    from .repair_state import load_repair_state
+    from .server import Collector, ListenError, make_server
+
+    setup_logging(verbose)
+    try:
+        cfg = app.config
+        app.host()  # fail now, in one line, if the host cannot be opened
+    except (ConfigError, HostError) as e:
+        fail(str(e))
+
+    def reload_config():
+        app._config = None
+        return app.config
+
+    collector = Collector(app.host, reload_config, interval, lambda: load_repair_state(app))
+    try:
+        server = make_server(collector, listen or cfg.listen, tls_cert or cfg.tls_cert,
+                             tls_key or cfg.tls_key, allow_remote or cfg.allow_remote)
+    except ListenError as e:
+        fail(str(e))
+    signal.signal(signal.SIGHUP, lambda *_: collector.reload())
+
+    def stop(*_):
+        collector.stop()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    threading.Thread(target=collector.loop, name="collector", daemon=True).start()
+    host, port = server.server_address[:2]
+    scheme = "https" if (tls_cert or cfg.tls_cert) else "http"
+    import logging
+    logging.getLogger("obsdvpn-agent").info(
+        "serving %s on %s://%s:%s/metrics (interval %gs)", app.host().label, scheme, host, port,
+        interval)
+    server.serve_forever()
+    server.server_close()
+
+
+def _register_optional() -> None:
+    # Subcommand groups that live in their own modules.
+    try:
+        from .cli_demo import demo
+    except ImportError:
+        return
+    main_group.add_command(demo)
+
+
+_register_optional()
+
+
+def main() -> None:
+    try:
+        rv = main_group.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("obsdvpn-agent: aborted", err=True)
+        sys.exit(EXIT_UNKNOWN)
+    except click.exceptions.ClickException as e:
+        e.show()
+        sys.exit(EXIT_UNKNOWN)
+    except Exception as e:  # a bug: still one line and UNKNOWN for cron, never a traceback
+        where = e.__traceback__
+        while where is not None and where.tb_next is not None:
+            where = where.tb_next
+        at = f" at {where.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{where.tb_lineno}" \
+            if where is not None else ""
+        click.echo(f"obsdvpn-agent: internal error: {type(e).__name__}: {e}{at} "
+                   "(please report it)", err=True)
+        sys.exit(EXIT_UNKNOWN)
+    sys.exit(rv if isinstance(rv, int) else 0)

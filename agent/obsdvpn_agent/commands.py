@@ -1,0 +1,97 @@
+"""The one table of OpenBSD commands the agent runs.
+
+Every command the agent may run on a host is listed here with its argv
+(absolute path, no shell), whether it needs root, and which exit codes are
+data rather than failure.  The probes, the doas.conf rules, the snapshot
+recorder and the demo simulator all read this table, so it is the only
+place to change when a command changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SYSCTL = "/sbin/sysctl"
+RCCTL = "/usr/sbin/rcctl"
+PFCTL = "/sbin/pfctl"
+IPSECCTL = "/sbin/ipsecctl"
+IFCONFIG = "/sbin/ifconfig"
+NPPPCTL = "/usr/sbin/npppctl"
+
+PF_CONF = "/etc/pf.conf"
+IPSEC_CONF = "/etc/ipsec.conf"
+SYSCTL_CONF = "/etc/sysctl.conf"
+NPPPD_USERS = "/etc/npppd/npppd-users"
+RC_CONF_LOCAL = "/etc/rc.conf.local"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One read-only command the probes run."""
+
+    key: str                      # stable name: snapshot entries, collector labels
+    argv: tuple[str, ...]
+    needs_root: bool
+    # Exit codes that still carry a valid answer (e.g. `rcctl check` exits 1
+    # for a stopped daemon, `rcctl ls failed` exits 1 when it lists something).
+    data_returncodes: frozenset[int] = frozenset({0})
+
+    @property
+    def display(self) -> str:
+        return " ".join(self.argv)
+
+
+def sysctl_command(names: tuple[str, ...]) -> Command:
+    # One call for all names: sysctl prints the known ones and warns about the
+    # unknown ones on stderr with exit 1, which is data, not failure.
+    return Command("sysctl", (SYSCTL, *names), False, frozenset({0, 1}))
+
+
+def rcctl_flags_command(daemon: str) -> Command:
+    # `rcctl get NAME flags` exits 1 when the daemon is disabled (flags NO).
+    return Command(f"rcctl.flags.{daemon}", (RCCTL, "get", daemon, "flags"), False,
+                   frozenset({0, 1}))
+
+
+def rcctl_check_command(daemon: str) -> Command:
+    # `rcctl check` exits 1 and prints NAME(failed) when the daemon is not running.
+    return Command(f"rcctl.check.{daemon}", (RCCTL, "check", daemon), True,
+                   frozenset({0, 1}))
+
+
+RCCTL_LS_ON = Command("rcctl.ls_on", (RCCTL, "ls", "on"), False)
+PFCTL_INFO = Command("pfctl.info", (PFCTL, "-si"), True)
+PFCTL_RULES = Command("pfctl.rules", (PFCTL, "-sr"), True)
+PFCTL_LIMITS = Command("pfctl.limits", (PFCTL, "-sm"), True)
+PFCTL_CONFIG = Command("pfctl.config", (PFCTL, "-nvf", PF_CONF), True, frozenset({0, 1}))
+IPSECCTL_SA = Command("ipsecctl.sa", (IPSECCTL, "-sa"), True)
+# `ifconfig pppx` shows every member of the pppx interface group; with no
+# session there is no group and ifconfig exits 1, which means "no sessions".
+IFCONFIG_PPPX = Command("ifconfig.pppx", (IFCONFIG, "pppx"), False, frozenset({0, 1}))
+NPPPCTL_SESSIONS = Command("npppctl.sessions", (NPPPCTL, "-n", "session", "all"), True)
+
+# Repair's allow-list: the only argvs that change anything.  Each is a
+# template whose placeholders repair.py fills from the configuration.
+REPAIR_ARGV_TEMPLATES: tuple[tuple[str, ...], ...] = (
+    (SYSCTL, "{name}={value}"),
+    (RCCTL, "enable", "{daemon}"),
+    (RCCTL, "set", "isakmpd", "flags", "{flags}"),
+    (RCCTL, "start", "{daemon}"),
+    (PFCTL, "-e"),
+    (PFCTL, "-nf", PF_CONF),
+    (PFCTL, "-f", PF_CONF),
+    (IPSECCTL, "-nf", IPSEC_CONF),
+    (IPSECCTL, "-f", IPSEC_CONF),
+)
+
+
+def probe_commands(cfg) -> tuple[Command, ...]:
+    """Every read-only command a collection runs for this configuration."""
+    return (sysctl_command(cfg.sysctl_names), RCCTL_LS_ON,
+            *(c for d in cfg.daemons for c in (rcctl_flags_command(d), rcctl_check_command(d))),
+            PFCTL_INFO, PFCTL_RULES, PFCTL_LIMITS, PFCTL_CONFIG, IPSECCTL_SA, IFCONFIG_PPPX,
+            NPPPCTL_SESSIONS)
+
+
+def root_argvs(cfg) -> frozenset[tuple[str, ...]]:
+    return frozenset(c.argv for c in probe_commands(cfg) if c.needs_root)

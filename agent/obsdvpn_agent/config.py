@@ -1,0 +1,217 @@
+"""The agent's configuration: one TOML file, defaults for the standard setup.
+
+With no file at all the defaults describe the L2TP/IPsec host the README
+builds: isakmpd -K, ipsec.conf loaded by the ipsec rc service, npppd with one
+pppx(4) interface per session, forwarding and pipex on, VPN net 10.0.0.0/24.
+
+    # /etc/obsdvpn-agent.conf
+    [sysctl.required]
+    "net.inet.ip.forwarding" = "1"
+    "net.pipex.enable" = "1"
+    [sysctl.optional]
+    "net.inet6.ip6.forwarding" = "1"
+    [vpn]
+    network = "10.0.0.0/24"
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+
+DEFAULT_PATH = "/etc/obsdvpn-agent.conf"
+DEFAULT_LISTEN = "127.0.0.1:8469"
+
+
+class ConfigError(Exception):
+    """Bad configuration: the message names the file, the key and what was expected."""
+
+
+@dataclass(frozen=True)
+class ExpectedSysctl:
+    name: str
+    value: str
+    required: bool  # a required one that drifts is CRITICAL, an optional one WARNING
+
+
+@dataclass(frozen=True)
+class Config:
+    sysctls: tuple[ExpectedSysctl, ...] = (
+        ExpectedSysctl("net.inet.ip.forwarding", "1", True),
+        ExpectedSysctl("net.pipex.enable", "1", True),
+    )
+    isakmpd_flags: str = "-K"
+    vpn_network: str = "10.0.0.0/24"
+    ppp_interface: str = "pppx"        # "pppx" (one per session) or e.g. "pppac0"
+    command_timeout_s: float = 5.0
+    use_doas: bool = False             # prefix root-only commands with doas -n when not root
+    listen: str = DEFAULT_LISTEN
+    tls_cert: str = ""
+    tls_key: str = ""
+    allow_remote: bool = False         # bind a non-loopback address without TLS
+    textfile: str = ""
+    state_limit_warning: float = 0.80
+    state_limit_critical: float = 0.95
+    source: str = field(default="(built-in defaults)", compare=False)
+
+    @property
+    def daemons(self) -> tuple[str, ...]:
+        return ("isakmpd", "npppd")
+
+    @property
+    def sysctl_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.sysctls)
+
+
+# key -> (expected type(s), description for the error message)
+_SCALARS: dict[tuple[str, ...], tuple[type | tuple[type, ...], str]] = {
+    ("isakmpd", "flags"): (str, "a string of isakmpd flags, e.g. \"-K\""),
+    ("vpn", "network"): (str, "an IPv4 or IPv6 network, e.g. \"10.0.0.0/24\""),
+    ("vpn", "ppp_interface"): (str, "\"pppx\" or a pppac interface such as \"pppac0\""),
+    ("commands", "timeout"): ((int, float), "a number of seconds > 0"),
+    ("commands", "doas"): (bool, "true or false"),
+    ("serve", "listen"): (str, "ADDRESS:PORT, e.g. \"127.0.0.1:8469\""),
+    ("serve", "tls_cert"): (str, "a path to a PEM certificate"),
+    ("serve", "tls_key"): (str, "a path to a PEM private key"),
+    ("serve", "allow_remote"): (bool, "true or false"),
+    ("check", "textfile"): (str, "a path for node_exporter's textfile collector"),
+    ("pf", "state_limit_warning"): ((int, float), "a fraction between 0 and 1"),
+    ("pf", "state_limit_critical"): ((int, float), "a fraction between 0 and 1"),
+}
+_TABLES = {"sysctl", "isakmpd", "vpn", "commands", "serve", "check", "pf"}
+
+
+def load(path: str | None) -> Config:
+    """Read the config file.  path None: the default file if it exists, else defaults."""
+    explicit = path is not None
+    path = path or DEFAULT_PATH
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"{path}: no such file")
+        return Config()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})")
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}")
+    return from_dict(data, path)
+
+
+def from_dict(data: dict, path: str) -> Config:
+    for key, value in data.items():
+        if key not in _TABLES:
+            raise ConfigError(f"{path}: unknown key '{key}' (known: {', '.join(sorted(_TABLES))})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: key '{key}' must be a table ([{key}])")
+
+    values: dict[str, object] = {}
+    for table, body in data.items():
+        if table == "sysctl":
+            continue
+        for key, value in body.items():
+            spec = _SCALARS.get((table, key))
+            if spec is None:
+                known = sorted(k for t, k in _SCALARS if t == table)
+                raise ConfigError(f"{path}: unknown key '{table}.{key}' (known: {', '.join(known)})")
+            types, expected = spec
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in
+                                                 (types if isinstance(types, tuple) else (types,))):
+                raise ConfigError(f"{path}: key '{table}.{key}': expected {expected}, "
+                                  f"got {type(value).__name__} {value!r}")
+            values[f"{table}.{key}"] = value
+
+    sysctls = _sysctls(data.get("sysctl"), path)
+    cfg = Config(
+        sysctls=sysctls if sysctls is not None else Config().sysctls,
+        isakmpd_flags=values.get("isakmpd.flags", "-K"),
+        vpn_network=values.get("vpn.network", "10.0.0.0/24"),
+        ppp_interface=values.get("vpn.ppp_interface", "pppx"),
+        command_timeout_s=float(values.get("commands.timeout", 5.0)),
+        use_doas=values.get("commands.doas", False),
+        listen=values.get("serve.listen", DEFAULT_LISTEN),
+        tls_cert=values.get("serve.tls_cert", ""),
+        tls_key=values.get("serve.tls_key", ""),
+        allow_remote=values.get("serve.allow_remote", False),
+        textfile=values.get("check.textfile", ""),
+        state_limit_warning=float(values.get("pf.state_limit_warning", 0.80)),
+        state_limit_critical=float(values.get("pf.state_limit_critical", 0.95)),
+        source=path,
+    )
+    _validate(cfg, path)
+    return cfg
+
+
+def _sysctls(table: object, path: str) -> tuple[ExpectedSysctl, ...] | None:
+    if table is None:
+        return None
+    out: list[ExpectedSysctl] = []
+    for kind, body in table.items():
+        if kind not in ("required", "optional"):
+            raise ConfigError(f"{path}: unknown key 'sysctl.{kind}' (known: optional, required)")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: key 'sysctl.{kind}' must be a table of \"name\" = \"value\"")
+        for name, value in body.items():
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise ConfigError(f"{path}: key 'sysctl.{kind}.\"{name}\"': expected a string or "
+                                  f"integer value, got {type(value).__name__}")
+            if not _is_sysctl_name(name):
+                raise ConfigError(f"{path}: key 'sysctl.{kind}.\"{name}\"': not a sysctl name "
+                                  "(expected e.g. \"net.inet.ip.forwarding\")")
+            out.append(ExpectedSysctl(name, str(value), kind == "required"))
+    return tuple(out)
+
+
+def _is_sysctl_name(name: str) -> bool:
+    parts = name.split(".")
+    return len(parts) >= 2 and all(p and all(c.isalnum() or c == "_" for c in p) for p in parts)
+
+
+def _validate(cfg: Config, path: str) -> None:
+    try:
+        ipaddress.ip_network(cfg.vpn_network, strict=False)
+    except ValueError:
+        raise ConfigError(f"{path}: key 'vpn.network': expected an IP network such as "
+                          f"\"10.0.0.0/24\", got {cfg.vpn_network!r}")
+    if cfg.command_timeout_s <= 0:
+        raise ConfigError(f"{path}: key 'commands.timeout': expected a number of seconds > 0")
+    for key, frac in (("pf.state_limit_warning", cfg.state_limit_warning),
+                      ("pf.state_limit_critical", cfg.state_limit_critical)):
+        if not 0 < frac <= 1:
+            raise ConfigError(f"{path}: key '{key}': expected a fraction between 0 and 1")
+    if not cfg.ppp_interface.startswith(("pppx", "pppac")):
+        raise ConfigError(f"{path}: key 'vpn.ppp_interface': expected \"pppx\" or \"pppacN\"")
+    host, sep, port = cfg.listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{path}: key 'serve.listen': expected ADDRESS:PORT, got {cfg.listen!r}")
+    if bool(cfg.tls_cert) != bool(cfg.tls_key):
+        raise ConfigError(f"{path}: keys 'serve.tls_cert' and 'serve.tls_key' go together")
+
+
+def to_toml(cfg: Config) -> str:
+    """The effective configuration, as a file that load() reads back."""
+    def q(s: str) -> str:
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [f"# effective configuration (from {cfg.source})"]
+    for kind, required in (("required", True), ("optional", False)):
+        lines.append(f"\n[sysctl.{kind}]")
+        lines += [f"{q(s.name)} = {q(s.value)}" for s in cfg.sysctls if s.required == required]
+    lines += [
+        "\n[isakmpd]", f"flags = {q(cfg.isakmpd_flags)}",
+        "\n[vpn]", f"network = {q(cfg.vpn_network)}", f"ppp_interface = {q(cfg.ppp_interface)}",
+        "\n[commands]", f"timeout = {cfg.command_timeout_s}",
+        f"doas = {str(cfg.use_doas).lower()}",
+        "\n[serve]", f"listen = {q(cfg.listen)}", f"tls_cert = {q(cfg.tls_cert)}",
+        f"tls_key = {q(cfg.tls_key)}", f"allow_remote = {str(cfg.allow_remote).lower()}",
+        "\n[check]", f"textfile = {q(cfg.textfile)}",
+        "\n[pf]", f"state_limit_warning = {cfg.state_limit_warning}",
+        f"state_limit_critical = {cfg.state_limit_critical}",
+    ]
+    return "\n".join(lines) + "\n"

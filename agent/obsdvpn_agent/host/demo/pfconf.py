@@ -1,0 +1,619 @@
+"""A small pf.conf(5) compiler: the subset of the grammar the demo host uses.
+
+It parses pf.conf the way sbin/pfctl/parse.y does for that subset (macros,
+`set skip/block-policy/reassemble/loginterface/limit`, pass/block/match rules
+with on/af/proto/from/to/port/user/flags/state options/label/tag/tagged/
+nat-to/rdr-to) and prints each loaded rule with print_rule() of
+sbin/pfctl/pfctl_parser.c rev 1.352: ports as numbers (7.x prints names only
+with -P), `flags S/SA` on stateful tcp rules, `all` for from any to any,
+expansion of `{ }` lists in expand_rule() order.  What `pfctl -nvf` prints
+first: macros as `name = "value"` (parse.y varset) and `set ...` lines, in
+file order; the rules follow once the whole file parsed.
+
+Errors are reported like parse.y's yyerror: `FILE:LINE: message`.  A
+construct outside the subset (tables definitions, anchors, queues, route-to,
+scrub, ...) is reported as a syntax error: that is where the demo differs
+from a real pfctl.  The ruleset optimizer (-o basic) is not modelled.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+# Port names of /etc/services that pf.conf files on VPN hosts use.
+SERVICES = {
+    "ftp-data": 20, "ftp": 21, "ssh": 22, "smtp": 25, "domain": 53, "bootps": 67,
+    "bootpc": 68, "www": 80, "http": 80, "pop3": 110, "sunrpc": 111, "auth": 113,
+    "ntp": 123, "snmp": 161, "https": 443, "isakmp": 500, "syslog": 514,
+    "submission": 587, "imaps": 993, "pop3s": 995, "l2tp": 1701, "ipsec-nat-t": 4500,
+}
+# /etc/protocols: name -> number, and the canonical name getprotobynumber() gives.
+PROTOCOLS = {"icmp": 1, "igmp": 2, "ipencap": 4, "tcp": 6, "udp": 17, "gre": 47,
+             "esp": 50, "ah": 51, "icmp6": 58, "ipv6-icmp": 58, "carp": 112,
+             "pfsync": 240}
+PROTO_NAMES = {1: "icmp", 2: "igmp", 4: "ipencap", 6: "tcp", 17: "udp", 47: "gre",
+               50: "esp", 51: "ah", 58: "ipv6-icmp", 112: "carp", 240: "pfsync"}
+# uids of /etc/passwd users pf.conf rules name.  _pbuild = 55 as printed in a
+# real 6.3 `pfctl -sr` (pfctl/real/oams63-sr.txt).
+PASSWD = {"root": 0, "_pbuild": 55}
+LOG_LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+LIMIT_NAMES = ("states", "src-nodes", "frags", "tables", "table-entries",
+               "pktdelay-pkts", "anchors")
+TCP = 6
+
+
+class PfConfError(Exception):
+    """The file did not parse: `errors` are the stderr lines, `printed` what -v showed."""
+
+    def __init__(self, errors: list[str], printed: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+        self.printed = printed
+
+
+@dataclass(frozen=True)
+class Compiled:
+    printed: tuple[str, ...]            # `-v` lines printed while parsing (macros, set)
+    rules: tuple[str, ...]              # print_rule() text of each rule, in load order
+    limits: dict = field(default_factory=dict)  # `set limit` values
+    debug: str | None = None            # `set debug`
+
+
+@dataclass
+class Net:
+    """Interfaces and groups the rules may name: name -> IPv4 addresses."""
+
+    addresses: dict[str, list[str]]
+    groups: dict[str, list[str]]
+
+    def exists(self, name: str) -> bool:
+        return name in self.addresses or name in self.groups
+
+    def lookup(self, name: str) -> list[str]:
+        members = self.groups.get(name, [name])
+        return [a for m in members for a in self.addresses.get(m, [])]
+
+
+class _Error(Exception):
+    def __init__(self, lineno: int, message: str = "syntax error") -> None:
+        self.lineno = lineno
+        self.message = message
+
+
+# --- lexer -----------------------------------------------------------------
+
+_PUNCT2 = ("!=", "<=", ">=", "<>", "><")
+
+
+@dataclass(frozen=True)
+class _Tok:
+    kind: str      # "w" word, "q" quoted string, "p" punctuation
+    text: str
+    line: int
+
+
+def _statements(text: str, macros: dict[str, str]):
+    """Yield (first_line, tokens) per statement, expanding $macros as the lexer does.
+
+    Macros are expanded lazily: a statement is lexed only after the macro
+    definitions before it were recorded by the caller.
+    """
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        start = i + 1
+        logical = lines[i]
+        line_of = [start] * len(logical)
+        while logical.endswith("\\") and i + 1 < len(lines):
+            logical = logical[:-1] + " "
+            line_of = line_of[:-1] + [i + 1]
+            i += 1
+            line_of += [i + 1] * len(lines[i])
+            logical += lines[i]
+        i += 1
+        yield start, lambda s=logical, lo=line_of, st=start: _lex(s, lo, st, macros)
+
+
+def _lex(s: str, line_of: list[int], start: int, macros: dict[str, str]) -> list[_Tok]:
+    toks: list[_Tok] = []
+    j = 0
+    while j < len(s):
+        c = s[j]
+        line = line_of[j] if j < len(line_of) else start
+        if c in " \t":
+            j += 1
+        elif c == "#":
+            break
+        elif c in "\"'":
+            end = s.find(c, j + 1)
+            if end < 0:
+                raise _Error(line)
+            toks.append(_Tok("q", s[j + 1:end], line))
+            j = end + 1
+        elif c == "$":
+            m = re.match(r"[A-Za-z0-9_]+", s[j + 1:])
+            name = m.group(0) if m else ""
+            if name not in macros:
+                raise _Error(line, f"macro '{name}' not defined")
+            toks.extend(_Tok(t.kind, t.text, line)
+                        for t in _lex(macros[name], [], line, macros))
+            j += 1 + len(name)
+        elif s[j:j + 2] in _PUNCT2:
+            toks.append(_Tok("p", s[j:j + 2], line))
+            j += 2
+        elif c in "(){}<>!=/,":
+            toks.append(_Tok("p", c, line))
+            j += 1
+        else:
+            m = re.match(r"[^\s(){}<>!=/,#\"']+", s[j:])
+            toks.append(_Tok("w", m.group(0), line))
+            j += len(m.group(0))
+    return toks
+
+
+# --- parser ------------------------------------------------------------------
+
+@dataclass
+class _Host:
+    text: str            # as print_addr prints it
+    af: int = 0          # 4, 6 or 0 (any / dynamic / table)
+    neg: bool = False
+    dynamic: bool = False
+
+
+@dataclass
+class _Port:
+    text: str            # what follows " port", e.g. " = 500" or " 6000:6010"
+
+
+@dataclass
+class _Rule:
+    action: str
+    line: int
+    block: str = ""
+    direction: str = ""
+    log: bool = False
+    quick: bool = False
+    ifaces: list = field(default_factory=lambda: [None])
+    ifnot: bool = False
+    af: int = 0
+    protos: list = field(default_factory=lambda: [0])
+    src: list = field(default_factory=lambda: [_Host("any")])
+    sport: list = field(default_factory=lambda: [None])
+    dst: list = field(default_factory=lambda: [_Host("any")])
+    dport: list = field(default_factory=lambda: [None])
+    users: list = field(default_factory=lambda: [None])
+    flags: tuple | None = None   # explicit (flags, flagset) strings; ("", "") = any
+    icmp_type: str | None = None
+    keep: str | None = None      # "keep", "modulate", "synproxy", "no"
+    state_opts: list = field(default_factory=list)
+    label: str | None = None
+    tag: str | None = None
+    tagged: str | None = None
+    allow_opts: bool = False
+    nat: str | None = None
+    rdr: str | None = None
+
+
+class _Parser:
+    def __init__(self, toks: list[_Tok], net: Net, block_policy: str) -> None:
+        self.t = toks
+        self.i = 0
+        self.net = net
+        self.block_policy = block_policy
+
+    def peek(self, k: int = 0) -> _Tok | None:
+        return self.t[self.i + k] if self.i + k < len(self.t) else None
+
+    def at(self, *texts: str) -> bool:
+        tok = self.peek()
+        return tok is not None and tok.kind != "q" and tok.text in texts
+
+    def next(self) -> _Tok:
+        tok = self.peek()
+        if tok is None:
+            raise _Error(self.t[-1].line if self.t else 0)
+        self.i += 1
+        return tok
+
+    def expect(self, text: str) -> _Tok:
+        tok = self.next()
+        if tok.text != text or tok.kind == "q":
+            raise _Error(tok.line)
+        return tok
+
+    def word(self) -> _Tok:
+        tok = self.next()
+        if tok.kind == "p":
+            raise _Error(tok.line)
+        return tok
+
+    def done(self) -> None:
+        if self.peek() is not None:
+            raise _Error(self.peek().line)
+
+    # rule := action [dir] [log] [quick] [on ifs] [af] [proto ...] fromto opts
+    def rule(self) -> _Rule:
+        first = self.next()
+        r = _Rule(first.text, first.line)
+        if r.action == "block":
+            r.block = self.block_policy
+            if self.at("drop", "return", "return-rst"):
+                r.block = self.next().text
+        if self.at("in", "out"):
+            r.direction = self.next().text
+        while self.at("log", "quick"):
+            setattr(r, self.next().text, True)
+        if self.at("on"):
+            self.next()
+            if self.at("!"):
+                self.next()
+                r.ifnot = True
+            r.ifaces = self.list_of(lambda: self.word().text)
+        if self.at("inet", "inet6"):
+            r.af = 4 if self.next().text == "inet" else 6
+        if self.at("proto"):
+            self.next()
+            r.protos = self.list_of(self.proto)
+        self.fromto(r)
+        self.options(r)
+        self.done()
+        if r.action == "pass" and r.keep is None:
+            r.keep = "keep"
+        return r
+
+    def list_of(self, item) -> list:
+        if not self.at("{"):
+            return [item()]
+        self.next()
+        items = []
+        while not self.at("}"):
+            if self.at(","):
+                self.next()
+                continue
+            items.append(item())
+        self.next()
+        return items
+
+    def proto(self) -> int:
+        tok = self.word()
+        if tok.text.isdigit():
+            return int(tok.text)
+        if tok.text not in PROTOCOLS:
+            raise _Error(tok.line, f"unknown protocol {tok.text}")
+        return PROTOCOLS[tok.text]
+
+    def fromto(self, r: _Rule) -> None:
+        if self.at("all"):
+            self.next()
+            return
+        if self.at("from"):
+            self.next()
+            if not self.at("port"):
+                r.src = self.hosts()
+            if self.at("port"):
+                self.next()
+                r.sport = self.list_of(self.port)
+        if self.at("to"):
+            self.next()
+            if not self.at("port"):
+                r.dst = self.hosts()
+            if self.at("port"):
+                self.next()
+                r.dport = self.list_of(self.port)
+
+    def hosts(self) -> list[_Host]:
+        neg = False
+        if self.at("!"):
+            self.next()
+            neg = True
+        if self.at("{"):
+            self.next()
+            out: list[_Host] = []
+            while not self.at("}"):
+                if self.at(","):
+                    self.next()
+                    continue
+                out.extend(self.hosts())
+            self.next()
+            return out
+        out = self.host()
+        for h in out:
+            h.neg = neg
+        return out
+
+    def host(self) -> list[_Host]:
+        tok = self.next()
+        if tok.kind == "p" and tok.text == "(":
+            name = self.word().text
+            self.expect(")")
+            return [_Host(f"({name})", 0, dynamic=True)]
+        if tok.kind == "p" and tok.text == "<":
+            name = self.word().text
+            self.expect(">")
+            return [_Host(f"<{name}>")]
+        if tok.kind == "p":
+            raise _Error(tok.line)
+        if tok.text == "any":
+            return [_Host("any")]
+        if tok.text == "no-route":
+            return [_Host("no-route")]
+        bits = None
+        if self.at("/"):
+            self.next()
+            bits_tok = self.word()
+            if not bits_tok.text.isdigit():
+                raise _Error(bits_tok.line)
+            bits = int(bits_tok.text)
+        try:
+            addr = ipaddress.ip_address(tok.text)
+        except ValueError:
+            if self.net.exists(tok.text) and bits is None:
+                return [_Host(a, 4) for a in self.net.lookup(tok.text)]
+            raise _Error(tok.line, "could not parse host specification")
+        full = 32 if addr.version == 4 else 128
+        bits = full if bits is None else bits
+        network = ipaddress.ip_network(f"{addr}/{bits}", strict=False)
+        text = str(network.network_address) + ("" if bits == full else f"/{bits}")
+        return [_Host(text, addr.version)]
+
+    def port(self) -> _Port:
+        ops = ("=", "!=", "<", "<=", ">", ">=")
+        op = self.next().text if self.at(*ops) else None
+        tok = self.word()
+        if op is None and ":" in tok.text:
+            lo, _, hi = tok.text.partition(":")
+            return _Port(f" {self.portnum(lo, tok)}:{self.portnum(hi, tok)}")
+        if op is None and self.at("<>", "><"):
+            rop = self.next().text
+            hi = self.word()
+            return _Port(f" {self.portnum(tok.text, tok)} {rop} {self.portnum(hi.text, hi)}")
+        return _Port(f" {op or '='} {self.portnum(tok.text, tok)}")
+
+    def portnum(self, text: str, tok: _Tok) -> int:
+        if text.isdigit():
+            return int(text)
+        if text not in SERVICES:
+            raise _Error(tok.line, f"unknown port {text}")
+        return SERVICES[text]
+
+    def user(self) -> str:
+        tok = self.word()
+        if tok.text.isdigit():
+            return tok.text
+        if tok.text not in PASSWD:
+            raise _Error(tok.line, f"unknown user {tok.text}")
+        return str(PASSWD[tok.text])
+
+    def options(self, r: _Rule) -> None:
+        while self.peek() is not None:
+            tok = self.next()
+            word = tok.text if tok.kind == "w" else None
+            if word == "flags":
+                if self.at("any"):
+                    self.next()
+                    r.flags = ("", "")
+                else:
+                    f = self.word().text if not self.at("/") else ""
+                    self.expect("/")
+                    r.flags = (f, self.word().text)
+            elif word == "user":
+                r.users = self.list_of(self.user)
+            elif word == "icmp-type":
+                r.icmp_type = self.word().text
+            elif word in ("keep", "modulate", "synproxy"):
+                self.expect("state")
+                r.keep = word
+                if self.at("("):
+                    self.next()
+                    while not self.at(")"):
+                        if self.at(","):
+                            self.next()
+                            continue
+                        opt = self.word().text
+                        if opt == "max":
+                            opt = f"max {self.word().text}"
+                        elif opt not in ("if-bound", "floating", "no-sync", "sloppy",
+                                         "pflow"):
+                            raise _Error(tok.line)
+                        r.state_opts.append(opt)
+                    self.next()
+            elif word == "no":
+                self.expect("state")
+                r.keep = "no"
+            elif word == "label":
+                r.label = self.next().text
+            elif word == "tag":
+                r.tag = self.word().text
+            elif word == "tagged":
+                r.tagged = self.word().text
+            elif word == "allow-opts":
+                r.allow_opts = True
+            elif word in ("nat-to", "rdr-to"):
+                setattr(r, word[:3], self.redirect(word))
+            else:
+                raise _Error(tok.line)
+
+    def redirect(self, kind: str) -> str:
+        hosts = self.hosts()
+        if len(hosts) != 1:
+            raise _Error(self.t[self.i - 1].line)
+        text = hosts[0].text
+        pool = " round-robin" if hosts[0].dynamic else ""
+        if kind == "rdr-to" and self.at("port"):
+            self.next()
+            text += f" port {self.word().text}"
+        while self.at("round-robin", "random", "static-port", "source-hash", "bitmask"):
+            opt = self.next().text
+            if opt == "static-port":
+                pool += " static-port"
+            else:
+                pool = f" {opt}"
+        return text + pool
+
+
+# --- print_rule ----------------------------------------------------------------
+
+def _expand(r: _Rule) -> list[str]:
+    """expand_rule(): one printed rule per interface x proto x host x port x user."""
+    out = []
+    for ifname in r.ifaces:
+        for proto in r.protos:
+            for src in r.src:
+                for sport in r.sport:
+                    for dst in r.dst:
+                        for dport in r.dport:
+                            for uid in r.users:
+                                out.append(_print(r, ifname, proto, src, sport, dst,
+                                                  dport, uid))
+    return out
+
+
+def _print(r: _Rule, ifname, proto, src, sport, dst, dport, uid) -> str:
+    af = r.af or src.af or dst.af
+    parts = [r.action]
+    if r.action == "block":
+        parts.append(f" {r.block}")
+    if r.direction:
+        parts.append(f" {r.direction}")
+    if r.log:
+        parts.append(" log")
+    if r.quick:
+        parts.append(" quick")
+    if ifname:
+        parts.append(f" on ! {ifname}" if r.ifnot else f" on {ifname}")
+    if af:
+        parts.append(" inet" if af == 4 else " inet6")
+    if proto:
+        parts.append(f" proto {PROTO_NAMES.get(proto, str(proto))}")
+    if src.text == "any" and dst.text == "any" and not src.neg and not dst.neg \
+            and sport is None and dport is None:
+        parts.append(" all")
+    else:
+        parts.append(" from " + ("! " if src.neg else "") + src.text)
+        if sport is not None:
+            parts.append(" port" + sport.text)
+        parts.append(" to " + ("! " if dst.neg else "") + dst.text)
+        if dport is not None:
+            parts.append(" port" + dport.text)
+    if uid is not None:
+        parts.append(f" user = {uid}")
+    keep = r.keep if r.keep not in (None, "no") else None
+    tcp_like = proto in (0, TCP)
+    if r.flags is not None and r.flags != ("", ""):
+        parts.append(f" flags {r.flags[0]}/{r.flags[1]}")
+    elif r.flags is None and keep and tcp_like and r.action != "block":
+        parts.append(" flags S/SA")  # parse.y: stateful tcp rules default to S/SA
+    elif r.flags == ("", "") and keep and tcp_like and r.action in ("pass", "match"):
+        parts.append(" flags any")
+    if r.icmp_type:
+        parts.append(f" icmp-type {r.icmp_type}")
+    if r.keep == "no" and r.action == "pass":
+        parts.append(" no state")
+    elif r.keep == "keep" and r.state_opts:
+        parts.append(" keep state")
+    elif r.keep in ("modulate", "synproxy"):
+        parts.append(f" {r.keep} state")
+    if r.state_opts:
+        order = ["max", "no-sync", "if-bound", "sloppy", "pflow"]
+        opts = sorted(r.state_opts, key=lambda o: order.index(o.split()[0])
+                      if o.split()[0] in order else 99)
+        opts = [o for o in opts if o != "floating"]
+        if opts:
+            parts.append(" (" + ", ".join(opts) + ")")
+    if r.allow_opts:
+        parts.append(" allow-opts")
+    if r.label is not None:
+        parts.append(f' label "{r.label}"')
+    if r.tag:
+        parts.append(f" tag {r.tag}")
+    if r.tagged:
+        parts.append(f" tagged {r.tagged}")
+    if r.nat:
+        parts.append(f" nat-to {r.nat}")
+    elif r.rdr:
+        parts.append(f" rdr-to {r.rdr}")
+    return "".join(parts)
+
+
+# --- options and the file ---------------------------------------------------------
+
+def _option(p: _Parser, limits: dict, state: dict) -> str:
+    p.expect("set")
+    what = p.word()
+    if what.text == "skip":
+        p.expect("on")
+        names = p.list_of(lambda: p.word().text)
+        p.done()
+        return "set skip on {" + "".join(f" {n}" for n in names) + " }"
+    if what.text == "block-policy":
+        policy = p.word()
+        if policy.text not in ("drop", "return"):
+            raise _Error(policy.line)
+        p.done()
+        state["block_policy"] = policy.text
+        return f"set block-policy {policy.text}"
+    if what.text == "reassemble":
+        yes = p.word()
+        if yes.text not in ("yes", "no"):
+            raise _Error(yes.line)
+        nodf = p.next().text == "no-df" if p.at("no-df") else False
+        p.done()
+        return f"set reassemble {yes.text} {'no-df' if nodf else ''}"
+    if what.text == "loginterface":
+        name = p.word().text
+        p.done()
+        return f"set loginterface {name}"
+    if what.text == "debug":
+        level = p.word()
+        if level.text not in LOG_LEVELS:
+            raise _Error(level.line, f'unknown debug level "{level.text}"')
+        p.done()
+        state["debug"] = level.text
+        return f"set debug {level.text}"
+    if what.text == "limit":
+        name = p.word()
+        number = p.word()
+        if name.text not in LIMIT_NAMES or not number.text.isdigit():
+            raise _Error(name.line)
+        p.done()
+        limits[name.text] = int(number.text)
+        return f"set limit {name.text} {number.text}"
+    raise _Error(what.line)
+
+
+def compile_pfconf(text: str, filename: str, net: Net) -> Compiled:
+    """Parse pf.conf text; raise PfConfError with yyerror-style lines on errors."""
+    macros: dict[str, str] = {}
+    printed: list[str] = []
+    rules: list[str] = []
+    errors: list[str] = []
+    limits: dict = {}
+    options: dict = {"block_policy": "drop"}
+    for lineno, lex in _statements(text, macros):
+        try:
+            toks = lex()
+            if not toks:
+                continue
+            head = toks[0]
+            if len(toks) >= 2 and toks[1].text == "=" and toks[1].kind == "p" \
+                    and head.kind == "w":
+                value = " ".join(t.text for t in toks[2:])
+                if not toks[2:]:
+                    raise _Error(head.line)
+                printed.append(f'{head.text} = "{value}"')
+                macros[head.text] = value
+            elif head.kind == "w" and head.text == "set":
+                printed.append(_option(_Parser(toks, net, "drop"), limits, options))
+            elif head.kind == "w" and head.text in ("pass", "block", "match"):
+                parser = _Parser(toks, net, options["block_policy"])
+                rules.extend(_expand(parser.rule()))
+            else:
+                raise _Error(head.line)
+        except _Error as exc:
+            errors.append(f"{filename}:{exc.lineno or lineno}: {exc.message}")
+    if errors:
+        raise PfConfError(errors, printed)
+    return Compiled(tuple(printed), tuple(rules), limits, options.get("debug"))

@@ -1,0 +1,281 @@
+"""Snapshots: a support bundle of everything the agent read, and its replay.
+
+`obsdvpn-agent snapshot DIR` wraps the real host in a RecordingHost, runs one
+collection, and writes DIR/snapshot.json:
+
+    {"format": "obsdvpn-agent-snapshot", "version": 1,
+     "host": {"hostname": ..., "system": "OpenBSD", "release": "7.6", "is_root": true},
+     "commands": [{"argv": ["/sbin/pfctl", "-si"], "returncode": 0,
+                   "stdout": "Status: Enabled ...", "stderr": ""}],
+     "command_errors": [{"argv": [...], "error": "timeout", "message": "..."}],
+     "files": [{"path": "/etc/ipsec.conf", "exists": true, "mode": "0600",
+                "uid": 0, "gid": 0, "owner": "root", "group": "wheel", "size": 211}],
+     "processes": [{"pid": 1, "name": "isakmpd", "cmdline": ["/sbin/isakmpd", "-K"]}],
+     "interfaces": [{"name": "pppx0", "bytes_in": 1, ...}]}
+
+Secrets never enter it: ipsec.conf is only stat'ed, and the npppd-users text
+is stored with its passwords replaced.  `--snapshot DIR` replays the file
+through SnapshotHost, which runs nothing and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+from .base import (CommandNotFound, CommandResult, CommandTimeout, FileInfo, Host, HostError,
+                   HostInfo, InterfaceCounters, Process)
+from ..commands import IPSEC_CONF, NPPPD_USERS
+
+FORMAT = "obsdvpn-agent-snapshot"
+VERSION = 1
+FILENAME = "snapshot.json"
+MAX_BYTES = 64 * 1024 * 1024
+# Files whose text is never stored, whatever reads it.
+_NEVER_STORED = frozenset({IPSEC_CONF})
+
+
+class SnapshotError(HostError):
+    pass
+
+
+class RecordingHost:
+    """Passes every read through to a real host and remembers what came back."""
+
+    def __init__(self, inner: Host) -> None:
+        self._inner = inner
+        self.label = f"recording:{inner.label}"
+        self.commands: list[dict] = []
+        self.command_errors: list[dict] = []
+        self.files: dict[str, dict] = {}
+        self.process_list: list[dict] = []
+        self.interfaces: list[dict] = []
+        self._info: HostInfo | None = None
+
+    def info(self) -> HostInfo:
+        self._info = self._inner.info()
+        return self._info
+
+    def run(self, argv: Sequence[str], timeout_s: float) -> CommandResult:
+        try:
+            result = self._inner.run(argv, timeout_s)
+        except HostError as e:
+            kind = ("timeout" if isinstance(e, CommandTimeout)
+                    else "not_found" if isinstance(e, CommandNotFound) else "error")
+            self.command_errors.append({"argv": list(argv), "error": kind, "message": str(e)})
+            raise
+        self.commands.append({"argv": list(result.argv), "returncode": result.returncode,
+                              "stdout": result.stdout, "stderr": result.stderr})
+        return result
+
+    def read_file(self, path: str) -> str:
+        text = self._inner.read_file(path)
+        entry = self.files.setdefault(path, {"path": path})
+        if path not in _NEVER_STORED:
+            entry["content"] = text
+        return text
+
+    def stat_file(self, path: str) -> FileInfo:
+        fi = self._inner.stat_file(path)
+        entry = self.files.setdefault(path, {"path": path})
+        entry.update({"exists": fi.exists, "mode": f"{fi.mode:04o}", "uid": fi.uid,
+                      "gid": fi.gid, "owner": fi.owner, "group": fi.group, "size": fi.size})
+        return fi
+
+    def write_file(self, path: str, text: str, mode: int) -> str | None:
+        raise HostError("a snapshot is being recorded: nothing is written")
+
+    def chmod(self, path: str, mode: int) -> None:
+        raise HostError("a snapshot is being recorded: nothing is changed")
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        raise HostError("a snapshot is being recorded: nothing is changed")
+
+    def processes(self) -> tuple[Process, ...]:
+        procs = self._inner.processes()
+        self.process_list = [{"pid": p.pid, "name": p.name, "cmdline": list(p.cmdline),
+                              "username": p.username} for p in procs]
+        return procs
+
+    def interface_counters(self) -> dict[str, InterfaceCounters]:
+        counters = self._inner.interface_counters()
+        self.interfaces = [vars(c) if hasattr(c, "__dict__") else c.__dict__
+                           for c in counters.values()]
+        return counters
+
+    def document(self, created: str, agent_version: str) -> dict:
+        from ..parsers.npppd_users import redact
+
+        files = []
+        for entry in self.files.values():
+            entry = dict(entry)
+            if entry["path"] == NPPPD_USERS and "content" in entry:
+                entry["content"] = redact(entry["content"])
+            files.append(entry)
+        info = self._info or self._inner.info()
+        return {"format": FORMAT, "version": VERSION, "created": created,
+                "agent_version": agent_version,
+                "host": {"hostname": info.hostname, "system": info.system,
+                         "release": info.release, "is_root": info.is_root},
+                "commands": self.commands, "command_errors": self.command_errors,
+                "files": files, "processes": self.process_list,
+                "interfaces": self.interfaces}
+
+
+def write_snapshot(directory: str, document: dict) -> str:
+    from .local import write_atomically
+
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, FILENAME)
+    write_atomically(path, json.dumps(document, indent=1, sort_keys=True) + "\n", 0o600)
+    return path
+
+
+class SnapshotHost:
+    """Replays a snapshot.json.  Untrusted input: validated, never executed."""
+
+    def __init__(self, directory: str) -> None:
+        path = directory if directory.endswith(".json") else os.path.join(directory, FILENAME)
+        self.label = f"snapshot:{path}"
+        self._path = path
+        doc = _load(path)
+        host = _field(doc, "host", dict, path)
+        self._info = HostInfo(str(host.get("hostname", "?")), str(host.get("system", "?")),
+                              str(host.get("release", "?")), host.get("is_root") is True)
+        self._results: dict[tuple[str, ...], CommandResult] = {}
+        for i, c in enumerate(_field(doc, "commands", list, path)):
+            where = f"{path}: commands[{i}]"
+            argv = _argv(c, where)
+            rc = c.get("returncode")
+            if not isinstance(rc, int) or isinstance(rc, bool):
+                raise SnapshotError(f"{where}: 'returncode' must be an integer")
+            out, err = c.get("stdout", ""), c.get("stderr", "")
+            if not isinstance(out, str) or not isinstance(err, str):
+                raise SnapshotError(f"{where}: 'stdout' and 'stderr' must be strings")
+            self._results[argv] = CommandResult(argv, rc, out, err)
+        self._errors: dict[tuple[str, ...], HostError] = {}
+        for i, c in enumerate(doc.get("command_errors", [])):
+            where = f"{path}: command_errors[{i}]"
+            argv = _argv(c, where)
+            msg = str(c.get("message", "failed"))
+            kind = {"timeout": CommandTimeout, "not_found": CommandNotFound}.get(
+                c.get("error"), HostError)
+            self._errors[argv] = kind(msg)
+        self._files: dict[str, dict] = {}
+        for i, f in enumerate(doc.get("files", [])):
+            if not isinstance(f, dict) or not isinstance(f.get("path"), str):
+                raise SnapshotError(f"{path}: files[{i}]: needs a string 'path'")
+            self._files[f["path"]] = f
+        self._procs = tuple(
+            Process(int(p["pid"]), str(p["name"]), tuple(str(a) for a in p["cmdline"]),
+                    str(p.get("username", "")))
+            for p in _entries(doc, "processes", ("pid", "name", "cmdline"), path))
+        self._ifaces = {
+            str(c["name"]): InterfaceCounters(str(c["name"]), int(c["bytes_in"]),
+                                              int(c["bytes_out"]), int(c["packets_in"]),
+                                              int(c["packets_out"]))
+            for c in _entries(doc, "interfaces",
+                              ("name", "bytes_in", "bytes_out", "packets_in", "packets_out"),
+                              path)}
+
+    def info(self) -> HostInfo:
+        return self._info
+
+    def run(self, argv: Sequence[str], timeout_s: float) -> CommandResult:
+        argv = tuple(argv)
+        if argv in self._errors:
+            raise self._errors[argv]
+        try:
+            return self._results[argv]
+        except KeyError:
+            raise CommandNotFound(f"`{' '.join(argv)}` is not in {self._path}")
+
+    def read_file(self, path: str) -> str:
+        entry = self._files.get(path)
+        if entry is None or entry.get("exists") is False:
+            raise FileNotFoundError(path)
+        if not isinstance(entry.get("content"), str):
+            raise HostError(f"{path}: its content is not in {self._path}")
+        return entry["content"]
+
+    def stat_file(self, path: str) -> FileInfo:
+        entry = self._files.get(path)
+        if entry is None:
+            raise HostError(f"{path}: not in {self._path}")
+        if entry.get("exists") is False:
+            return FileInfo(path, False)
+        try:
+            return FileInfo(path, True, int(str(entry["mode"]), 8), int(entry["uid"]),
+                            int(entry["gid"]), str(entry.get("owner", "")),
+                            str(entry.get("group", "")), int(entry.get("size", 0)))
+        except (KeyError, ValueError, TypeError):
+            raise HostError(f"{self._path}: file entry {path}: needs mode (octal), uid and gid")
+
+    def write_file(self, path: str, text: str, mode: int) -> str | None:
+        raise HostError(f"{self._path} is a snapshot: nothing can be written")
+
+    def chmod(self, path: str, mode: int) -> None:
+        raise HostError(f"{self._path} is a snapshot: nothing can be changed")
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        raise HostError(f"{self._path} is a snapshot: nothing can be changed")
+
+    def processes(self) -> tuple[Process, ...]:
+        return self._procs
+
+    def interface_counters(self) -> dict[str, InterfaceCounters]:
+        return self._ifaces
+
+
+def _load(path: str) -> dict:
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_BYTES:
+            raise SnapshotError(f"{path}: {size} bytes, more than a snapshot can be")
+        with open(path, "rb") as f:
+            doc = json.loads(f.read().decode("utf-8"))
+    except FileNotFoundError:
+        raise SnapshotError(f"{path}: no such file (make one with `obsdvpn-agent snapshot DIR`)")
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SnapshotError(f"{path}: not a JSON snapshot: {e}")
+    except OSError as e:
+        raise SnapshotError(f"{path}: cannot read: {e.strerror}")
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise SnapshotError(f"{path}: not an obsdvpn-agent snapshot (no \"format\": \"{FORMAT}\")")
+    if doc.get("version") != VERSION:
+        raise SnapshotError(f"{path}: snapshot version {doc.get('version')!r}, "
+                            f"this agent reads version {VERSION}")
+    return doc
+
+
+def _field(doc: dict, key: str, kind: type, path: str):
+    value = doc.get(key)
+    if not isinstance(value, kind):
+        raise SnapshotError(f"{path}: '{key}' must be a {kind.__name__}")
+    return value
+
+
+def _argv(entry: object, where: str) -> tuple[str, ...]:
+    if not isinstance(entry, dict):
+        raise SnapshotError(f"{where}: must be an object")
+    argv = entry.get("argv")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise SnapshotError(f"{where}: 'argv' must be a non-empty list of strings")
+    return tuple(argv)
+
+
+def _entries(doc: dict, key: str, fields: tuple[str, ...], path: str) -> list[dict]:
+    entries = doc.get(key, [])
+    if not isinstance(entries, list):
+        raise SnapshotError(f"{path}: '{key}' must be a list")
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or any(f not in e for f in fields):
+            raise SnapshotError(f"{path}: {key}[{i}]: needs {', '.join(fields)}")
+        try:
+            for f in fields:
+                if f not in ("name", "cmdline"):
+                    int(e[f])
+        except (TypeError, ValueError):
+            raise SnapshotError(f"{path}: {key}[{i}]: {', '.join(fields)} must be numbers")
+    return entries

@@ -1,0 +1,366 @@
+"""Parser of `ipsecctl -s` output: the kernel's IPsec flows (SPD) and SAs (SAD).
+
+    $ ipsecctl -sa
+    FLOWS:
+    flow esp in proto udp from A.B.C.D port l2tp to W.X.Y.Z peer A.B.C.D srcid my.client.fqdn dstid A.B.C.D/32 type use
+    flow esp out proto udp from W.X.Y.Z to A.B.C.D port l2tp peer A.B.C.D srcid my.client.fqdn dstid A.B.C.D/32 type require
+
+    SAD:
+    esp transport from A.B.C.D to W.X.Y.Z spi 0x0d16ad1c auth hmac-sha1 enc aes
+
+`-sa` is `-s all` (prefix match on "all"): titles, "No flows"/"No entries" when
+empty.  `-sf` and `-ss` print the bare lines and nothing at all when empty.
+
+Formats, as read in openbsd/src:
+- sbin/ipsecctl/ipsecctl.c rev 1.87: ipsecctl_print_flow(), ipsecctl_print_sa(),
+  ipsecctl_print_sabundle(), ipsecctl_print_rule() (`@N ` with -vv),
+  ipsecctl_show() (titles), the direction/flowtype/satype/tmode/auth tables.
+- sbin/ipsecctl/pfkdump.c rev 1.58: pfkey_print_sa() (-s sa goes through
+  ipsecctl_print_rule(), then with -v one `TAB name: ...` line per PF_KEY
+  extension, print_ext()), print_sa() (`state ... flags 0x..<...>`),
+  print_counter(), ext_types[].
+Key material (`-k`: ` \\` + TAB `authkey 0x..`, `key_auth: bits N: ..`) is
+read past and never kept, not even in error messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from . import ParseError
+
+# The tables printed by ipsecctl.c (satype[], direction[], flowtype[], tmode[], auth[]).
+SATYPES = frozenset({"esp", "ah", "ipcomp", "tcpmd5", "ipip"})
+DIRECTIONS = frozenset({"in", "out"})
+FLOW_TYPES = frozenset({"use", "acquire", "require", "deny", "bypass", "dontacq"})
+MODES = frozenset({"transport", "tunnel"})
+FLOW_AUTHS = frozenset({"psk", "rsa"})
+# pfkdump.c states[] (lookup_name() prints "unknown" for anything else).
+SA_STATES = frozenset({"larval", "mature", "dying", "dead", "unknown"})
+# pfkdump.c ext_types[] of rev 1.58, plus the credential names older revisions had.
+EXTENSIONS = frozenset({
+    "reserved", "sa", "lifetime_cur", "lifetime_hard", "lifetime_soft",
+    "address_src", "address_dst", "address_proxy", "key_auth", "key_encrypt",
+    "identity_src", "identity_dst", "sensitivity", "proposal", "supported_auth",
+    "supported_encrypt", "spirange", "src_mask", "dst_mask", "protocol",
+    "flow_type", "src_flow", "dst_flow", "sa2", "dst2", "policy",
+    "supported_comp", "udpencap", "lifetime_lastuse", "tag", "rdomain", "replay",
+    "mtu", "tap", "satype2", "counter", "interface",
+    "remote_auth", "local_cred", "remote_cred",
+})
+KEY_WORDS = frozenset({"authkey", "enckey"})
+
+_RULE_NUMBER = re.compile(r"@\d+(?:,\d+)* ")          # print_rule(), -vv (and -c)
+_EXT_LINE = re.compile(r"\t([a-z0-9_]+): ?(.*)")
+_STATE_LINE = re.compile(r"\t\tstate (\S+) replay \d+ flags (\S*?)<([^>]*)>")
+_SECRET = re.compile(r"((?:authkey|enckey)\s+|key_(?:auth|encrypt):\s*bits\s+\d+:\s*)\S+")
+
+
+@dataclass(frozen=True)
+class IpsecFlow:
+    """One SPD entry: `flow esp in from 10.0.2.0/24 to 10.0.1.0/24 peer 198.51.100.1 type use`."""
+
+    satype: str
+    direction: str                # 'in' | 'out'
+    proto: str | None             # protocol name or number as printed ('udp', '17')
+    src: str                      # as printed: host without /32, net with /N
+    src_port: str | None          # service name or number ('l2tp', '1701')
+    dst: str
+    dst_port: str | None
+    local: str | None
+    peer: str | None
+    srcid: str | None
+    dstid: str | None
+    auth: str | None              # 'psk' | 'rsa'
+    flow_type: str                # use acquire require deny bypass dontacq
+
+
+@dataclass(frozen=True)
+class IpsecSa:
+    """One SAD entry.
+
+    `esp tunnel from 192.0.2.1 to 198.51.100.1 spi 0xabb5968a auth hmac-sha2-256 enc aes-256`
+    """
+
+    satype: str
+    mode: str | None              # None for tcpmd5/ipip and old ipsecctl without the word
+    src: str
+    dst: str
+    spi: str                      # as printed ('0x0d16ad1c')
+    auth: str | None
+    enc: str | None
+    comp: str | None
+    udpencap: bool | None         # NAT-T; None when no -v detail was printed
+    state: str | None             # from the -v `sa:` extension; None when not shown
+
+
+@dataclass(frozen=True)
+class IpsecState:
+    """What `ipsecctl -sa` (or -sf / -ss) showed."""
+
+    flows: tuple[IpsecFlow, ...]
+    sas: tuple[IpsecSa, ...]
+    unknown_lines: int
+
+    def peers_with_sa(self) -> frozenset[str]:
+        """Addresses at either end of an SA."""
+        return frozenset(a for sa in self.sas for a in (sa.src, sa.dst))
+
+    def flow_peers(self) -> frozenset[str]:
+        """The `peer` addresses of the flows (bypass/deny flows have none)."""
+        return frozenset(f.peer for f in self.flows if f.peer is not None)
+
+
+def parse_sa(text: str, command: str = "ipsecctl -sa") -> IpsecState:
+    """Parse `ipsecctl -sa` (titled), or bare `-sf` / `-ss` lines (empty text = nothing)."""
+    return _Parser(text, command, titles=True, kinds=("flow", "sa")).run()
+
+
+def parse_flows(text: str, command: str = "ipsecctl -sf") -> IpsecState:
+    """Parse `ipsecctl -sf`: flow lines only, no titles."""
+    return _Parser(text, command, titles=False, kinds=("flow",)).run()
+
+
+def parse_sas(text: str, command: str = "ipsecctl -ss") -> IpsecState:
+    """Parse `ipsecctl -ss` / `-s sa` (with any -v detail or -k key lines): SA lines only."""
+    return _Parser(text, command, titles=False, kinds=("sa",)).run()
+
+
+def _redact(line: str) -> str:
+    return _SECRET.sub(r"\1<key>", line)
+
+
+class _Cursor:
+    """Walks the blank-separated words of one rule line."""
+
+    def __init__(self, words: list[str], fail: Callable[[str], ParseError]) -> None:
+        self.words, self.pos, self.fail = words, 0, fail
+
+    def peek(self) -> str | None:
+        return self.words[self.pos] if self.pos < len(self.words) else None
+
+    def take(self, what: str) -> str:
+        word = self.peek()
+        if word is None:
+            raise self.fail(f"line ends where {what} was expected")
+        self.pos += 1
+        return word
+
+    def expect(self, keyword: str) -> None:
+        word = self.take(f"`{keyword}`")
+        if word != keyword:
+            raise self.fail(f"expected `{keyword}`, found `{word}`")
+
+    def optional(self, keyword: str) -> str | None:
+        if self.peek() != keyword:
+            return None
+        self.pos += 1
+        return self.take(f"a value after `{keyword}`")
+
+    def choice(self, allowed: frozenset[str], what: str) -> str:
+        word = self.take(what)
+        if word not in allowed:
+            raise self.fail(f"unknown {what} `{word}`")
+        return word
+
+
+class _Parser:
+    def __init__(self, text: str, command: str, titles: bool, kinds: tuple[str, ...]) -> None:
+        self.lines = text.splitlines()
+        self.command, self.titles, self.kinds = command, titles, kinds
+        self.flows: list[IpsecFlow] = []
+        self.sas: list[IpsecSa] = []
+        self.unknown = 0
+        self.lineno = 0
+        self.last: str | None = None       # kind of the record detail lines belong to
+        self.ext_known = False              # whether the last `TAB name:` line was known
+
+    def fail(self, reason: str) -> ParseError:
+        line = self.lines[self.lineno - 1] if self.lineno else None
+        return ParseError(self.command, reason, self.lineno or None,
+                          _redact(line) if line is not None else None)
+
+    def run(self) -> IpsecState:
+        content = [(n, line) for n, line in enumerate(self.lines, 1) if line.strip()]
+        if self.titles and content and content[0][1] == "FLOWS:":
+            self._titled()
+        else:
+            self._records(self.lines, 0, self.kinds)
+            if content and not self.flows and not self.sas:
+                self.lineno = content[0][0]
+                raise self.fail("no flow or SA line in the output")
+        return IpsecState(tuple(self.flows), tuple(self.sas), self.unknown)
+
+    def _titled(self) -> None:
+        # ipsecctl_show(): "FLOWS:", flows or "No flows", "\n" + "SAD:", SAs or "No entries".
+        try:
+            sad = self.lines.index("SAD:")
+        except ValueError:
+            self.lineno = len(self.lines)
+            raise self.fail("no `SAD:` section after `FLOWS:`: output truncated?") from None
+        start = self.lines.index("FLOWS:")
+        for title, (first, end), kind, empty in (
+                ("FLOWS:", (start + 1, sad), "flow", "No flows"),
+                ("SAD:", (sad + 1, len(self.lines)), "sa", "No entries")):
+            section = self.lines[first:end]
+            filled = [line for line in section if line.strip()]
+            if filled == [empty]:
+                continue
+            if not filled:
+                self.lineno = first
+                raise self.fail(f"`{title}` is followed by neither records nor `{empty}`")
+            self.last = None
+            self._records(section, first, (kind,))
+
+    def _records(self, lines: list[str], offset: int, kinds: tuple[str, ...]) -> None:
+        continued = False
+        for index, line in enumerate(lines):
+            self.lineno = offset + index + 1
+            if continued:
+                continued = self._key_line(line, continuation=True)
+            elif not line.strip():
+                continue
+            elif line.startswith("\t"):
+                continued = self._detail(line)
+            else:
+                continued = self._rule(line, kinds)
+        if continued:
+            raise self.fail("output ends inside a ` \\` continuation: truncated?")
+
+    def _rule(self, line: str, kinds: tuple[str, ...]) -> bool:
+        if line.startswith(("C set ", "C add ", "C rms ", "C rmv ")):
+            raise self.fail("isakmpd FIFO command: this is `ipsecctl -nv -f` output, "
+                            "not `ipsecctl -s` output")
+        if line.startswith("unknown ext: ") and self.last == "sa":
+            self.unknown += 1                     # pfkdump.c print_ext(), unknown type
+            return False
+        if line.startswith("[bundle ") and self.last == "sa":
+            return False                          # ipsecctl_print_sabundle(): SA grouping
+        match = _RULE_NUMBER.match(line)
+        words = line[match.end() if match else 0:].split()
+        first = words[0] if words else ""
+        kind = "flow" if first == "flow" else "sa" if first in SATYPES else None
+        if kind is None:
+            raise self.fail("neither a flow nor an SA line")
+        if kind not in kinds:
+            raise self.fail(f"{'a flow' if kind == 'flow' else 'an SA'} line is not "
+                            f"expected here")
+        self.last, self.ext_known = kind, False
+        if kind == "flow":
+            self.flows.append(self._flow(words))
+            return False
+        sa, continued = self._sa(words)
+        self.sas.append(sa)
+        return continued
+
+    def _flow(self, words: list[str]) -> IpsecFlow:
+        # `type FLOWTYPE` is always printed last (ipsecctl_print_flow()).
+        if len(words) < 2 or words[-2] != "type":
+            raise self.fail("flow line does not end in `type FLOWTYPE`")
+        flow_type = words[-1]
+        if flow_type not in FLOW_TYPES:
+            raise self.fail(f"unknown flow type `{flow_type}`")
+        body = words[:-2]
+        auth = body.pop() if body and body[-1] in FLOW_AUTHS else None
+        c = _Cursor(body, self.fail)
+        c.expect("flow")
+        satype = c.choice(SATYPES, "SA type")
+        direction = c.choice(DIRECTIONS, "direction")
+        proto = c.optional("proto")
+        c.expect("from")
+        src = c.take("source address")
+        src_port = c.optional("port")
+        c.expect("to")
+        dst = c.take("destination address")
+        dst_port = c.optional("port")
+        local = c.optional("local")
+        peer = c.optional("peer")
+        srcid = self._identity(c, "srcid", stop="dstid")
+        dstid = self._identity(c, "dstid", stop=None)
+        if c.peek() is not None:
+            raise self.fail(f"unknown keyword `{c.peek()}` in flow line")
+        return IpsecFlow(satype, direction, proto, src, src_port, dst, dst_port,
+                         local, peer, srcid, dstid, auth, flow_type)
+
+    def _identity(self, c: _Cursor, keyword: str, stop: str | None) -> str | None:
+        # Identities are printed with %s and an ASN.1 DN may hold blanks, so an id
+        # runs up to the next id keyword or the end of the line.
+        if c.peek() != keyword:
+            return None
+        c.pos += 1
+        words = []
+        while c.peek() is not None and c.peek() != stop:
+            words.append(c.take("an identity"))
+        if not words:
+            raise self.fail(f"no identity after `{keyword}`")
+        return " ".join(words)
+
+    def _sa(self, words: list[str]) -> tuple[IpsecSa, bool]:
+        c = _Cursor(words, self.fail)
+        satype = c.take("SA type")
+        # Old ipsecctl printed no mode at all; tcpmd5/ipip never have one.
+        mode = c.take("mode") if c.peek() in MODES else None
+        c.expect("from")
+        src = c.take("source address")
+        c.expect("to")
+        dst = c.take("destination address")
+        c.expect("spi")
+        spi = c.take("SPI")
+        transforms: dict[str, str | None] = {"auth": None, "enc": None, "comp": None}
+        continued = False
+        while (word := c.peek()) is not None:
+            c.pos += 1
+            if word in transforms and transforms[word] is None:
+                transforms[word] = c.take(f"a name after `{word}`")
+            elif word in KEY_WORDS:
+                c.take(f"a key after `{word}`")        # tcpmd5 prints keys inline
+            elif word == "\\" and c.peek() is None:
+                continued = True
+            else:
+                raise self.fail(f"unknown keyword `{word}` in SA line")
+        return IpsecSa(satype, mode, src, dst, spi, transforms["auth"], transforms["enc"],
+                       transforms["comp"], None, None), continued
+
+    def _key_line(self, line: str, continuation: bool) -> bool:
+        words = line.split()
+        if not line.startswith("\t") or not words or words[0] not in KEY_WORDS:
+            if continuation:
+                raise self.fail("expected a TAB `authkey`/`enckey` line after ` \\`")
+            return False
+        if len(words) == 3 and words[2] == "\\":
+            return True
+        if len(words) != 2:
+            raise self.fail("malformed key line")
+        return False
+
+    def _detail(self, line: str) -> bool:
+        words = line.split()
+        if self.last == "sa" and words and words[0] in KEY_WORDS:
+            return self._key_line(line, continuation=False)   # old ipsecctl: no ` \`
+        if self.last != "sa":
+            self.unknown += 1
+            return False
+        if line.startswith("\t\t"):
+            state = _STATE_LINE.match(line)
+            if state:
+                self._sa_state(state)
+            elif not self.ext_known:
+                self.unknown += 1
+            return False
+        ext = _EXT_LINE.fullmatch(line.rstrip())
+        self.ext_known = bool(ext) and ext.group(1) in EXTENSIONS
+        if not self.ext_known:
+            self.unknown += 1
+        elif ext.group(1) == "udpencap":
+            self.sas[-1] = replace(self.sas[-1], udpencap=True)
+        return False
+
+    def _sa_state(self, match: re.Match[str]) -> None:
+        state, flags = match.group(1), match.group(3).split(",")
+        if state not in SA_STATES:
+            raise self.fail(f"unknown SA state `{state}`")
+        sa = self.sas[-1]
+        self.sas[-1] = replace(sa, state=state,
+                               udpencap=bool(sa.udpencap) or "udpencap" in flags)

@@ -1,0 +1,88 @@
+"""Reader of /etc/npppd/npppd-users, the npppd(8) LOCAL user database.
+
+    taro:\\
+        :password=taro's password:\\
+        :framed-ip-address=192.168.0.101:
+
+npppd-users(5) (rev 1.9): a cgetent(3) file, one record per user, whose
+record name is the username; attributes password, framed-ip-address,
+framed-ip-netmask and calling-number.  npppd reads it in its privileged
+process (privsep.c PRIVSEP_GET_USER_INFO: cgetent() on the username, then
+cgetstr() per attribute).
+
+Record rules, as read in openbsd/src lib/libc/gen/getcap.c getent():
+a newline right after a backslash joins the next physical line (its leading
+blanks kept); a joined line that is empty or starts with `#` is skipped (so
+`#taro:\\` comments out its continuation lines too); the name field runs to
+the first `:` and holds names separated by `|`, each of which cgetmatch()
+accepts as the username.  cgetstr() ends a value at the first `:`
+(`\\:` is no escape there; `\\072` is).
+
+This module keeps no password: parse_usernames() returns names only, its
+ParseErrors carry line numbers but never line text, and redact() is for
+support snapshots.
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import ParseError
+
+# A `password=` value runs to the next `:` or the end of the logical line;
+# a backslash-newline inside it is a continuation, not the end.
+_PASSWORD_VALUE = re.compile(r"(password=)((?:\\\n|[^:\n])*)", re.IGNORECASE)
+
+
+def _records(text: str, path: str):
+    """(first physical line number, logical line) per getent() record line."""
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        start, logical = i + 1, lines[i]
+        while logical.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            logical = logical[:-1] + lines[i]
+        i += 1
+        if "\r" in logical:
+            # getent() sees `\r` before the newline, so no continuation works.
+            raise ParseError(path, "carriage return (DOS line ending): records do not join",
+                             start)
+        if logical.strip() == "" or logical.startswith("#"):
+            # Exactly empty and `#` lines are getent()'s; a blank-only line
+            # would be a record no username matches.
+            continue
+        yield start, logical
+
+
+def parse_usernames(text: str, path: str = "/etc/npppd/npppd-users") -> tuple[str, ...]:
+    """The usernames of npppd-users(5), in file order, each once.
+
+    A `|` alias is a username too (cgetmatch() matches any of them); of a
+    name listed twice npppd uses the first record, as getent() stops there.
+    """
+    names: list[str] = []
+    for lineno, record in _records(text, path):
+        field = record.split(":", 1)[0]
+        for name in field.split("|"):
+            if not name or name != name.strip():
+                raise ParseError(path, "record name is empty or has blanks around it "
+                                       "(a line missing its `\\` continuation?)", lineno)
+            if "=" in name:
+                raise ParseError(path, "record name holds `=`: an attribute line missing "
+                                       "its leading `:` or its `\\` continuation?", lineno)
+            if name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+def redact(text: str) -> str:
+    """The file text with every `password=` value replaced by REDACTED.
+
+    Commented-out passwords are redacted too.  A value continued over
+    backslash-newlines keeps those line breaks, so line numbers stay true.
+    """
+    def hide(m: re.Match) -> str:
+        return m.group(1) + "REDACTED" + "\\\n" * m.group(2).count("\\\n")
+
+    return _PASSWORD_VALUE.sub(hide, text)

@@ -1,0 +1,135 @@
+"""Presentation for people and cron: the plugin line, the detail lines, JSON.
+
+Pure functions from results and facts to text or plain data; only the CLI
+prints them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .checks import Result, Status, worst
+from .probes import Facts, failed
+
+PLUGIN = "OBSDVPN"
+
+
+def ordered(results: tuple[Result, ...]) -> list[Result]:
+    """Non-OK results, worst first, in check order within a status."""
+    bad = [r for r in results if r.status is not Status.OK]
+    return sorted(bad, key=lambda r: -r.status.severity)
+
+
+def summary_line(results: tuple[Result, ...]) -> str:
+    """`OBSDVPN CRITICAL - daemon.isakmpd.running: isakmpd is not running (+1 warning)`."""
+    status = worst(r.status for r in results)
+    bad = ordered(results)
+    if not bad:
+        return f"{PLUGIN} OK - {len(results)} checks OK"
+    first, rest = bad[0], bad[1:]
+    counts = []
+    for s in (Status.CRITICAL, Status.WARNING, Status.UNKNOWN):
+        n = sum(1 for r in rest if r.status is s)
+        if n:
+            word = s.name.lower()
+            counts.append(f"{n} {word}{'s' if n > 1 and s is Status.WARNING else ''}")
+    more = f" (+{', '.join(counts)})" if counts else ""
+    return f"{PLUGIN} {status.name} - {first.check}: {first.summary}{more}"
+
+
+def detail_lines(results: tuple[Result, ...]) -> list[str]:
+    return [f"{r.status.name} {r.check}: {r.summary}" for r in ordered(results)]
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """One connected user, joined from npppctl and ifconfig."""
+
+    user: str
+    interface: str
+    address: str
+    peer: str
+    peer_port: int | None
+    tunnel: str
+    since: str
+    elapsed_s: int
+    bytes_in: int
+    bytes_out: int
+    packets_in: int
+    packets_out: int
+    ppp_id: int
+
+
+def sessions(facts: Facts) -> tuple[SessionView, ...] | None:
+    if failed(facts.sessions):
+        return None
+    return tuple(SessionView(s.username, s.interface, s.assigned_ipv4, s.peer_host, s.peer_port,
+                             s.tunnel_protocol, s.start_time, s.elapsed_s, s.bytes_in,
+                             s.bytes_out, s.packets_in, s.packets_out, s.ppp_id)
+                 for s in facts.sessions)
+
+
+def sessions_table(views: tuple[SessionView, ...]) -> list[str]:
+    rows = [("USER", "INTERFACE", "ADDRESS", "PEER", "SINCE", "BYTES IN", "BYTES OUT")]
+    for v in views:
+        peer = f"{v.peer}:{v.peer_port}" if v.peer_port is not None else v.peer
+        rows.append((v.user, v.interface, v.address, peer, v.since, str(v.bytes_in),
+                     str(v.bytes_out)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def _or_error(value, render):
+    return {"error": str(value)} if failed(value) else render(value)
+
+
+def facts_json(facts: Facts, cfg) -> dict:
+    from .checks.daemons import running, running_flags
+
+    daemons = {}
+    for d in cfg.daemons:
+        flags = facts.daemon_flags.get(d)
+        live = running_flags(facts, d)
+        daemons[d] = {
+            "enabled": None if flags is None or failed(flags) else flags.enabled,
+            "flags": None if flags is None or failed(flags) else flags.flags,
+            "running": running(facts, d),
+            "running_flags": None if live is None else " ".join(live),
+        }
+    views = sessions(facts)
+    return {
+        "collected_at": facts.collected_at,
+        "sysctl": _or_error(facts.sysctl, lambda r: {n: r.get(n) for n in cfg.sysctl_names}),
+        "sysctl_conf": _or_error(facts.sysctl_conf,
+                                 lambda c: {n: c.get(n) for n in cfg.sysctl_names}),
+        "daemons": daemons,
+        "rc_on": _or_error(facts.rc_on, list),
+        "pf": {
+            "enabled": _or_error(facts.pf_info, lambda i: i.enabled),
+            "states": _or_error(facts.pf_info, lambda i: i.states_current),
+            "state_limit": _or_error(facts.pf_limits, lambda m: m.states_hard_limit),
+            "rules_loaded": _or_error(facts.pf_rules, lambda r: len(r.rules)),
+        },
+        "ipsec": _or_error(facts.ipsec, lambda s: {"flows": len(s.flows), "sas": len(s.sas),
+                                                   "peers": sorted(s.peers_with_sa())}),
+        "sessions": ({"error": str(facts.sessions)} if views is None
+                     else [dict(vars(v)) for v in views]),
+        "interfaces": _or_error(facts.interfaces, lambda ifs: [
+            {"name": i.name, "description": i.description,
+             "local": i.inet[0].address if i.inet else None,
+             "peer": i.inet[0].peer if i.inet else None} for i in ifs]),
+        "failures": [{"source": f.source, "kind": f.kind, "reason": f.reason}
+                     for f in facts.failures()],
+    }
+
+
+def json_report(facts: Facts, results: tuple[Result, ...], cfg) -> dict:
+    status = worst(r.status for r in results)
+    return {
+        "status": status.name,
+        "exit_code": int(status),
+        "summary": summary_line(results),
+        "checks": [{"id": r.check, "status": r.status.name, "summary": r.summary}
+                   for r in results],
+        "facts": facts_json(facts, cfg),
+    }

@@ -1,0 +1,110 @@
+"""Shared test helpers: the sample corpus, a snapshot built from real outputs,
+and running the installed CLI as a separate process (as cron and rc.d do)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT.parent / "shared" / "openbsd-samples"
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def sample(rel: str) -> str:
+    return (SAMPLES / rel).read_text()
+
+
+def fixture(rel: str) -> str:
+    return (FIXTURES / rel).read_text()
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 60,
+            input: str | None = None) -> subprocess.CompletedProcess:
+    """Run `obsdvpn-agent ARGS` in a new process, as cron would."""
+    full_env = dict(os.environ)
+    full_env.pop("OBSDVPN_AGENT_CONFIG", None)
+    if env:
+        full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "obsdvpn_agent", *args], capture_output=True,
+                          text=True, timeout=timeout, env=full_env, input=input)
+
+
+# npppd-users in the layout of npppd-users(5) EXAMPLES; the passwords are the
+# secrets that must never come out of the agent.
+NPPPD_USERS_TEXT = """\
+alice:\\
+\t:password=alice-Secret-pw1:\\
+\t:framed-ip-address=10.0.0.2:
+bob:\\
+\t:password=bob-Secret-pw2:
+"""
+
+
+def sample_snapshot_document() -> dict:
+    """A snapshot whose command outputs are the corpus samples, verbatim.
+
+    sysctl: derived/sysctl get-*; rcctl: derived ls-on/get/check; pfctl -si:
+    derived si-enabled-7x; -sr/-nvf/-sm: tests/fixtures/pfctl (see its
+    SOURCES.md); ipsecctl: derived sa-flows-no-sas (flows, no SA yet);
+    ifconfig: derived pppx0-session; npppctl: derived session-all-2-sessions.
+    """
+    def cmd(argv, stdout, rc=0, stderr=""):
+        return {"argv": argv, "returncode": rc, "stdout": stdout, "stderr": stderr}
+
+    check_ok = sample("derived/rcctl/check-npppd-ok.txt")
+    return {
+        "format": "obsdvpn-agent-snapshot", "version": 1, "created": "2024-05-01T13:02:32Z",
+        "agent_version": "test",
+        "host": {"hostname": "vpn.example", "system": "OpenBSD", "release": "7.6",
+                 "is_root": True},
+        "commands": [
+            cmd(["/sbin/sysctl", "net.inet.ip.forwarding", "net.pipex.enable"],
+                sample("derived/sysctl/get-ip-forwarding.txt")
+                + sample("derived/sysctl/get-pipex-enable.txt")),
+            cmd(["/usr/sbin/rcctl", "ls", "on"], sample("derived/rcctl/ls-on-vpn-host-7x.txt")),
+            cmd(["/usr/sbin/rcctl", "get", "isakmpd", "flags"],
+                sample("derived/rcctl/get-isakmpd-flags.txt")),
+            cmd(["/usr/sbin/rcctl", "check", "isakmpd"], check_ok.replace("npppd", "isakmpd")),
+            cmd(["/usr/sbin/rcctl", "get", "npppd", "flags"], ""),
+            cmd(["/usr/sbin/rcctl", "check", "npppd"], check_ok),
+            cmd(["/sbin/pfctl", "-si"], sample("derived/pfctl/si-enabled-7x.txt")),
+            cmd(["/sbin/pfctl", "-sr"], fixture("pfctl/vpn-l2tp-sr.txt")),
+            cmd(["/sbin/pfctl", "-sm"], fixture("pfctl/sm-default.txt")),
+            cmd(["/sbin/pfctl", "-nvf", "/etc/pf.conf"], fixture("pfctl/vpn-l2tp-nvf.txt")),
+            cmd(["/sbin/ipsecctl", "-sa"], sample("derived/ipsecctl/sa-flows-no-sas.txt")),
+            cmd(["/sbin/ifconfig", "pppx"], sample("derived/ifconfig/pppx0-session.txt")),
+            cmd(["/usr/sbin/npppctl", "-n", "session", "all"],
+                sample("derived/npppctl/session-all-2-sessions-pppx.txt")),
+        ],
+        "files": [
+            {"path": "/etc/ipsec.conf", "exists": True, "mode": "0600", "uid": 0, "gid": 0,
+             "owner": "root", "group": "wheel", "size": 212},
+            {"path": "/etc/npppd/npppd-users", "exists": True, "mode": "0600", "uid": 0,
+             "gid": 0, "owner": "root", "group": "wheel", "size": 90,
+             "content": NPPPD_USERS_TEXT},
+            {"path": "/etc/pf.conf", "exists": True, "mode": "0600", "uid": 0, "gid": 0,
+             "owner": "root", "group": "wheel", "size": 700},
+            {"path": "/etc/sysctl.conf", "exists": True, "mode": "0644", "uid": 0, "gid": 0,
+             "owner": "root", "group": "wheel", "size": 48,
+             "content": "net.inet.ip.forwarding=1\nnet.pipex.enable=1\t# npppd\n"},
+        ],
+        "processes": [
+            {"pid": 4242, "name": "isakmpd", "cmdline": ["/sbin/isakmpd", "-K"]},
+            {"pid": 4343, "name": "npppd", "cmdline": ["/usr/sbin/npppd"]},
+        ],
+        "interfaces": [],
+    }
+
+
+@pytest.fixture
+def sample_snapshot(tmp_path: Path) -> Path:
+    d = tmp_path / "snap"
+    d.mkdir()
+    (d / "snapshot.json").write_text(json.dumps(sample_snapshot_document()))
+    return d
