@@ -257,6 +257,93 @@ def serve(app: App, listen, interval, tls_cert, tls_key, allow_remote, verbose) 
     server.server_close()
 
 
+@main_group.command()
+@click.option("--dry-run", "-n", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--only", multiple=True, metavar="CHECK_ID",
+              help="Repair only what this check needs (repeatable).")
+@click.pass_obj
+def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
+    """Re-apply the expected configuration after drift, safely.
+
+    Exit 0 nothing to do, 1 drift fixed (verified), 2 still failing, 3 could
+    not run.  With --dry-run: 0 nothing to do, 1 something would change.
+    """
+    import time as _time
+
+    from .checks import Status, check_ids, evaluate, worst
+    from .probes import gather
+    from .repair import LockHeld, RepairLock, apply, plan
+    from .repair_state import repair_lock_path, save_repair_state
+
+    setup_logging()
+    try:
+        cfg = app.config
+        host = app.host()
+        unknown = [c for c in only if c not in check_ids(cfg)]
+        if unknown:
+            fail(f"--only {unknown[0]}: no such check (see `obsdvpn-agent check --json`)")
+        if app.snapshot and not dry_run:
+            fail(f"{app.snapshot} is a snapshot: it can only be planned with --dry-run")
+        if not dry_run and not host.info().is_root:
+            fail("repair changes the system and must run as root (try --dry-run)")
+        import contextlib
+        lock = contextlib.nullcontext() if app.snapshot else RepairLock(repair_lock_path(app))
+        with lock:
+            facts = gather(host, cfg)
+            before = evaluate(facts, cfg)
+            p = plan(before, facts, cfg, only)
+            for line in _plan_lines(p):
+                click.echo(line)
+            if dry_run:
+                sys.exit(1 if p.actions else 0)
+            if not p.actions:
+                failing = [r for r in before if r.status is not Status.OK
+                           and (not only or r.check in only)]
+                sys.exit(2 if failing else 0)
+            outcomes = apply(p, host, cfg.command_timeout_s)
+            after = evaluate(gather(host, cfg), cfg)
+    except LockHeld as e:
+        fail(str(e))
+    except (ConfigError, HostError) as e:
+        fail(str(e))
+    for o in outcomes:
+        extra = f": {o.message}" if o.message else ""
+        click.echo(f"{o.result.upper():8} {o.action.check}: {o.action.shown}{extra}")
+    targeted = {a.check for a in p.actions}
+    still = [r for r in after if r.check in targeted and r.status is not Status.OK]
+    if any(o.result == "refused" for o in outcomes):
+        code = 3
+    elif still or any(o.result == "failed" for o in outcomes):
+        code = 2
+    else:
+        code = 1
+    from .report import summary_line
+    click.echo(f"before: {summary_line(before)}")
+    click.echo(f"after:  {summary_line(after)}")
+    counts = {k: sum(1 for o in outcomes if o.result == k)
+              for k in ("applied", "failed", "refused", "skipped")}
+    try:
+        save_repair_state(app, {"time": _time.time(), "exit_code": code, "actions": counts,
+                                "status_before": worst(r.status for r in before).name,
+                                "status_after": worst(r.status for r in after).name})
+    except OSError as e:
+        click.echo(f"obsdvpn-agent: cannot record the repair outcome: {e.strerror}", err=True)
+    sys.exit(code)
+
+
+def _plan_lines(p) -> list[str]:
+    lines = []
+    if not p.actions:
+        lines.append("nothing to repair")
+    for i, a in enumerate(p.actions, 1):
+        lines.append(f"{i}. {a.check}: {a.what} ({a.before} -> {a.after}): {a.shown}")
+        if a.validate:
+            lines.append(f"   only if `{' '.join(a.validate)}` passes")
+    for n in p.notes:
+        lines.append(f"not repaired: {n}")
+    return lines
+
+
 def _register_optional() -> None:
     # Subcommand groups that live in their own modules.
     try:

@@ -43,19 +43,21 @@ class Command:
 
 def sysctl_command(names: tuple[str, ...]) -> Command:
     # One call for all names: sysctl prints the known ones and warns about the
-    # unknown ones on stderr with exit 1, which is data, not failure.
+    # unknown ones on stderr (findname() in sysctl.c; the exit stays 0).
     return Command("sysctl", (SYSCTL, *names), False, frozenset({0, 1}))
 
 
 def rcctl_flags_command(daemon: str) -> Command:
-    # `rcctl get NAME flags` exits 1 when the daemon is disabled (flags NO).
+    # `rcctl get NAME flags` prints NO for a disabled daemon (rcctl.sh rev 1.122
+    # L328); exit 1 is still accepted as data for older rcctl releases.
     return Command(f"rcctl.flags.{daemon}", (RCCTL, "get", daemon, "flags"), False,
                    frozenset({0, 1}))
 
 
 def rcctl_check_command(daemon: str) -> Command:
     # `rcctl check` exits 1 and prints NAME(failed) when the daemon is not running.
-    return Command(f"rcctl.check.{daemon}", (RCCTL, "check", daemon), True,
+    # rcctl's dispatch never calls needs_root for check (rcctl.sh rev 1.122 L647-655).
+    return Command(f"rcctl.check.{daemon}", (RCCTL, "check", daemon), False,
                    frozenset({0, 1}))
 
 

@@ -80,12 +80,12 @@ class Facts:
         return tuple(f for run in self.collectors for f in run.failures)
 
 
-# Words OpenBSD tools print when the caller lacks a privilege.  Seen in:
-# pfctl `pfctl: /dev/pf: Permission denied`, rcctl's needs_root
-# `rcctl: need root privileges to run this action`, doas -n `doas: Authorization required`
-# and `doas: Operation not permitted`.
-_PERMISSION_WORDS = ("Permission denied", "Operation not permitted", "need root privileges",
-                     "Authorization required", "not permitted")
+# Words OpenBSD tools print when the caller lacks a privilege: pfctl
+# `pfctl: /dev/pf: Permission denied`, rcctl `rcctl: "enable" needs root privileges`
+# (rcctl.sh L43) and `/etc/rc.d/npppd: need root privileges` (rc.subr), npppctl
+# `npppctl: connect: Permission denied`, doas -n `doas: Authorization required`.
+_PERMISSION_WORDS = ("Permission denied", "Operation not permitted", "root privileges",
+                     "Authorization required")
 
 
 def permission_problem(stderr: str) -> bool:

@@ -11,6 +11,7 @@ import json
 import os
 
 LOCAL_PATH = "/var/db/obsdvpn-agent/last-repair.json"
+LOCAL_LOCK = "/var/run/obsdvpn-agent.repair.lock"
 
 
 def repair_state_path(app) -> str | None:
@@ -33,3 +34,19 @@ def load_repair_state(app) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def repair_lock_path(app) -> str:
+    if app.demo or app.demo_state:
+        from .host.demo import default_state_path
+        return str(app.demo_state or default_state_path()) + ".repair.lock"
+    return LOCAL_LOCK
+
+
+def save_repair_state(app, state: dict) -> None:
+    path = repair_state_path(app)
+    if path is None:
+        return
+    from .host.local import write_atomically
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_atomically(path, json.dumps(state, sort_keys=True) + "\n", 0o644)

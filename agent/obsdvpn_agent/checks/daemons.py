@@ -12,7 +12,7 @@ def running(facts, daemon: str) -> bool | None:
     if check is not None and not failed(check):
         return check.running
     if not failed(facts.processes):
-        # rcctl check needs root; the process list does not (ps shows every process).
+        # When rcctl cannot answer, ps still shows every process to anyone.
         return any(p.name == daemon for p in facts.processes)
     return None
 

@@ -8,7 +8,7 @@
 Formats, as read in openbsd/src usr.sbin/rcctl/rcctl.sh rev 1.122
 (2025/08/16) and etc/rc.d/rc.subr rev 1.166 (2025/08/16):
 
-- `ls on|off|all|failed|...` (svc_ls L202-250) prints one name per line.
+- `ls on|off|all|failed|...` (svc_ls L202-255) prints one name per line.
   `all` is ls_rcscripts (only `+([[:alnum:]_])` names, L57) plus the special
   services, sorted (L211-216); `on` is every name of `all` whose
   `svc_get NAME status` succeeds (L224-231).
@@ -73,7 +73,7 @@ class RcService:
     """`rcctl get NAME`: the rc.conf variables of a daemon or a special service."""
 
     name: str
-    values: tuple[tuple[str, str], ...]   # (variable, value): ('flags', '-K'); special: ('flags', 'YES')
+    values: tuple[tuple[str, str], ...]   # ('flags', '-K'), ...; special: (('flags', 'YES'),)
     flags: str | None                     # daemon flags, '' when off; None for a special service
     enabled: bool
     unknown_lines: int = 0

@@ -58,7 +58,7 @@ class SysctlReading:
 
     values: tuple[tuple[str, str], ...]   # (name, value as printed), in output order
     unknown: tuple[str, ...]              # full names sysctl reported as invalid
-    errors: tuple[str, ...]               # other stderr lines, e.g. `sysctl: X: value is not available`
+    errors: tuple[str, ...]               # other stderr lines: `sysctl: X: value is not available`
     unknown_lines: int = 0
 
     def get(self, name: str) -> str | None:

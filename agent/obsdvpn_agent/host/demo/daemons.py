@@ -1,0 +1,83 @@
+"""Daemons of the demo host: what rc.d(8) start/stop/check do, and what runs.
+
+state["procs"] maps a running rc.d service to {"pid", "flags", "since"}.
+Side effects that matter for a VPN host:
+
+- isakmpd keeps the IKE policy ipsecctl pushed through its FIFO only while it
+  runs (state["ike_loaded"]).  When it goes, its SAs and flows go, and the
+  L2TP sessions that ran over them drop (the demo drops them at once; a real
+  npppd notices when the L2TP hellos time out).
+- isakmpd started without -K reads the keynote policy file; a default install
+  has no /etc/isakmpd/isakmpd.policy, so it exits in policy_init() right after
+  daemonizing (sbin/isakmpd/isakmpd.c: daemon() comes before init()).  rc.subr
+  rev 1.129 has already printed "isakmpd(ok)" by then.
+- npppd going away drops every session.
+"""
+
+from __future__ import annotations
+
+from . import services
+from . import sessions as sess
+
+# rc.d scripts' pexp for daemons that retitle themselves (etc/rc.d/isakmpd,
+# etc/rc.d/npppd): rc_check looks for these, and ps shows them.
+TITLES = {"isakmpd": "isakmpd: monitor [priv]", "npppd": "npppd: main"}
+
+
+def running(state: dict, name: str) -> bool:
+    return name in state["procs"]
+
+
+def configured_flags(state: dict, name: str, force: bool = False) -> str | None:
+    """daemon_flags rc.subr would use; None when `start` refuses (flags NO, no -f)."""
+    flags = services.value(_rc_text(state), name)
+    if flags == "NO":
+        return "" if force else None
+    return flags
+
+
+def start(state: dict, name: str, now: float, flags: str) -> bool:
+    """Run the daemon with `flags`; False if it died at once (see module doc)."""
+    if name == "isakmpd" and "-K" not in flags.split():
+        return False
+    state["procs"][name] = {"pid": _next_pid(state), "flags": flags, "since": now}
+    return True
+
+
+def stop(state: dict, name: str) -> None:
+    """The daemon exits (rcctl stop, crash, shutdown)."""
+    state["procs"].pop(name, None)
+    if name == "isakmpd":
+        state["ike_loaded"] = False
+        sess.drop_all(state)
+    elif name == "npppd":
+        sess.drop_all(state)
+
+
+def processes(state: dict) -> list[tuple[int, str, tuple[str, ...]]]:
+    """(pid, name, cmdline) of the running daemons, as ps/psutil show them."""
+    out = [(1, "init", ("/sbin/init",))]
+    for name, proc in sorted(state["procs"].items(), key=lambda kv: kv[1]["pid"]):
+        path = services.DAEMON_PATHS.get(name, f"/usr/sbin/{name}")
+        argv = (path, *proc["flags"].split())
+        if name == "isakmpd":
+            # The privileged monitor carries the title rc.d/isakmpd looks for;
+            # the unprivileged child keeps its command line.
+            out.append((proc["pid"], name, (TITLES[name],)))
+            out.append((proc["pid"] + 1, name, argv))
+        elif name in TITLES:
+            out.append((proc["pid"], name, (TITLES[name],)))
+        else:
+            out.append((proc["pid"], name, argv))
+    return out
+
+
+def _next_pid(state: dict) -> int:
+    pid = state["next_pid"]
+    state["next_pid"] = pid + 2 + pid % 7  # leave room for children, look less regular
+    return pid
+
+
+def _rc_text(state: dict) -> str:
+    entry = state["files"].get(services.RC_CONF_LOCAL)
+    return entry["text"] if entry else ""

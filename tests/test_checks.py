@@ -1,0 +1,203 @@
+"""Checks are pure: facts in, results out.  Facts come from the real-sample
+snapshot (conftest), then one fact is changed per test."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from conftest import sample_snapshot_document
+from obsdvpn_agent.checks import Result, Status, check_ids, evaluate, worst
+from obsdvpn_agent.config import Config, ExpectedSysctl
+from obsdvpn_agent.host.base import FileInfo, Process
+from obsdvpn_agent.host.snapshot import SnapshotHost
+from obsdvpn_agent.parsers.ipsecctl import parse_sa
+from obsdvpn_agent.parsers.rcctl import DaemonCheck, DaemonFlags
+from obsdvpn_agent.parsers.sysctl import parse_conf, parse_get
+from obsdvpn_agent.probes import PfConfigInvalid, ProbeFailure, gather
+from obsdvpn_agent.report import summary_line
+
+CFG = Config()
+# The SA pair of the real FAQ sample, re-addressed to alice's and bob's peers
+# so the sample host becomes healthy: same line layout, other addresses.
+SAS = """FLOWS:
+No flows
+
+SAD:
+esp transport from 203.0.113.10 to 192.0.2.1 spi 0x0d16ad1c auth hmac-sha1 enc aes
+esp transport from 192.0.2.1 to 203.0.113.10 spi 0xcd0549ba auth hmac-sha1 enc aes
+esp transport from 198.51.100.7 to 192.0.2.1 spi 0x1d16ad1c auth hmac-sha1 enc aes
+esp transport from 192.0.2.1 to 198.51.100.7 spi 0xdd0549ba auth hmac-sha1 enc aes
+"""
+
+
+@pytest.fixture
+def facts(tmp_path):
+    (tmp_path / "snapshot.json").write_text(json.dumps(sample_snapshot_document()))
+    f = gather(SnapshotHost(str(tmp_path)), CFG)
+    return dataclasses.replace(f, ipsec=parse_sa(SAS))
+
+
+def by_id(results: tuple[Result, ...]) -> dict[str, Result]:
+    return {r.check: r for r in results}
+
+
+def test_sample_host_with_sas_is_all_ok(facts):
+    results = evaluate(facts, CFG)
+    assert [r.check for r in results] == list(check_ids(CFG))
+    assert {r.check: r.status for r in results if r.status is not Status.OK} == {}
+    assert summary_line(results) == f"OBSDVPN OK - {len(results)} checks OK"
+
+
+def test_worst_orders_unknown_below_warning_and_critical():
+    assert worst([Status.OK, Status.UNKNOWN]) is Status.UNKNOWN
+    assert worst([Status.UNKNOWN, Status.WARNING]) is Status.WARNING
+    assert worst([Status.CRITICAL, Status.UNKNOWN, Status.WARNING]) is Status.CRITICAL
+    assert worst([]) is Status.OK
+
+
+def test_sysctl_running_but_not_persisted_is_warning(facts):
+    facts = dataclasses.replace(facts, sysctl_conf=parse_conf("net.inet.ip.forwarding=1\n"))
+    r = by_id(evaluate(facts, CFG))["sysctl.net.pipex.enable"]
+    assert r.status is Status.WARNING
+    assert "next reboot" in r.summary and "net.pipex.enable=1" in r.summary
+
+
+def test_sysctl_drifted_is_critical_and_names_the_fix(facts):
+    facts = dataclasses.replace(facts, sysctl=parse_get(
+        "net.inet.ip.forwarding=0\nnet.pipex.enable=1\n"))
+    r = by_id(evaluate(facts, CFG))["sysctl.net.inet.ip.forwarding"]
+    assert r.status is Status.CRITICAL
+    assert "`sysctl net.inet.ip.forwarding=1`" in r.summary
+
+
+def test_optional_sysctl_drift_is_only_warning(facts):
+    cfg = dataclasses.replace(CFG, sysctls=CFG.sysctls + (
+        ExpectedSysctl("net.inet6.ip6.forwarding", "1", False),))
+    facts = dataclasses.replace(facts, sysctl=parse_get(
+        "net.inet.ip.forwarding=1\nnet.pipex.enable=1\nnet.inet6.ip6.forwarding=0\n"))
+    r = by_id(evaluate(facts, cfg))["sysctl.net.inet6.ip6.forwarding"]
+    assert r.status is Status.WARNING
+
+
+def test_unknown_sysctl_name_is_reported_not_zero(facts):
+    cfg = dataclasses.replace(CFG, sysctls=CFG.sysctls + (
+        ExpectedSysctl("net.inet.ip.nosuch", "1", True),))
+    facts = dataclasses.replace(facts, sysctl=parse_get(
+        "net.inet.ip.forwarding=1\nnet.pipex.enable=1\n",
+        "sysctl: third level name nosuch in net.inet.ip.nosuch is invalid\n"))
+    r = by_id(evaluate(facts, cfg))["sysctl.net.inet.ip.nosuch"]
+    assert r.status is Status.CRITICAL and "does not exist" in r.summary
+
+
+def test_permission_denied_is_unknown_never_pf_disabled(facts):
+    denied = ProbeFailure("/sbin/pfctl -si", "permission",
+                          "`/sbin/pfctl -si`: permission denied: pfctl: /dev/pf: Permission denied")
+    facts = dataclasses.replace(facts, pf_info=denied)
+    r = by_id(evaluate(facts, CFG))
+    assert r["pf.enabled"].status is Status.UNKNOWN
+    assert "Permission denied" in r["pf.enabled"].summary
+    assert "disabled" not in r["pf.enabled"].summary
+    assert r["pf.states"].status is Status.UNKNOWN
+
+
+def test_rcctl_check_denied_falls_back_to_process_list(facts):
+    denied = ProbeFailure("rcctl check isakmpd", "permission", "need root")
+    checks = dict(facts.daemon_check, isakmpd=denied)
+    up = dataclasses.replace(facts, daemon_check=checks)
+    assert by_id(evaluate(up, CFG))["daemon.isakmpd.running"].status is Status.OK
+    down = dataclasses.replace(up, processes=(Process(4343, "npppd", ("/usr/sbin/npppd",)),))
+    r = by_id(evaluate(down, CFG))
+    assert r["daemon.isakmpd.running"].status is Status.CRITICAL
+    assert "rcctl start isakmpd" in r["daemon.isakmpd.running"].summary
+    nothing = dataclasses.replace(up, processes=ProbeFailure("ps", "error", "no ps"))
+    assert by_id(evaluate(nothing, CFG))["daemon.isakmpd.running"].status is Status.UNKNOWN
+
+
+def test_isakmpd_down_is_critical(facts):
+    checks = dict(facts.daemon_check, isakmpd=DaemonCheck("isakmpd", False))
+    facts = dataclasses.replace(facts, daemon_check=checks, processes=())
+    results = evaluate(facts, CFG)
+    r = by_id(results)
+    assert r["daemon.isakmpd.running"].status is Status.CRITICAL
+    assert r["ipsec.ike_rules"].status is Status.CRITICAL
+    assert summary_line(results).startswith(
+        "OBSDVPN CRITICAL - daemon.isakmpd.running: isakmpd is not running")
+    assert summary_line(results).endswith("(+1 critical)")
+
+
+def test_isakmpd_flags_lost_in_rc_conf_is_warning(facts):
+    flags = dict(facts.daemon_flags, isakmpd=DaemonFlags("isakmpd", True, ""))
+    r = by_id(evaluate(dataclasses.replace(facts, daemon_flags=flags), CFG))
+    assert r["daemon.isakmpd.flags"].status is Status.WARNING
+    assert "rcctl set isakmpd flags -K" in r["daemon.isakmpd.flags"].summary
+
+
+def test_running_isakmpd_without_K_is_critical(facts):
+    procs = (Process(4242, "isakmpd", ("/sbin/isakmpd",)),
+             Process(4343, "npppd", ("/usr/sbin/npppd",)))
+    r = by_id(evaluate(dataclasses.replace(facts, processes=procs), CFG))
+    assert r["daemon.isakmpd.flags"].status is Status.CRITICAL
+
+
+def test_ipsec_not_enabled_is_warning(facts):
+    rc_on = tuple(s for s in facts.rc_on if s != "ipsec")
+    r = by_id(evaluate(dataclasses.replace(facts, rc_on=rc_on), CFG))
+    assert r["ipsec.enabled"].status is Status.WARNING
+    assert "rcctl enable ipsec" in r["ipsec.enabled"].summary
+
+
+def test_pf_conf_that_does_not_load_is_named(facts):
+    bad = PfConfigInvalid("/etc/pf.conf:12: syntax error")
+    r = by_id(evaluate(dataclasses.replace(facts, pf_config=bad), CFG))
+    assert r["pf.ruleset"].status is Status.WARNING
+    assert "/etc/pf.conf:12: syntax error" in r["pf.ruleset"].summary
+
+
+def test_ipsec_conf_world_readable_is_critical(facts):
+    files = dict(facts.files)
+    files["/etc/ipsec.conf"] = FileInfo("/etc/ipsec.conf", True, 0o644, 0, 0, "root", "wheel")
+    r = by_id(evaluate(dataclasses.replace(facts, files=files), CFG))
+    assert r["files.ipsec_conf"].status is Status.CRITICAL
+    assert "chmod 600 /etc/ipsec.conf" in r["files.ipsec_conf"].summary
+
+
+def test_npppd_users_group_readable_is_warning(facts):
+    files = dict(facts.files)
+    files["/etc/npppd/npppd-users"] = FileInfo("/etc/npppd/npppd-users", True, 0o640, 0, 0,
+                                               "root", "wheel")
+    r = by_id(evaluate(dataclasses.replace(facts, files=files), CFG))
+    assert r["files.npppd_users"].status is Status.WARNING
+
+
+def test_session_user_not_in_npppd_users_is_warning(facts):
+    r = by_id(evaluate(dataclasses.replace(facts, npppd_users=("alice",)), CFG))
+    assert r["sessions.users"].status is Status.WARNING
+    assert "bob" in r["sessions.users"].summary
+
+
+def test_pppx_without_description_is_warning(facts):
+    iface = dataclasses.replace(facts.interfaces[0], description=None)
+    r = by_id(evaluate(dataclasses.replace(facts, interfaces=(iface,)), CFG))
+    assert r["sessions.descriptions"].status is Status.WARNING
+    assert "net.pipex.enable=1" in r["sessions.descriptions"].summary
+
+
+def test_state_table_near_limit(facts):
+    info = dataclasses.replace(facts.pf_info, states_current=96000)
+    r = by_id(evaluate(dataclasses.replace(facts, pf_info=info), CFG))
+    assert r["pf.states"].status is Status.CRITICAL
+    info = dataclasses.replace(facts.pf_info, states_current=85000)
+    r = by_id(evaluate(dataclasses.replace(facts, pf_info=info), CFG))
+    assert r["pf.states"].status is Status.WARNING
+
+
+def test_no_sessions_no_sa_is_ok_and_honest_about_isakmpd(facts):
+    facts = dataclasses.replace(facts, sessions=(), ipsec=parse_sa(
+        "FLOWS:\nNo flows\n\nSAD:\nNo entries\n"))
+    r = by_id(evaluate(facts, CFG))
+    assert r["ipsec.sessions_sa"].status is Status.OK
+    assert r["ipsec.ike_rules"].status is Status.OK
+    assert "cannot be read" in r["ipsec.ike_rules"].summary
