@@ -1,0 +1,135 @@
+"""The exporter: /metrics bytes, formats, landing page, exposure rules, signals."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import sample_snapshot_document
+from obsdvpn_agent.config import Config
+from obsdvpn_agent.host.snapshot import SnapshotHost
+from obsdvpn_agent.server import Collector, ListenError, make_server
+
+
+@pytest.fixture
+def snapshot_dir(tmp_path):
+    doc = sample_snapshot_document()
+    # A user name that would inject HTML into the landing page if not escaped.
+    for c in doc["commands"]:
+        if c["argv"][0] == "/usr/sbin/npppctl":
+            c["stdout"] = c["stdout"].replace("Username                : bob",
+                                              "Username                : <script>x</script>")
+    (tmp_path / "snapshot.json").write_text(json.dumps(doc))
+    return tmp_path
+
+
+@pytest.fixture
+def served(snapshot_dir):
+    host = SnapshotHost(str(snapshot_dir))
+    collector = Collector(lambda: host, Config, interval_s=3600)
+    collector.collect_once()
+    server = make_server(collector, "127.0.0.1:0")
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    yield server, collector
+    server.shutdown()
+    server.server_close()
+
+
+def get(server, path, headers=None):
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=5)
+    conn.request("GET", path, headers=headers or {})
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    return r, body
+
+
+def test_metrics_text_format(served):
+    server, _ = served
+    r, body = get(server, "/metrics")
+    assert r.status == 200
+    assert r.getheader("Content-Type").startswith("text/plain; version=0.0.4")
+    text = body.decode()
+    assert 'obsdvpn_check_status{check="ipsec.sessions_sa"} 2.0' in text
+    assert 'obsdvpn_ppp_session_receive_bytes_total{interface="pppx0",user="alice"} 123456.0' \
+        in text
+
+
+def test_metrics_openmetrics_and_gzip(served):
+    server, _ = served
+    r, body = get(server, "/metrics", {"Accept": "application/openmetrics-text; version=1.0.0",
+                                       "Accept-Encoding": "gzip"})
+    assert r.getheader("Content-Type").startswith("application/openmetrics-text")
+    assert r.getheader("Content-Encoding") == "gzip"
+    text = gzip.decompress(body).decode()
+    assert text.endswith("# EOF\n")
+    assert "obsdvpn_ppp_sessions 2" in text
+
+
+def test_scrapes_share_one_collection(served):
+    server, collector = served
+    before = collector.collections
+    for _ in range(20):
+        get(server, "/metrics")
+    assert collector.collections == before
+
+
+def test_landing_page_escapes_user_names(served):
+    server, _ = served
+    r, body = get(server, "/")
+    page = body.decode()
+    assert r.status == 200 and r.getheader("Content-Type").startswith("text/html")
+    assert "<script>" not in page
+    assert "&lt;script&gt;x&lt;/script&gt;" in page
+    assert 'href="/metrics"' in page and "CRITICAL" in page and "alice" in page
+
+
+def test_other_paths_get_404_without_traceback(served):
+    server, _ = served
+    for path in ("/nope", "/metrics/../etc/passwd", "/%00"):
+        r, body = get(server, path)
+        assert r.status == 404
+        assert b"Traceback" not in body
+
+
+def test_refuses_non_loopback_without_tls():
+    collector = Collector(lambda: None, Config, interval_s=3600)
+    with pytest.raises(ListenError, match="without TLS"):
+        make_server(collector, "0.0.0.0:0")
+
+
+def test_serve_process_stops_cleanly_on_sigterm(snapshot_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "obsdvpn_agent", "--snapshot",
+                             str(snapshot_dir), "serve", "--listen", f"127.0.0.1:{port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/metrics")
+                assert conn.getresponse().status == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        err = proc.stderr.read()
+        assert "Traceback" not in err
+        assert "serving snapshot:" in err
+    finally:
+        proc.kill()
