@@ -344,6 +344,21 @@ def _plan_lines(p) -> list[str]:
     return lines
 
 
+@main_group.command("doas-rules")
+@click.option("--user", default="_obsdvpn", show_default=True,
+              help="The unprivileged user `serve` runs as.")
+@click.pass_obj
+def doas_rules_command(app: App, user: str) -> None:
+    """Print the doas.conf(5) lines for the root-only commands, one per line."""
+    from .privilege import doas_rules
+
+    try:
+        for line in doas_rules(app.config, user):
+            click.echo(line)
+    except ConfigError as e:
+        fail(str(e))
+
+
 def _register_optional() -> None:
     # Subcommand groups that live in their own modules.
     try:

@@ -44,12 +44,14 @@ class Command:
 def sysctl_command(names: tuple[str, ...]) -> Command:
     # One call for all names: sysctl prints the known ones and warns about the
     # unknown ones on stderr (findname() in sysctl.c; the exit stays 0).
+    # No root: sys_sysctl() (sys/kern/kern_sysctl.c) wants suser() only to set a value.
     return Command("sysctl", (SYSCTL, *names), False, frozenset({0, 1}))
 
 
 def rcctl_flags_command(daemon: str) -> Command:
     # `rcctl get NAME flags` prints NO for a disabled daemon (rcctl.sh rev 1.122
     # L328); exit 1 is still accepted as data for older rcctl releases.
+    # No root: rcctl.sh runs `get` without needs_root; it only reads rc.conf{,.local}.
     return Command(f"rcctl.flags.{daemon}", (RCCTL, "get", daemon, "flags"), False,
                    frozenset({0, 1}))
 
@@ -57,19 +59,28 @@ def rcctl_flags_command(daemon: str) -> Command:
 def rcctl_check_command(daemon: str) -> Command:
     # `rcctl check` exits 1 and prints NAME(failed) when the daemon is not running.
     # rcctl's dispatch never calls needs_root for check (rcctl.sh rev 1.122 L647-655).
+    # rc.subr's rc_cmd() lets non-root "check" unless rc_usercheck=NO (isakmpd, npppd: unset).
     return Command(f"rcctl.check.{daemon}", (RCCTL, "check", daemon), False,
                    frozenset({0, 1}))
 
 
+# No root: rcctl.sh (rev 1.122) needs_root()s `ls` only for started|stopped|failed|rogue.
 RCCTL_LS_ON = Command("rcctl.ls_on", (RCCTL, "ls", "on"), False)
+# Root: pfctl.c main() opens /dev/pf (O_RDONLY for -s); etc/MAKEDEV.common makes it mode 600.
 PFCTL_INFO = Command("pfctl.info", (PFCTL, "-si"), True)
+# Root: the same /dev/pf open as -si (sbin/pfctl/pfctl.c main()).
 PFCTL_RULES = Command("pfctl.rules", (PFCTL, "-sr"), True)
+# Root: the same /dev/pf open as -si (sbin/pfctl/pfctl.c main()).
 PFCTL_LIMITS = Command("pfctl.limits", (PFCTL, "-sm"), True)
+# Root: -n goes on without /dev/pf, but etc/Makefile installs /etc/pf.conf mode 600 root.
 PFCTL_CONFIG = Command("pfctl.config", (PFCTL, "-nvf", PF_CONF), True, frozenset({0, 1}))
+# Root: sysctl NET_KEY_SADB_DUMP (the SAs of -sa) is suser()-only in sys/net/pfkeyv2.c.
 IPSECCTL_SA = Command("ipsecctl.sa", (IPSECCTL, "-sa"), True)
 # `ifconfig pppx` shows every member of the pppx interface group; with no
 # session there is no group and ifconfig exits 1, which means "no sessions".
+# No root: SIOCGIFGMEMB and the SIOCGIF* reads have no suser() check in sys/net/if.c.
 IFCONFIG_PPPX = Command("ifconfig.pppx", (IFCONFIG, "pppx"), False, frozenset({0, 1}))
+# Root: npppd/control.c makes /var/run/npppd.sock mode 0660, owned root:wheel.
 NPPPCTL_SESSIONS = Command("npppctl.sessions", (NPPPCTL, "-n", "session", "all"), True)
 
 # Repair's allow-list: the only argvs that change anything.  Each is a

@@ -103,7 +103,7 @@ def plan(results: tuple[Result, ...], facts, cfg, only: tuple[str, ...] = ()) ->
                                   argv=(C.SYSCTL, f"{want.name}={want.value}")))
         if not failed(facts.sysctl_conf) and facts.sysctl_conf.get(want.name) != want.value:
             actions.append(Action(r.check, f"persist {want.name}={want.value}",
-                                  str(facts.sysctl_conf.get(want.name)), want.value,
+                                  facts.sysctl_conf.get(want.name) or "(missing)", want.value,
                                   path=C.SYSCTL_CONF, sysctl=(want.name, want.value)))
 
     # 2. files: tighten only (clear group/other bits), never widen

@@ -21,8 +21,10 @@ def running_flags(facts, daemon: str) -> tuple[str, ...] | None:
     """The arguments the running daemon was started with, from its command line."""
     if failed(facts.processes):
         return None
+    # Privilege-separated daemons retitle some of their processes
+    # (`isakmpd: monitor [priv]`); only one that kept its argv shows the flags.
     for p in facts.processes:
-        if p.name == daemon and p.cmdline:
+        if p.name == daemon and p.cmdline and p.cmdline[0].rsplit("/", 1)[-1] == daemon:
             return tuple(p.cmdline[1:])
     return None
 

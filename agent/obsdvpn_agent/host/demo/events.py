@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import daemons, services
 from . import sessions as sess
 from .ipsecconf import IpsecConfError, read_ipsecconf
-from .pfconf import Compiled, Net, compile_pfconf
+from .pfconf import Compiled, Net, PfConfError, compile_pfconf
 from .render import pf_counters
 
 HOSTNAME = "vpn.example.org"
@@ -203,6 +203,10 @@ def fresh_state(now: float, n_sessions: int = 3) -> dict:
     }
     boot(state, now - UPTIME_AT_RESET)
     connect_many(state, names[:n_sessions], now)
+    # pf keeps a few states per client (IKE, NAT-T, the NATed traffic) plus
+    # the host's own (ssh, ntp, dns).
+    state["pf"]["counters"]["states"] = 14 + 5 * n_sessions
+    state["pf"]["counters"]["half-open tcp"] = 0
     return state
 
 
@@ -239,7 +243,10 @@ def boot(state: dict, now: float) -> str:
     if services.enabled(rc, "pf"):
         pf["rules"] = list(compile_pfconf(BOOT_RULES_TEXT, "stdin", net(state)).rules)
         pf.update(enabled=True, since=now)
-        load_pfconf(state, state["files"].get(PF_CONF, {"text": ""})["text"])
+        try:
+            load_pfconf(state, state["files"].get(PF_CONF, {"text": ""})["text"])
+        except PfConfError:
+            pass  # /etc/rc's `pfctl -f /etc/pf.conf` failed: the boot rules stay
     early = ("isakmpd", "npppd")
     for name in services.RCD_SCRIPTS:
         if name not in early and services.enabled(rc, name):
@@ -292,39 +299,58 @@ def load_pfconf(state: dict, text: str, filename: str = PF_CONF) -> Compiled:
     return compiled
 
 
-def ipsec_secrecy_error(state: dict, as_root: bool) -> str | None:
-    """check_file_secrecy() of sbin/ipsecctl/parse.y for /etc/ipsec.conf."""
-    entry = state["files"][IPSEC_CONF]
+def readable(entry: dict, as_root: bool) -> bool:
+    """Whether the caller may open the file for reading."""
+    if as_root:
+        return True
+    if entry["uid"] == USER_UID:
+        return bool(entry["mode"] & 0o400)
+    return bool(entry["mode"] & 0o004)
+
+
+def secrecy_error(path: str, entry: dict, as_root: bool) -> str | None:
+    """check_file_secrecy() of sbin/ipsecctl/parse.y."""
     if entry["uid"] != 0 and (as_root or entry["uid"] != USER_UID):
-        return f"{IPSEC_CONF}: owner not root or current user"
+        return f"{path}: owner not root or current user"
     if entry["mode"] & 0o077:
-        return f"{IPSEC_CONF}: group/world readable/writeable"
+        return f"{path}: group/world readable/writeable"
     return None
 
 
-def load_ipsecconf(state: dict, as_root: bool) -> list[str]:
-    """`ipsecctl -f /etc/ipsec.conf`: stderr lines, empty on success."""
-    entry = state["files"].get(IPSEC_CONF)
-    if entry is None:
-        return ["ipsecctl: cannot open the main config file!: No such file or directory",
-                "ipsecctl: Syntax error in config file: ipsec rules not loaded"]
-    secrecy = ipsec_secrecy_error(state, as_root)
+def load_ipsecconf(state: dict, as_root: bool, path: str = IPSEC_CONF,
+                   noaction: bool = False) -> tuple[list[str], int]:
+    """`ipsecctl [-n] -f PATH`: (stderr lines, code); code 2 = err(3) exit 1 at once.
+
+    Order of ipsecctl_rules(): parse_rules() (fopen, check_file_secrecy, the
+    grammar), then ipsecctl_commit(): pfkey_init(), then the isakmpd FIFO for
+    ike rules.
+    """
+    failed = "ipsecctl: Syntax error in config file: ipsec rules not loaded"
+    entry = state["files"].get(path)
+    if entry is None or not readable(entry, as_root):
+        why = "No such file or directory" if entry is None else "Permission denied"
+        return [f"ipsecctl: cannot open the main config file!: {why}", failed], 1
+    secrecy = secrecy_error(path, entry, as_root)
     if secrecy:
-        # warn() after a failed secrecy check reports a stale errno: 0 here.
+        # warn() after the failed check reports a stale errno (UNVERIFIED: 0 assumed).
         return [f"ipsecctl: {secrecy}",
                 "ipsecctl: cannot open the main config file!: Undefined error: 0",
-                "ipsecctl: Syntax error in config file: ipsec rules not loaded"]
+                failed], 1
     try:
-        conf = read_ipsecconf(entry["text"], IPSEC_CONF, net(state).exists)
+        conf = read_ipsecconf(entry["text"], path, net(state).exists)
     except IpsecConfError as exc:
-        return [*exc.errors, "ipsecctl: Syntax error in config file: ipsec rules not loaded"]
+        return [*exc.errors, failed], 1
+    if noaction:
+        return [], 0
+    if not as_root:
+        return ["ipsecctl: pfkey_init: failed to open PF_KEY socket: Permission denied"], 2
     if conf.rules and not daemons.running(state, "isakmpd"):
         return ["ipsecctl: ike_ipsec_establish: open(/var/run/isakmpd.fifo): "
-                "No such file or directory"]
+                "No such file or directory"], 2
     if conf.rules:
         state["ike_loaded"] = True
         state["ike"] = {"auth": conf.quick_auth, "enc": conf.quick_enc}
-    return []
+    return [], 0
 
 
 # --- events ------------------------------------------------------------------------

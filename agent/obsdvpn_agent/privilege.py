@@ -1,0 +1,164 @@
+"""Least privilege on OpenBSD: the doas.conf(5) rules `serve` needs, and
+pledge(2)/unveil(2) for `serve` itself.
+
+`serve` runs as the unprivileged user _obsdvpn.  The few probe commands that
+need root (see `needs_root` in commands.py, which cites why) go through
+`doas -n`, each allowed by one exact rule, e.g.
+
+    permit nopass _obsdvpn as root cmd /sbin/pfctl args -si
+
+`args` makes doas compare every argument; a bare `args` would mean "no
+arguments at all" (doas.conf(5)), so no rule here lets _obsdvpn run anything
+but the exact argv the command table holds.
+
+harden_serve() then narrows the running exporter to the promises and paths it
+uses.  It is a no-op (returning False) anywhere but OpenBSD.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import re
+import sys
+from typing import Iterable
+
+from . import commands as C
+from .config import DEFAULT_PATH
+
+DEFAULT_USER = "_obsdvpn"
+
+# Words doas.conf(5) reads as keywords; an argument spelled like one must be
+# quoted ("If quotes or backslashes are used in a word, it is not considered
+# a keyword").
+_KEYWORDS = frozenset({"permit", "deny", "as", "cmd", "args", "nopass", "nolog", "persist",
+                       "keepenv", "setenv"})
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:=+,%@-]+")
+
+
+def _conf_word(word: str) -> str:
+    if _PLAIN_WORD.fullmatch(word) and word not in _KEYWORDS:
+        return word
+    # Quoted text "is taken as is", so it can hold anything but a quote.
+    if not word or any(c in word for c in '"\\\n#'):
+        raise ValueError(f"{word!r} cannot be written as a doas.conf(5) argument")
+    return f'"{word}"'
+
+
+def doas_rule(argv: tuple[str, ...], user: str = DEFAULT_USER) -> str:
+    """The doas.conf line that lets `user` run exactly `argv` as root, no password.
+
+    >>> doas_rule(("/sbin/pfctl", "-si"))
+    'permit nopass _obsdvpn as root cmd /sbin/pfctl args -si'
+    """
+    if not argv or not argv[0].startswith("/"):
+        raise ValueError(f"doas rules name commands by absolute path, not {argv[:1]!r}")
+    words = ["permit", "nopass", _conf_word(user), "as", "root", "cmd", _conf_word(argv[0]),
+             "args", *(_conf_word(a) for a in argv[1:])]
+    return " ".join(words)
+
+
+def doas_rules(cfg, user: str = DEFAULT_USER) -> list[str]:
+    """One rule per root-only probe command, in command-table order, no duplicates."""
+    rules: list[str] = []
+    for cmd in C.probe_commands(cfg):
+        if cmd.needs_root:
+            rule = doas_rule(cmd.argv, user)
+            if rule not in rules:
+                rules.append(rule)
+    return rules
+
+
+# What the probes stat or read besides running commands (probes._collect_files
+# and the sysctl collector); unveiling them keeps stat() truthful.
+_PROBED_FILES = (C.IPSEC_CONF, C.NPPPD_USERS, C.PF_CONF, C.SYSCTL_CONF)
+# last-repair.json, written by root's `repair`, read by every scrape.
+_REPAIR_STATE_DIR = "/var/db/obsdvpn-agent"
+
+
+def pledge_promises(writes: bool = False) -> str:
+    """The pledge(2) promises of `serve`.
+
+    stdio rpath: run, read config and probed files.  inet: accept scrapes (it
+    also allows getifaddrs(), psutil's interface counters).  unix: reconnect
+    the syslog socket /dev/log.  proc exec: run the probe commands (exec'd
+    programs start unpledged and unveiled afresh, as execpromises is NULL).
+    ps: psutil's process list (kern.proc, kern.procargs).  getpw: uid and gid
+    names.  prot_exec: Python loads C extension modules on first import, long
+    after start-up.  wpath cpath flock only with a writable directory (the
+    demo host's state and its lock file).
+    """
+    promises = "stdio rpath inet unix proc exec ps getpw prot_exec"
+    return promises + " wpath cpath flock" if writes else promises
+
+
+def unveil_plan(cfg, config_path: str | None = None, read_paths: Iterable[str] = (),
+                write_dirs: Iterable[str] = ()) -> tuple[tuple[str, str], ...]:
+    """(path, permissions) for unveil(2): everything `serve` may touch, nothing else.
+
+    Execute: the probe commands' binaries (and doas when the config uses it).
+    Read: the probed files, the configuration (SIGHUP re-reads it), the repair
+    state, Python and the shared libraries its lazy imports load.
+    """
+    plan: dict[str, str] = {}
+
+    def add(path: str, perms: str) -> None:
+        path = os.path.abspath(path)
+        plan[path] = "".join(sorted(set(plan.get(path, "") + perms), key="rwxc".index))
+
+    for cmd in C.probe_commands(cfg):
+        add(cmd.argv[0], "x")
+    if cfg.use_doas:
+        from .host.local import DOAS
+        add(DOAS, "x")
+    for path in _PROBED_FILES:
+        add(path, "r")
+    add(config_path or DEFAULT_PATH, "r")
+    add(_REPAIR_STATE_DIR, "r")
+    for path in (p for p in sys.path if p):
+        add(path, "r")
+    for path in ("/usr/lib", "/usr/local/lib", "/var/run/ld.so.hints"):
+        add(path, "r")
+    # connect(2) to a unix socket needs "w" on its path.
+    add("/dev/log", "w")
+    for path in read_paths:
+        add(path, "r")
+    for path in write_dirs:
+        add(path, "rwc")
+    return tuple(plan.items())
+
+
+def harden_serve(cfg, config_path: str | None = None, read_paths: Iterable[str] = (),
+                 write_dirs: Iterable[str] = ()) -> bool:
+    """Apply unveil_plan() and pledge_promises() to this process; True when applied.
+
+    Call it once the listening socket is bound and logging is set up.  On any
+    system but OpenBSD it does nothing and returns False.  Raises OSError when
+    the kernel refuses a promise or a path.
+    """
+    if platform.system() != "OpenBSD":
+        return False
+    write_dirs = tuple(write_dirs)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.unveil.argtypes = (ctypes.c_char_p, ctypes.c_char_p)
+    libc.unveil.restype = ctypes.c_int
+    libc.pledge.argtypes = (ctypes.c_char_p, ctypes.c_char_p)
+    libc.pledge.restype = ctypes.c_int
+    # Without wpath, writing a .pyc would be a pledge violation, which kills.
+    sys.dont_write_bytecode = True
+    for path, perms in unveil_plan(cfg, config_path, read_paths, write_dirs):
+        if libc.unveil(os.fsencode(path), perms.encode()) == -1:
+            err = ctypes.get_errno()
+            if err == errno.ENOENT:  # a directory on the way is missing: nothing to see
+                continue
+            raise OSError(err, f"unveil {path} {perms}: {os.strerror(err)}")
+    if libc.unveil(None, None) == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unveil: {os.strerror(err)}")
+    promises = pledge_promises(bool(write_dirs))
+    if libc.pledge(promises.encode(), None) == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"pledge {promises!r}: {os.strerror(err)}")
+    return True
