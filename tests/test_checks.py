@@ -201,3 +201,19 @@ def test_no_sessions_no_sa_is_ok_and_honest_about_isakmpd(facts):
     assert r["ipsec.sessions_sa"].status is Status.OK
     assert r["ipsec.ike_rules"].status is Status.OK
     assert "cannot be read" in r["ipsec.ike_rules"].summary
+
+
+def test_npppd_users_unreadable_by_design_is_not_a_failure(tmp_path):
+    from obsdvpn_agent.host.snapshot import SnapshotHost
+
+    class Unprivileged(SnapshotHost):
+        def read_file(self, path):
+            if path == "/etc/npppd/npppd-users":
+                raise PermissionError(path)
+            return super().read_file(path)
+
+    (tmp_path / "snapshot.json").write_text(json.dumps(sample_snapshot_document()))
+    facts = gather(Unprivileged(str(tmp_path)), CFG)
+    assert next(r for r in facts.collectors if r.name == "files").success
+    r = by_id(evaluate(facts, CFG))["sessions.users"]
+    assert r.status is Status.OK and "readable by root only" in r.summary

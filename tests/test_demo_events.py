@@ -278,3 +278,18 @@ def test_cli_without_root_object_uses_the_default_path(tmp_path, monkeypatch):
     result = CliRunner().invoke(demo, ["run", "--", "sysctl", "-n", "net.pipex.enable"])
     assert (result.exit_code, result.stdout) == (0, "1\n")
     assert (tmp_path / "xdg" / "obsdvpn-agent" / "demo-state.json").exists()
+
+
+def test_demo_commands_as_separate_processes(tmp_path):
+    """Each step its own process, sharing the state file, as a person would type them."""
+    from conftest import run_cli
+
+    state = str(tmp_path / "proc.json")
+    stop = run_cli("--demo-state", state, "demo", "run", "--", "rcctl", "stop", "npppd")
+    assert (stop.returncode, stop.stdout) == (0, "npppd(ok)\n")
+    check = run_cli("--demo-state", state, "demo", "run", "--", "rcctl", "check", "npppd")
+    assert (check.returncode, check.stdout) == (1, "npppd(failed)\n")
+    bad = run_cli("--demo-state", state, "demo", "connect", "alice")
+    assert (bad.returncode, bad.stderr) == (
+        3, "obsdvpn-agent demo: alice cannot connect: npppd is not running\n")
+    assert "Traceback" not in bad.stderr

@@ -174,6 +174,11 @@ def snapshot(app: App, directory: str) -> None:
                f"`obsdvpn-agent --snapshot {directory} check`")
 
 
+def _default_demo_state() -> Path:
+    from .host.demo import default_state_path
+    return default_state_path()
+
+
 def setup_logging(verbose: bool = False) -> None:
     """syslog (daemon facility) on OpenBSD, stderr elsewhere; no log files of our own."""
     import logging
@@ -238,6 +243,16 @@ def serve(app: App, listen, interval, tls_cert, tls_key, allow_remote, verbose) 
                              tls_key or cfg.tls_key, allow_remote or cfg.allow_remote)
     except ListenError as e:
         fail(str(e))
+    from .privilege import harden_serve
+
+    try:
+        writes = [str((app.demo_state or _default_demo_state()).parent)] if app.demo or \
+            app.demo_state else []
+        harden_serve(cfg, app.config_path, read_paths=[p for p in (tls_cert or cfg.tls_cert,
+                                                                   tls_key or cfg.tls_key) if p],
+                     write_dirs=writes)
+    except OSError as e:
+        fail(f"pledge/unveil refused: {e}")
     signal.signal(signal.SIGHUP, lambda *_: collector.reload())
 
     def stop(*_):

@@ -25,7 +25,8 @@ from .parsers import ParseError, ifconfig, ipsecctl, npppctl, npppd_users, pfctl
 
 @dataclass(frozen=True)
 class ProbeFailure:
-    """Why a fact is missing.  kind: missing, timeout, permission, error, parse."""
+    """Why a fact is missing.  kind: missing, timeout, permission, error, parse,
+    or skipped (not collected by design, e.g. a root-only file in the exporter)."""
 
     source: str
     kind: str
@@ -83,9 +84,10 @@ class Facts:
 # Words OpenBSD tools print when the caller lacks a privilege: pfctl
 # `pfctl: /dev/pf: Permission denied`, rcctl `rcctl: "enable" needs root privileges`
 # (rcctl.sh L43) and `/etc/rc.d/npppd: need root privileges` (rc.subr), npppctl
-# `npppctl: connect: Permission denied`, doas -n `doas: Authorization required`.
+# `npppctl: connect: Permission denied`, OpenBSD doas -n `doas: Authentication
+# required` (OpenDoas: `Authorization required`).
 _PERMISSION_WORDS = ("Permission denied", "Operation not permitted", "root privileges",
-                     "Authorization required")
+                     "Authentication required", "Authorization required")
 
 
 def permission_problem(stderr: str) -> bool:
@@ -250,7 +252,14 @@ def _collect_npppctl(c: _Collect) -> dict[str, Any]:
 def _collect_files(c: _Collect) -> dict[str, Any]:
     files = {p: c.stat(p) for p in (C.IPSEC_CONF, C.NPPPD_USERS, C.PF_CONF, C.SYSCTL_CONF)}
     text = c.read(C.NPPPD_USERS)
-    if failed(text):
+    if failed(text) and text.kind == "permission":
+        # The file must be root's alone, so an unprivileged serve cannot read it:
+        # that is by design, not a collector failure.  Root's cron `check` judges it.
+        c.failures.remove(text)
+        users = ProbeFailure(C.NPPPD_USERS, "skipped",
+                             f"{C.NPPPD_USERS} is readable by root only, as it must be; "
+                             "root's `obsdvpn-agent check` compares the user names")
+    elif failed(text):
         users = text
     elif text is None:
         users = c.fail(C.NPPPD_USERS, "missing", f"{C.NPPPD_USERS}: no such file")

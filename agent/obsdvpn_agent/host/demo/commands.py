@@ -147,7 +147,6 @@ def _sysctl(ctx: Ctx, args: list[str]) -> int | None:
     if parsed is None or not parsed[1]:
         return None
     flags = {o for o, _ in parsed[0]}
-    code = 0
     for arg in parsed[1]:
         name, eq, value = arg.partition("=")
         known = ctx.state["sysctl"]
@@ -157,8 +156,9 @@ def _sysctl(ctx: Ctx, args: list[str]) -> int | None:
                 for child in children:
                     ctx.say(_sysctl_line(child, known[child], "n" in flags))
                 continue
+            # findname() only warns and parse() returns; main() still exits 0
+            # (sbin/sysctl/sysctl.c).
             ctx.warn(f"sysctl: {_unknown_level(name, known)}")
-            code = 1
             continue
         if not eq:
             ctx.say(_sysctl_line(name, known[name], "n" in flags))
@@ -170,13 +170,13 @@ def _sysctl(ctx: Ctx, args: list[str]) -> int | None:
         elif problem == "EINVAL":
             ctx.warn(f"sysctl: {name}: Invalid argument")
         elif problem == "NOTINT":
-            # UNVERIFIED wording: sysctl.c's strtonum() failure message was not read.
+            # parse(): warnx("%s: value is %s: %s", string, errstr, newval), strtonum's errstr.
             ctx.warn(f"sysctl: {name}: value is invalid: {value}")
-        if problem:
-            code = 1
-        elif "q" not in flags:
+        # Errors are warnings only: main() returns 0 whatever parse() hit
+        # (sbin/sysctl/sysctl.c rev 1.268).
+        if not problem and "q" not in flags:
             ctx.say(f"{name}: {old} -> {known[name]}\n")
-    return code
+    return 0
 
 
 def _sysctl_line(name: str, value, numeric_only: bool) -> str:

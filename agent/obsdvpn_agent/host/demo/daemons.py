@@ -54,21 +54,23 @@ def stop(state: dict, name: str) -> None:
         sess.drop_all(state)
 
 
-def processes(state: dict) -> list[tuple[int, str, tuple[str, ...]]]:
-    """(pid, name, cmdline) of the running daemons, as ps/psutil show them."""
-    out = [(1, "init", ("/sbin/init",))]
+def processes(state: dict) -> list[tuple[int, str, tuple[str, ...], str]]:
+    """(pid, name, cmdline, user) of the running daemons, as ps/psutil show them."""
+    out = [(1, "init", ("/sbin/init",), "root")]
     for name, proc in sorted(state["procs"].items(), key=lambda kv: kv[1]["pid"]):
         path = services.DAEMON_PATHS.get(name, f"/usr/sbin/{name}")
         argv = (path, *proc["flags"].split())
         if name == "isakmpd":
             # The privileged monitor carries the title rc.d/isakmpd looks for;
             # the unprivileged child keeps its command line.
-            out.append((proc["pid"], name, (TITLES[name],)))
-            out.append((proc["pid"] + 1, name, argv))
+            # (sbin/isakmpd/monitor.c monitor_init(): setproctitle in the parent,
+            # setresuid(_isakmpd) in the child.)
+            out.append((proc["pid"], name, (TITLES[name],), "root"))
+            out.append((proc["pid"] + 1, name, argv, "_isakmpd"))
         elif name in TITLES:
-            out.append((proc["pid"], name, (TITLES[name],)))
+            out.append((proc["pid"], name, (TITLES[name],), "root"))
         else:
-            out.append((proc["pid"], name, argv))
+            out.append((proc["pid"], name, argv, "root"))
     return out
 
 

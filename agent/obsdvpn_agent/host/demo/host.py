@@ -33,7 +33,8 @@ class DemoHost:
 
     def info(self) -> HostInfo:
         state = self.store.read()
-        return HostInfo(state["hostname"], "OpenBSD", "7.6", self.as_root,
+        hostname = state["sysctl"].get("kern.hostname", state["hostname"])
+        return HostInfo(hostname, "OpenBSD", "7.6", self.as_root,
                         {"demo_state": str(self.state_path)})
 
     def run(self, argv: Sequence[str], timeout_s: float) -> CommandResult:
@@ -89,8 +90,7 @@ class DemoHost:
 
     def processes(self) -> tuple[Process, ...]:
         state = self.store.read()
-        return tuple(Process(pid, name, cmdline, "root")
-                     for pid, name, cmdline in daemons.processes(state))
+        return tuple(Process(*proc) for proc in daemons.processes(state))
 
     def interface_counters(self) -> dict[str, InterfaceCounters]:
         state = self.store.read()

@@ -95,10 +95,11 @@ class _Tok:
 
 
 def _statements(text: str, macros: dict[str, str]):
-    """Yield (first_line, tokens) per statement, expanding $macros as the lexer does.
+    """Yield (first line, lex) per statement; lex() returns its tokens.
 
-    Macros are expanded lazily: a statement is lexed only after the macro
-    definitions before it were recorded by the caller.
+    Backslash-newline joins lines.  Lexing is left to the caller's lex() call
+    so that $macros are expanded with the definitions made before the
+    statement, as parse.y's lexer does.
     """
     lines = text.split("\n")
     i = 0
