@@ -158,3 +158,12 @@ def test_repair_outcome_is_in_the_metrics(demo):
     text = demo("metrics").stdout
     assert "obsdvpn_repair_last_exit_code 1.0" in text
     assert 'obsdvpn_repair_last_actions{result="applied"} 1.0' in text
+
+
+def test_repair_with_nothing_to_do_records_exit_0(demo):
+    assert demo("demo", "break", "ipsec-conf-mode").returncode == 0
+    assert demo("demo", "run", "--", "pfctl", "-nf", "/etc/pf.conf").returncode == 0
+    assert demo("repair").returncode == 1
+    assert "obsdvpn_repair_last_exit_code 1.0" in demo("metrics").stdout
+    assert demo("repair").returncode == 0
+    assert "obsdvpn_repair_last_exit_code 0.0" in demo("metrics").stdout

@@ -103,7 +103,8 @@ def check(app: App, as_json: bool, quiet: bool, textfile: str | None) -> None:
     if textfile:
         from .metrics import write_textfile
         try:
-            write_textfile(textfile, facts, results, cfg)
+            from .repair_state import load_repair_state
+            write_textfile(textfile, facts, results, cfg, load_repair_state(app))
         except OSError as e:
             fail(f"{textfile}: cannot write the textfile: {e.strerror}")
     if as_json:
@@ -283,12 +284,10 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
     Exit 0 nothing to do, 1 drift fixed (verified), 2 still failing, 3 could
     not run.  With --dry-run: 0 nothing to do, 1 something would change.
     """
-    import time as _time
-
-    from .checks import Status, check_ids, evaluate, worst
+    from .checks import Status, check_ids, evaluate
     from .probes import gather
     from .repair import LockHeld, RepairLock, apply, plan
-    from .repair_state import repair_lock_path, save_repair_state
+    from .repair_state import repair_lock_path
 
     setup_logging()
     try:
@@ -314,13 +313,18 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
             if not p.actions:
                 failing = [r for r in before if r.status is not Status.OK
                            and (not only or r.check in only)]
-                sys.exit(2 if failing else 0)
-            outcomes = apply(p, host, cfg.command_timeout_s)
-            after = evaluate(gather(host, cfg), cfg)
+                outcomes, after = (), before
+            else:
+                outcomes = apply(p, host, cfg.command_timeout_s)
+                after = evaluate(gather(host, cfg), cfg)
     except LockHeld as e:
         fail(str(e))
     except (ConfigError, HostError) as e:
         fail(str(e))
+    if not p.actions:
+        code = 2 if failing else 0
+        _record_repair(app, code, (), before, after)
+        sys.exit(code)
     for o in outcomes:
         extra = f": {o.message}" if o.message else ""
         click.echo(f"{o.result.upper():8} {o.action.check}: {o.action.shown}{extra}")
@@ -335,15 +339,25 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
     from .report import summary_line
     click.echo(f"before: {summary_line(before)}")
     click.echo(f"after:  {summary_line(after)}")
+    _record_repair(app, code, outcomes, before, after)
+    sys.exit(code)
+
+
+def _record_repair(app: App, code: int, outcomes, before, after) -> None:
+    """Keep the outcome for the metrics, so a repair alert also resolves."""
+    import time
+
+    from .checks import worst
+    from .repair_state import save_repair_state
+
     counts = {k: sum(1 for o in outcomes if o.result == k)
               for k in ("applied", "failed", "refused", "skipped")}
     try:
-        save_repair_state(app, {"time": _time.time(), "exit_code": code, "actions": counts,
+        save_repair_state(app, {"time": time.time(), "exit_code": code, "actions": counts,
                                 "status_before": worst(r.status for r in before).name,
                                 "status_after": worst(r.status for r in after).name})
     except OSError as e:
         click.echo(f"obsdvpn-agent: cannot record the repair outcome: {e.strerror}", err=True)
-    sys.exit(code)
 
 
 def _plan_lines(p) -> list[str]:

@@ -239,7 +239,7 @@ def _repair(state: dict) -> Iterator:
     g.add_metric([], state.get("exit_code", 3))
     yield g
     g = _gauge("repair_last_actions", "Actions of the last repair by result.", ["result"])
-    for result in ("applied", "failed", "skipped"):
+    for result in ("applied", "failed", "refused", "skipped"):
         g.add_metric([result], state.get("actions", {}).get(result, 0))
     yield g
 
