@@ -133,3 +133,66 @@ def test_serve_process_stops_cleanly_on_sigterm(snapshot_dir):
         assert "serving snapshot:" in err
     finally:
         proc.kill()
+
+
+def test_check_state_changes_are_logged_once_each(tmp_path, caplog):
+    import logging
+
+    from obsdvpn_agent.host.demo import DemoHost
+    from conftest import run_cli
+
+    state = tmp_path / "demo.json"
+    host = DemoHost(state)
+    collector = Collector(lambda: host, Config, interval_s=3600)
+    with caplog.at_level(logging.INFO, logger="obsdvpn-agent"):
+        collector.collect_once()
+        assert run_cli("--demo-state", str(state), "demo", "crash", "isakmpd").returncode == 0
+        collector.collect_once()
+        collector.collect_once()
+        assert run_cli("--demo-state", str(state), "repair").returncode == 1
+        collector.collect_once()
+    lines = [r.getMessage() for r in caplog.records]
+    down = [m for m in lines if m.startswith("daemon.isakmpd.running: OK -> CRITICAL")]
+    up = [m for m in lines if m.startswith("daemon.isakmpd.running: CRITICAL -> OK")]
+    assert len(down) == 1 and len(up) == 1, lines
+
+
+def test_sighup_reloads_the_configuration(tmp_path):
+    conf = tmp_path / "agent.conf"
+    conf.write_text('[vpn]\nnetwork = "10.0.0.0/24"\n')
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "obsdvpn_agent", "--config", str(conf),
+                             "--demo-state", str(tmp_path / "d.json"), "serve", "--listen",
+                             f"127.0.0.1:{port}", "--interval", "0.3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def vpn_rules_status() -> str:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read().decode()
+        return [ln for ln in body.splitlines()
+                if ln.startswith('obsdvpn_check_status{check="pf.vpn_rules"}')][0]
+
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert vpn_rules_status().endswith(" 0.0")
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        # Another VPN network: the loaded nat-to no longer covers it.
+        conf.write_text('[vpn]\nnetwork = "10.9.0.0/24"\n')
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not vpn_rules_status().endswith(" 2.0"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert "configuration reloaded from" in proc.stderr.read()
+    finally:
+        proc.kill()
