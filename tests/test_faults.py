@@ -15,12 +15,14 @@ in a separate process, as cron runs it.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import http.client
 import json
+import logging
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -30,6 +32,7 @@ import psutil
 import pytest
 
 from conftest import run_cli, sample_snapshot_document
+from obsdvpn_agent import cli as cli_module
 from obsdvpn_agent.config import Config
 from obsdvpn_agent.host.local import LocalHost
 from obsdvpn_agent.server import Collector, make_server
@@ -111,7 +114,8 @@ def exporter(host, cfg: Config, interval_s: float = 3600.0):
     server = make_server(collector, "127.0.0.1:0")
     loop = threading.Thread(target=collector.loop, daemon=True)
     loop.start()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # A short poll interval: shutdown() waits for it (0.5 s by default).
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
     try:
         yield server, collector
     finally:
@@ -145,8 +149,9 @@ def check_status(text: str) -> dict[str, float]:
 
 def summary(page: str, check: str) -> str:
     """The landing page's summary cell of one check (HTML-escaped)."""
-    m = re.search(rf"<td>{re.escape(check)}</td><td>\w+</td><td>(.*?)</td>", page)
+    m = re.search(rf"<td>{re.escape(check)}</td><td>\w+</td><td>(.*?)</td>", page, re.S)
     assert m, f"{check} not on the landing page"
+    assert "\n" not in m.group(1), f"{check}: the reason is not one line"
     return m.group(1)
 
 
@@ -289,6 +294,24 @@ def test_permission_denied_through_the_cli(tmp_path):
     assert p.stderr == ""
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: rcctl.parse_check() copies all of stderr into its reason (parsers/rcctl.py L199 "
+    "and L205), so a two-line stderr makes a two-line check summary; keep its first line"))
+def test_two_line_stderr_still_gives_a_one_line_reason(tmp_path):
+    two_lines = ('echo "/etc/rc.d/npppd: cannot read /etc/npppd/npppd.conf" >&2; '
+                 'echo "npppd: configuration error" >&2; exit 1')
+    host = StandInHost(build_root(tmp_path, scripts={
+        ("/usr/sbin/rcctl", "check", "npppd"): two_lines}))
+    host.processes = _no_process_list      # so the check has only rcctl's answer to go by
+    with exporter(host, FAST) as (server, _):
+        _, page, _ = get(server, "/")
+    assert "cannot read /etc/npppd/npppd.conf" in summary(page, "daemon.npppd.running")
+
+
+def _no_process_list():
+    raise OSError(1, "Operation not permitted")
+
+
 CUT = [  # command, the collector that must fail, the check that becomes UNKNOWN
     (PFCTL_SI, "pf", "pf.enabled"),
     (NPPPCTL, "npppctl", "sessions.users"),
@@ -399,17 +422,38 @@ def files_under(directory: Path) -> dict[str, bytes]:
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def run_isolated(tmp: Path, *args: str):
-    """run_cli with HOME, XDG_STATE_HOME and the working directory inside tmp/home."""
-    home = tmp / "home"
-    home.mkdir(exist_ok=True)
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """Run the CLI's main() with HOME, XDG_STATE_HOME and the working directory in tmp/home.
+
+    In this process by default (quick: the matrices below are large); with
+    separate=True in a new process, as cron runs it.
+    """
+    home = tmp_path / "home"
+    home.mkdir()
     env = {"HOME": str(home), "XDG_STATE_HOME": str(home / "state")}
-    cwd = os.getcwd()
-    os.chdir(home)
-    try:
-        return run_cli(*args, env=env)
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(home)
+
+    def run(*args: str, separate: bool = False) -> subprocess.CompletedProcess:
+        if separate:
+            return run_cli(*args, env=env)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.delenv("OBSDVPN_AGENT_CONFIG", raising=False)
+        monkeypatch.setattr(sys, "argv", ["obsdvpn-agent", *args])
+        logger = logging.getLogger("obsdvpn-agent")
+        handlers, level = logger.handlers[:], logger.level
+        capsys.readouterr()
+        try:
+            with pytest.raises(SystemExit) as exit_:
+                cli_module.main()
+        finally:
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, exit_.value.code, out, err)
+
+    return run
 
 
 def one_line_error(p, *words: str) -> str:
@@ -442,18 +486,18 @@ BAD_CONFIGS = [
                          ids=[c[0] for c in BAD_CONFIGS])
 @pytest.mark.parametrize("command", [("check",), ("serve", "--listen", "127.0.0.1:0"),
                                      ("config",)], ids=lambda c: c[0])
-def test_bad_config_is_one_line_exit_3(tmp_path, sample_snapshot, text, key, command):
+def test_bad_config_is_one_line_exit_3(tmp_path, cli, sample_snapshot, text, key, command):
     conf = tmp_path / "agent.conf"
     conf.write_bytes(text if isinstance(text, bytes) else text.encode())
     before = files_under(tmp_path)
-    p = run_isolated(tmp_path, "--config", str(conf), "--snapshot", str(sample_snapshot),
+    p = cli("--config", str(conf), "--snapshot", str(sample_snapshot),
                      *command)
     one_line_error(p, str(conf), key)
     assert files_under(tmp_path) == before, "a failed run wrote something"
 
 
-def test_missing_config_file_is_one_line(tmp_path, sample_snapshot):
-    p = run_isolated(tmp_path, "--config", str(tmp_path / "nope.conf"),
+def test_missing_config_file_is_one_line(tmp_path, cli, sample_snapshot):
+    p = cli("--config", str(tmp_path / "nope.conf"),
                      "--snapshot", str(sample_snapshot), "check")
     one_line_error(p, "nope.conf: no such file")
 
@@ -469,12 +513,12 @@ CORRUPT_STATES = [
 
 @pytest.mark.parametrize("content", [c[1] for c in CORRUPT_STATES],
                          ids=[c[0] for c in CORRUPT_STATES])
-def test_corrupt_demo_state_is_unknown_and_left_alone(tmp_path, content):
+def test_corrupt_demo_state_is_unknown_and_left_alone(tmp_path, cli, content):
     state = tmp_path / "state.json"
     state.write_bytes(content)
     # (`metrics` prints the exposition, every check UNKNOWN, and exits 0: see below.)
     for command in (("check",), ("check", "--json"), ("sessions",)):
-        p = run_isolated(tmp_path, "--demo-state", str(state), *command)
+        p = cli("--demo-state", str(state), *command)
         assert p.returncode == 3, (command, p.stdout, p.stderr)
         assert "Traceback" not in p.stdout + p.stderr
         assert str(state) in p.stdout + p.stderr
@@ -483,15 +527,11 @@ def test_corrupt_demo_state_is_unknown_and_left_alone(tmp_path, content):
             "a temp file was left behind"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a corrupt demo state gives one UNKNOWN line per "
-                   "check (19 lines repeating the same reason) instead of one line naming "
-                   "the file: cli._collect() never opens the host before gather(); call "
-                   "host.info() inside its try (DemoStateError is a HostError)")
 @pytest.mark.parametrize("command", ["check", "metrics"])
-def test_corrupt_demo_state_is_one_line(tmp_path, command):
+def test_corrupt_demo_state_is_one_line(tmp_path, cli, command):
     state = tmp_path / "state.json"
     state.write_bytes(CORRUPT_STATES[0][1])
-    p = run_isolated(tmp_path, "--demo-state", str(state), command)
+    p = cli("--demo-state", str(state), command)
     one_line_error(p, str(state), "corrupt demo state")
 
 
@@ -525,7 +565,7 @@ MALFORMED = [
         {"name": "vio0", "bytes_in": "lots", "bytes_out": 0, "packets_in": 0,
          "packets_out": 0}), "interfaces[0]"),
 ]
-MALFORMED_BUGS = [
+MALFORMED_TYPES = [
     ("cmdline not a list", _set(("processes", 0, "cmdline"), 5), "processes[0]",
      "snapshot.py:171 iterates processes[i].cmdline unchecked: TypeError"),
     ("command_errors not a list", _set(("command_errors",), 5), "command_errors",
@@ -540,18 +580,14 @@ MALFORMED_BUGS = [
 
 
 @pytest.mark.parametrize("change, words",
-                         [m[1:] for m in MALFORMED]
-                         + [pytest.param(*m[1:3], marks=pytest.mark.xfail(
-                             strict=True, reason=f"BUG: {m[3]} (internal error instead of "
-                                                 "one line naming the entry)"))
-                            for m in MALFORMED_BUGS],
-                         ids=[m[0] for m in MALFORMED + MALFORMED_BUGS])
-def test_malformed_snapshot_is_one_line_exit_3(tmp_path, change, words):
+                         [m[1:] for m in MALFORMED] + [m[1:3] for m in MALFORMED_TYPES],
+                         ids=[m[0] for m in MALFORMED + MALFORMED_TYPES])
+def test_malformed_snapshot_is_one_line_exit_3(tmp_path, cli, change, words):
     doc = sample_snapshot_document()
     change(doc)
     (tmp_path / "snapshot.json").write_text(json.dumps(doc))
     before = files_under(tmp_path)
-    p = run_isolated(tmp_path, "--snapshot", str(tmp_path), "check")
+    p = cli("--snapshot", str(tmp_path), "check")
     one_line_error(p, "snapshot.json", words)
     after = files_under(tmp_path)
     assert {k: v for k, v in after.items() if not k.startswith("home")} == before
@@ -563,13 +599,30 @@ def test_malformed_snapshot_is_one_line_exit_3(tmp_path, change, words):
     (b"\xff\xfe{}", "not a JSON snapshot"),
     (b"[]", "not an obsdvpn-agent snapshot"),
 ], ids=["empty", "truncated", "not UTF-8", "a list"])
-def test_unreadable_snapshot_file_is_one_line(tmp_path, raw, words):
+def test_unreadable_snapshot_file_is_one_line(tmp_path, cli, raw, words):
     (tmp_path / "snapshot.json").write_bytes(raw)
-    one_line_error(run_isolated(tmp_path, "--snapshot", str(tmp_path), "check"), words)
+    one_line_error(cli("--snapshot", str(tmp_path), "check"), words)
 
 
-def test_missing_snapshot_is_one_line(tmp_path):
-    one_line_error(run_isolated(tmp_path, "--snapshot", str(tmp_path / "none"), "check"),
+@pytest.mark.parametrize("args, words", [
+    (("--config", "{tmp}/bad.conf", "--snapshot", "{snap}", "serve", "--listen",
+      "127.0.0.1:0"), "'commands.timeout'"),
+    (("--snapshot", "{tmp}/broken", "check"), "'returncode' must be an integer"),
+    (("--demo-state", "{tmp}/state.json", "sessions"), "corrupt demo state"),
+], ids=["bad config, serve", "malformed snapshot", "corrupt demo state"])
+def test_faults_in_a_separate_process(tmp_path, cli, sample_snapshot, args, words):
+    (tmp_path / "bad.conf").write_text('[commands]\ntimeout = "5"\n')
+    broken = sample_snapshot_document()
+    broken["commands"][0]["returncode"] = "0"
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken/snapshot.json").write_text(json.dumps(broken))
+    (tmp_path / "state.json").write_text("{")
+    args = [a.format(tmp=tmp_path, snap=sample_snapshot) for a in args]
+    one_line_error(cli(*args, separate=True), words)
+
+
+def test_missing_snapshot_is_one_line(tmp_path, cli):
+    one_line_error(cli("--snapshot", str(tmp_path / "none"), "check"),
                    "no such file")
 
 
@@ -591,11 +644,11 @@ MISSING_ENTRIES = [
 
 @pytest.mark.parametrize("change, check, words", [m[1:] for m in MISSING_ENTRIES],
                          ids=[m[0] for m in MISSING_ENTRIES])
-def test_snapshot_with_missing_entries_gives_unknown(tmp_path, change, check, words):
+def test_snapshot_with_missing_entries_gives_unknown(tmp_path, cli, change, check, words):
     doc = sample_snapshot_document()
     change(doc)
     (tmp_path / "snapshot.json").write_text(json.dumps(doc))
-    p = run_isolated(tmp_path, "--snapshot", str(tmp_path), "check", "--json")
+    p = cli("--snapshot", str(tmp_path), "check", "--json")
     assert "Traceback" not in p.stderr and p.stderr == ""
     report = json.loads(p.stdout)
     found = next(c for c in report["checks"] if c["id"] == check)
@@ -604,26 +657,18 @@ def test_snapshot_with_missing_entries_gives_unknown(tmp_path, change, check, wo
     assert p.returncode in (2, 3)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a snapshot string with a lone surrogate (valid "
-                   "JSON \\ud800) reaches the output and `check`/`sessions`/`metrics` die with "
-                   "UnicodeEncodeError (internal error); SnapshotHost should refuse or replace "
-                   "strings that are not valid Unicode (e.g. check s.encode('utf-8') in _load)")
 @pytest.mark.parametrize("command", ["check", "sessions", "metrics"])
-def test_snapshot_with_a_lone_surrogate(tmp_path, command):
+def test_snapshot_with_a_lone_surrogate(tmp_path, cli, command):
     doc = sample_snapshot_document()
     for c in doc["commands"]:
         if tuple(c["argv"]) == NPPPCTL:
             c["stdout"] = c["stdout"].replace(": bob", ": b\ud800b")
     (tmp_path / "snapshot.json").write_text(json.dumps(doc))
-    p = run_isolated(tmp_path, "--snapshot", str(tmp_path), command)
+    p = cli("--snapshot", str(tmp_path), command, separate=True)
     assert "internal error" not in p.stderr, p.stderr
     assert p.returncode in (0, 2, 3) and len(p.stderr.splitlines()) <= 1
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "BUG: probes._Collect.parse() catches only ParseError, so a parser's ValueError aborts "
-    "the whole collection: serve keeps no snapshot (503) and `check` dies with an internal "
-    "error; catch Exception there too and make it a ProbeFailure of kind 'parse'"))
 def test_parser_bug_does_not_take_the_exporter_down(tmp_path):
     """A 5000-digit counter makes parse_info raise ValueError (see test_fuzz_parsers):
     the pf collector must fail, alone, not the whole collection."""

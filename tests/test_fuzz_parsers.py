@@ -10,8 +10,11 @@ no example database, so CI runs the same inputs every time):
   several points inside every line (exhaustive, not sampled);
 - mutations of the real samples in /work/shared/openbsd-samples (and the
   tests/fixtures captures): lines deleted, duplicated, swapped, cut,
-  re-indented, a number replaced by garbage (letters, a sign, 5000 digits,
-  non-ASCII digits, U+FFFD), junk inserted (TAB, NUL, CR, U+FFFD, quotes...).
+  re-indented, lines of other commands inserted, a number replaced by
+  garbage (letters, a sign, a float, U+FFFD), junk inserted (TAB, NUL, CR,
+  U+FFFD, quotes...);
+- every number of every sample replaced, in turn, by letters, by that
+  garbage and by the inputs of the known bugs (5000 digits, '²', '١٢٣', '０').
 
 Whatever the input, a parser raises only parsers.ParseError or returns.  On
 top of that, the properties checked on every successful parse:
@@ -27,8 +30,9 @@ top of that, the properties checked on every successful parse:
   text; ipsecctl errors never echo key material; set_conf_value() output
   parses back with the value in force and every other line unchanged.
 
-INPUTS_TRIED counts the parser calls per parser; the total is printed at
-the end of the module (pytest -rA or the terminal summary shows it).
+INPUTS_TRIED counts the parser calls per parser; the total is printed on the
+terminal when the module ends (`fuzz: N parser inputs tried ...`).  Cases
+broken by a known parser bug are marked xfail(strict=True, reason="BUG: ...").
 """
 
 from __future__ import annotations
@@ -245,12 +249,10 @@ def _numbers_from_input(name: str, result: Any, text: str) -> None:
     elif name == "npppctl.parse_clear":
         assert result == 0 or re.search(rf"Successfully disconnected 0*{result} ", text), result
     elif name == "npppctl.parse_clear_result":
-        if "No session to disconnect." not in text:
-            values = [("disconnected", result.disconnected), ("failed", result.failed)]
+        # 0 is what `No session to disconnect.` (or the absence of the line) means.
         for count, label in ((result.disconnected, "Successfully disconnected"),
                              (result.failed, "Failed to disconnect")):
             assert count == 0 or re.search(rf"{label} 0*{count} ", text), (label, count)
-        values = []
     elif name == "ifconfig.parse_ifconfig":
         for iface in result:
             header = _header(text, iface.name)

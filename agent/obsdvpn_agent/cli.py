@@ -37,6 +37,21 @@ class App:
             self._config = load(self.config_path)
         return self._config
 
+    def global_args(self) -> list[str]:
+        """The options that choose the host, for a child `obsdvpn-agent` process."""
+        if self.snapshot:
+            return ["--snapshot", self.snapshot]
+        if self.demo_state:
+            return ["--demo-state", str(self.demo_state)]
+        return ["--demo"] if self.demo else []
+
+    def host_label(self) -> str:
+        if self.snapshot:
+            return f"snapshot:{self.snapshot}"
+        if self.demo or self.demo_state:
+            return f"demo:{self.demo_state or '(default state file)'}"
+        return "local"
+
     def host(self, as_root: bool = True) -> Host:
         if self.snapshot:
             from .host.snapshot import SnapshotHost
@@ -54,7 +69,21 @@ def fail(message: str, code: int = EXIT_UNKNOWN) -> None:
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Loads the demo command group only when it is asked for: a real host's
+    `check` never imports the simulator (cron pays for every import)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), "demo"])
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name == "demo":
+            from .cli_demo import demo
+            return demo
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="obsdvpn-agent")
 @click.option("--config", "config_path", metavar="FILE",
               help="TOML configuration (default /etc/obsdvpn-agent.conf if it exists).")
@@ -78,6 +107,7 @@ def _collect(app: App, as_root: bool = True):
     try:
         cfg = app.config
         host = app.host(as_root)
+        host.info()  # a host that cannot be opened is one line, not an UNKNOWN per check
         facts = gather(host, cfg)
     except ConfigError as e:
         fail(str(e))
@@ -175,11 +205,6 @@ def snapshot(app: App, directory: str) -> None:
                f"`obsdvpn-agent --snapshot {directory} check`")
 
 
-def _default_demo_state() -> Path:
-    from .host.demo import default_state_path
-    return default_state_path()
-
-
 def setup_logging(verbose: bool = False) -> None:
     """syslog (daemon facility) on OpenBSD, stderr elsewhere; no log files of our own."""
     import logging
@@ -224,34 +249,34 @@ def serve(app: App, listen, interval, tls_cert, tls_key, allow_remote, verbose) 
     import signal
     import threading
 
-    from .repair_state import load_repair_state
-    from .server import Collector, ListenError, make_server
+    from .privilege import harden_serve
+    from .server import (CollectionError, Collector, ListenError, collect_in_child,
+                         make_server)
 
     setup_logging(verbose)
     try:
         cfg = app.config
-        app.host()  # fail now, in one line, if the host cannot be opened
-    except (ConfigError, HostError) as e:
+    except ConfigError as e:
         fail(str(e))
 
     def reload_config():
         app._config = None
         return app.config
 
-    collector = Collector(app.host, reload_config, interval, lambda: load_repair_state(app))
+    collector = Collector(app.host, reload_config, interval,
+                          collect=collect_in_child(app.global_args()))
     try:
         server = make_server(collector, listen or cfg.listen, tls_cert or cfg.tls_cert,
                              tls_key or cfg.tls_key, allow_remote or cfg.allow_remote)
     except ListenError as e:
         fail(str(e))
-    from .privilege import harden_serve
-
     try:
-        writes = [str((app.demo_state or _default_demo_state()).parent)] if app.demo or \
-            app.demo_state else []
+        collector.collect_once()  # fail now, in one line, if the host cannot be read
+    except CollectionError as e:
+        fail(str(e))
+    try:
         harden_serve(cfg, app.config_path, read_paths=[p for p in (tls_cert or cfg.tls_cert,
-                                                                   tls_key or cfg.tls_key) if p],
-                     write_dirs=writes)
+                                                                   tls_key or cfg.tls_key) if p])
     except OSError as e:
         fail(f"pledge/unveil refused: {e}")
     signal.signal(signal.SIGHUP, lambda *_: collector.reload())
@@ -262,12 +287,13 @@ def serve(app: App, listen, interval, tls_cert, tls_key, allow_remote, verbose) 
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    threading.Thread(target=collector.loop, name="collector", daemon=True).start()
+    threading.Thread(target=collector.loop, kwargs={"first_wait": True}, name="collector",
+                     daemon=True).start()
     host, port = server.server_address[:2]
     scheme = "https" if (tls_cert or cfg.tls_cert) else "http"
     import logging
     logging.getLogger("obsdvpn-agent").info(
-        "serving %s on %s://%s:%s/metrics (interval %gs)", app.host().label, scheme, host, port,
+        "serving %s on %s://%s:%s/metrics (interval %gs)", app.host_label(), scheme, host, port,
         interval)
     server.serve_forever()
     server.server_close()
@@ -373,6 +399,32 @@ def _plan_lines(p) -> list[str]:
     return lines
 
 
+@main_group.command(hidden=True)
+@click.option("--config-stdin", is_flag=True, help="Read the configuration as TOML on stdin.")
+@click.pass_obj
+def collect(app: App, config_stdin: bool) -> None:
+    """One collection for `serve`: results and rendered pages as JSON on stdout."""
+    import tomllib
+
+    from .config import from_dict
+    from .repair_state import load_repair_state
+    from .server import collect_in_process
+
+    try:
+        if config_stdin:
+            app._config = from_dict(tomllib.loads(sys.stdin.read()), "(configuration from serve)")
+        cfg = app.config
+        host = app.host()
+        host.info()
+    except (ConfigError, HostError, tomllib.TOMLDecodeError) as e:
+        fail(str(e))
+    try:
+        collection = collect_in_process(host, cfg, load_repair_state(app))
+    except HostError as e:
+        fail(str(e))
+    sys.stdout.write(collection.to_json())
+
+
 @main_group.command("doas-rules")
 @click.option("--user", default="_obsdvpn", show_default=True,
               help="The unprivileged user `serve` runs as.")
@@ -386,18 +438,6 @@ def doas_rules_command(app: App, user: str) -> None:
             click.echo(line)
     except ConfigError as e:
         fail(str(e))
-
-
-def _register_optional() -> None:
-    # Subcommand groups that live in their own modules.
-    try:
-        from .cli_demo import demo
-    except ImportError:
-        return
-    main_group.add_command(demo)
-
-
-_register_optional()
 
 
 def main() -> None:

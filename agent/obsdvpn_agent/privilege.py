@@ -71,9 +71,6 @@ def doas_rules(cfg, user: str = DEFAULT_USER) -> list[str]:
     return rules
 
 
-# What the probes stat or read besides running commands (probes._collect_files
-# and the sysctl collector); unveiling them keeps stat() truthful.
-_PROBED_FILES = (C.IPSEC_CONF, C.NPPPD_USERS, C.PF_CONF, C.SYSCTL_CONF)
 # last-repair.json, written by root's `repair`, read by every scrape.
 _REPAIR_STATE_DIR = "/var/db/obsdvpn-agent"
 
@@ -81,16 +78,15 @@ _REPAIR_STATE_DIR = "/var/db/obsdvpn-agent"
 def pledge_promises(writes: bool = False) -> str:
     """The pledge(2) promises of `serve`.
 
-    stdio rpath: run, read config and probed files.  inet: accept scrapes (it
-    also allows getifaddrs(), psutil's interface counters).  unix: reconnect
-    the syslog socket /dev/log.  proc exec: run the probe commands (exec'd
-    programs start unpledged and unveiled afresh, as execpromises is NULL).
-    ps: psutil's process list (kern.proc, kern.procargs).  getpw: uid and gid
-    names.  prot_exec: Python loads C extension modules on first import, long
-    after start-up.  wpath cpath flock only with a writable directory (the
-    demo host's state and its lock file).
+    stdio rpath: run, read the config and the repair state.  inet: accept
+    scrapes.  unix: reconnect the syslog socket /dev/log.  proc exec: start
+    the `obsdvpn-agent collect` child each interval (exec'd programs start
+    unpledged and unveiled afresh, as execpromises is NULL; the child runs the
+    probe commands, reads the process list and stats the files).  prot_exec:
+    Python loads C extension modules on first import, long after start-up.
+    wpath cpath flock only with a writable directory.
     """
-    promises = "stdio rpath inet unix proc exec ps getpw prot_exec"
+    promises = "stdio rpath inet unix proc exec prot_exec"
     return promises + " wpath cpath flock" if writes else promises
 
 
@@ -98,9 +94,11 @@ def unveil_plan(cfg, config_path: str | None = None, read_paths: Iterable[str] =
                 write_dirs: Iterable[str] = ()) -> tuple[tuple[str, str], ...]:
     """(path, permissions) for unveil(2): everything `serve` may touch, nothing else.
 
-    Execute: the probe commands' binaries (and doas when the config uses it).
-    Read: the probed files, the configuration (SIGHUP re-reads it), the repair
-    state, Python and the shared libraries its lazy imports load.
+    `serve` collects in a child `obsdvpn-agent collect` process, and execve(2)
+    drops the unveil list, so the exporter itself only needs to execute Python
+    and read the configuration (SIGHUP re-reads it), the repair state, Python
+    and the shared libraries its lazy imports load.  The probe commands and
+    the probed files are the child's business.
     """
     plan: dict[str, str] = {}
 
@@ -108,13 +106,7 @@ def unveil_plan(cfg, config_path: str | None = None, read_paths: Iterable[str] =
         path = os.path.abspath(path)
         plan[path] = "".join(sorted(set(plan.get(path, "") + perms), key="rwxc".index))
 
-    for cmd in C.probe_commands(cfg):
-        add(cmd.argv[0], "x")
-    if cfg.use_doas:
-        from .host.local import DOAS
-        add(DOAS, "x")
-    for path in _PROBED_FILES:
-        add(path, "r")
+    add(sys.executable, "rx")
     add(config_path or DEFAULT_PATH, "r")
     add(_REPAIR_STATE_DIR, "r")
     for path in (p for p in sys.path if p):

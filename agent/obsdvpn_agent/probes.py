@@ -134,6 +134,9 @@ class _Collect:
             return fn(*args)
         except ParseError as e:
             return self.fail(cmd.display, "parse", str(e))
+        except Exception as e:  # a parser bug: this fact is lost, not the collection
+            return self.fail(cmd.display, "parse", f"`{cmd.display}` output: not understood "
+                                                   f"({type(e).__name__}: {str(e)[:120]})")
 
     def stat(self, path: str) -> FileInfo | ProbeFailure:
         try:
@@ -289,6 +292,9 @@ def _timed(host: Host, cfg: Config, name: str) -> tuple[dict[str, Any], Collecto
         values = COLLECTORS[name](c)
     except HostError as e:  # e.g. the demo state file went bad mid-collection
         f = c.fail(name, "error", str(e))
+        values = {k: f for k in _KEYS[name]}
+    except Exception as e:  # a bug in one collector must not cost the others
+        f = c.fail(name, "error", f"{name} collector failed: {type(e).__name__}: {e}")
         values = {k: f for k in _KEYS[name]}
     run = CollectorRun(name, not c.failures, time.monotonic() - start, tuple(c.failures))
     return values, run

@@ -12,9 +12,12 @@ from __future__ import annotations
 import gzip
 import html
 import ipaddress
+import json
 import logging
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -22,8 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 from . import __version__
-from .checks import Result, Status, evaluate, worst
-from .probes import Facts, failed, gather
+from .checks import Result, Status, worst
 
 log = logging.getLogger("obsdvpn-agent")
 
@@ -31,11 +33,78 @@ TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
+class CollectionError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Collection:
+    """One collection, judged and rendered: all a scrape needs of it."""
+
+    results: tuple[Result, ...]
+    text: bytes
+    openmetrics: bytes
+    landing: bytes
+
+    def to_json(self) -> str:
+        return json.dumps({"results": [[r.check, int(r.status), r.summary] for r in self.results],
+                           "text": self.text.decode(), "openmetrics": self.openmetrics.decode(),
+                           "landing": self.landing.decode()})
+
+    @classmethod
+    def from_json(cls, data: str) -> "Collection":
+        doc = json.loads(data)
+        return cls(tuple(Result(c, Status(s), summary) for c, s, summary in doc["results"]),
+                   doc["text"].encode(), doc["openmetrics"].encode(), doc["landing"].encode())
+
+
+def collect_in_process(host, cfg, repair_state: dict | None) -> Collection:
+    """Gather, judge and render in this process."""
+    from .checks import evaluate
+    from .metrics import render
+    from .probes import gather
+
+    facts = gather(host, cfg)
+    results = evaluate(facts, cfg)
+    return Collection(results, render(facts, results, cfg, repair_state),
+                      render(facts, results, cfg, repair_state, openmetrics=True),
+                      landing_page(facts, results).encode())
+
+
+def collect_in_child(global_args: list[str]) -> Callable:
+    """Collect in a short-lived child process, handing it the effective config.
+
+    The exporter itself then never holds parsed facts, the simulator or
+    prometheus_client: it stays small (RSS measured in bench/), and a parser
+    bug or a leak dies with the child.
+    """
+    from .config import to_toml
+
+    def collect(cfg) -> Collection:
+        argv = [sys.executable, "-m", "obsdvpn_agent", *global_args, "collect", "--config-stdin"]
+        # Every collector runs its commands one after another, each with a timeout.
+        limit = 6 * cfg.command_timeout_s + 10
+        try:
+            proc = subprocess.run(argv, input=to_toml(cfg).encode(), capture_output=True,
+                                  timeout=limit, check=False)
+        except subprocess.TimeoutExpired:
+            raise CollectionError(f"collection did not finish within {limit:g} s")
+        if proc.returncode != 0:
+            said = proc.stderr.decode(errors="replace").strip().splitlines()
+            last = said[-1].removeprefix("obsdvpn-agent: ") if said else ""
+            raise CollectionError(last or f"collector exited {proc.returncode}")
+        try:
+            return Collection.from_json(proc.stdout.decode())
+        except (ValueError, KeyError, TypeError) as e:
+            raise CollectionError(f"collector output not understood: {e}")
+
+    return collect
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """One collection, rendered: what every scrape until the next one serves."""
+    """The latest collection with its gzip copies: what every scrape serves."""
 
-    facts: Facts
     results: tuple[Result, ...]
     text: bytes
     text_gz: bytes
@@ -48,12 +117,13 @@ class Collector:
     """Runs collections and keeps the latest rendered one."""
 
     def __init__(self, open_host: Callable, load_config: Callable, interval_s: float,
-                 repair_state: Callable[[], dict | None] = lambda: None) -> None:
-        self._open_host = open_host
+                 repair_state: Callable[[], dict | None] = lambda: None,
+                 collect: Callable | None = None) -> None:
+        self._collect = collect or (
+            lambda cfg: collect_in_process(open_host(), cfg, repair_state()))
         self._load_config = load_config
         self.cfg = load_config()
         self.interval_s = interval_s
-        self._repair_state = repair_state
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         self._latest: Snapshot | None = None
@@ -75,8 +145,6 @@ class Collector:
             return self._latest
 
     def collect_once(self) -> Snapshot:
-        from .metrics import render
-
         if self._reload.is_set():
             self._reload.clear()
             try:
@@ -84,15 +152,10 @@ class Collector:
                 log.info("configuration reloaded from %s", self.cfg.source)
             except Exception as e:  # keep serving with the old config
                 log.error("configuration not reloaded: %s", e)
-        cfg = self.cfg
-        facts = gather(self._open_host(), cfg)
-        results = evaluate(facts, cfg)
-        self._log_changes(results)
-        repair = self._repair_state()
-        text = render(facts, results, cfg, repair)
-        om = render(facts, results, cfg, repair, openmetrics=True)
-        snap = Snapshot(facts, results, text, gzip.compress(text, 5), om, gzip.compress(om, 5),
-                        landing_page(facts, results).encode())
+        c = self._collect(self.cfg)
+        self._log_changes(c.results)
+        snap = Snapshot(c.results, c.text, gzip.compress(c.text, 5), c.openmetrics,
+                        gzip.compress(c.openmetrics, 5), c.landing)
         with self._ready:
             self._latest = snap
             self.collections += 1
@@ -110,7 +173,9 @@ class Collector:
                 log.warning("%s: %s: %s", r.check, r.status.name, r.summary)
         self._previous = {r.check: r.status for r in results}
 
-    def loop(self) -> None:
+    def loop(self, first_wait: bool = False) -> None:
+        if first_wait:
+            self._stop.wait(self.interval_s)
         while not self._stop.is_set():
             start = time.monotonic()
             try:
@@ -120,7 +185,9 @@ class Collector:
             self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - start)))
 
 
-def landing_page(facts: Facts, results: tuple[Result, ...]) -> str:
+def landing_page(facts, results: tuple[Result, ...]) -> str:
+    from .probes import failed
+
     e = html.escape
     status = worst(r.status for r in results)
     rows = "\n".join(
@@ -229,6 +296,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that resets, times out or speaks clear text to TLS is the
+        # client's problem: one debug line, never a traceback on stderr.
+        log.debug("%s: connection dropped: %s", client_address[0], sys.exc_info()[1])
 
 
 def make_server(collector: Collector, listen: str, tls_cert: str = "", tls_key: str = "",

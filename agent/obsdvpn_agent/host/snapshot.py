@@ -20,6 +20,7 @@ through SnapshotHost, which runs nothing and writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Sequence
@@ -100,8 +101,7 @@ class RecordingHost:
 
     def interface_counters(self) -> dict[str, InterfaceCounters]:
         counters = self._inner.interface_counters()
-        self.interfaces = [vars(c) if hasattr(c, "__dict__") else c.__dict__
-                           for c in counters.values()]
+        self.interfaces = [dataclasses.asdict(c) for c in counters.values()]
         return counters
 
     def document(self, created: str, agent_version: str) -> dict:
@@ -155,6 +155,9 @@ class SnapshotHost:
                 raise SnapshotError(f"{where}: 'stdout' and 'stderr' must be strings")
             self._results[argv] = CommandResult(argv, rc, out, err)
         self._errors: dict[tuple[str, ...], HostError] = {}
+        for key in ("command_errors", "files", "processes", "interfaces"):
+            if not isinstance(doc.get(key, []), list):
+                raise SnapshotError(f"{path}: '{key}' must be a list")
         for i, c in enumerate(doc.get("command_errors", [])):
             where = f"{path}: command_errors[{i}]"
             argv = _argv(c, where)
@@ -167,10 +170,14 @@ class SnapshotHost:
             if not isinstance(f, dict) or not isinstance(f.get("path"), str):
                 raise SnapshotError(f"{path}: files[{i}]: needs a string 'path'")
             self._files[f["path"]] = f
-        self._procs = tuple(
-            Process(int(p["pid"]), str(p["name"]), tuple(str(a) for a in p["cmdline"]),
-                    str(p.get("username", "")))
-            for p in _entries(doc, "processes", ("pid", "name", "cmdline"), path))
+        procs = _entries(doc, "processes", ("pid", "name", "cmdline"), path)
+        for i, p in enumerate(procs):
+            if not isinstance(p["cmdline"], list) or not all(isinstance(a, str)
+                                                            for a in p["cmdline"]):
+                raise SnapshotError(f"{path}: processes[{i}]: 'cmdline' must be a list of "
+                                    "strings")
+        self._procs = tuple(Process(int(p["pid"]), str(p["name"]), tuple(p["cmdline"]),
+                                    str(p.get("username", ""))) for p in procs)
         self._ifaces = {
             str(c["name"]): InterfaceCounters(str(c["name"]), int(c["bytes_in"]),
                                               int(c["bytes_out"]), int(c["packets_in"]),
@@ -241,6 +248,11 @@ def _load(path: str) -> dict:
         raise SnapshotError(f"{path}: not a JSON snapshot: {e}")
     except OSError as e:
         raise SnapshotError(f"{path}: cannot read: {e.strerror}")
+    try:
+        # JSON may spell a lone surrogate ("\ud800") that no output can print.
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise SnapshotError(f"{path}: holds text that is not valid Unicode (a lone surrogate)")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise SnapshotError(f"{path}: not an obsdvpn-agent snapshot (no \"format\": \"{FORMAT}\")")
     if doc.get("version") != VERSION:
@@ -276,6 +288,6 @@ def _entries(doc: dict, key: str, fields: tuple[str, ...], path: str) -> list[di
             for f in fields:
                 if f not in ("name", "cmdline"):
                     int(e[f])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise SnapshotError(f"{path}: {key}[{i}]: {', '.join(fields)} must be numbers")
     return entries

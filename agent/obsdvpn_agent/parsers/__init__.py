@@ -7,6 +7,8 @@ returns a made-up zero for a field it could not read.
 
 from __future__ import annotations
 
+import re
+
 
 class ParseError(ValueError):
     """Output that does not have the layout OpenBSD's source prints."""
@@ -24,3 +26,20 @@ class ParseError(ValueError):
         # The offending text is shown cut short: enough to find it, never a whole key.
         shown = f": {self.line.strip()[:80]!r}" if self.line is not None else ""
         return f"`{self.command}` output{where}: {self.reason}{shown}"
+
+
+# Every number OpenBSD prints is a %u, %lu or %llu (or a small %d): at most a
+# u_int64, which prints in at most 20 digits, all ASCII.  Python is laxer:
+# \d, str.isdigit() and int() also take '١٢٣', '０' or '²', and int() of more
+# than 4300 digits raises a plain ValueError.  So printed numbers are matched
+# with UNSIGNED (or [0-9]) and converted by unsigned(), never by int() alone.
+UNSIGNED = re.compile(r"[0-9]{1,20}")
+
+
+def unsigned(text: str, command: str, lineno: int | None = None,
+             line: str | None = None) -> int:
+    """TEXT as a number OpenBSD prints, or ParseError naming the command and line."""
+    if UNSIGNED.fullmatch(text) is None:
+        raise ParseError(command, "expected a number of 1 to 20 digits 0-9 (u_int64)",
+                         lineno, line)
+    return int(text)

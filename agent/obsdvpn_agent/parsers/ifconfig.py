@@ -28,11 +28,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import ParseError
+from . import UNSIGNED, ParseError
 
 Fail = Callable[[str], ParseError]
 
-_HEADER = re.compile(r"([^\s:]+): flags=([0-9a-f]+)<([^>]*)>(.*)")
+# printb() prints the u_int flags as `%x`: at most 8 hex digits.
+_HEADER = re.compile(r"([^\s:]+): flags=([0-9a-f]{1,8})<([^>]*)>(.*)")
 _FLAG_NAME = re.compile(r"[A-Z0-9_]+")
 _NETMASK = re.compile(r"0x[0-9a-f]+")
 # in6_alias() address flags; `autoconfprivacy` is the pre-`temporary` name.
@@ -180,8 +181,9 @@ class _Block:
 
 
 def _number(word: str, what: str, fail: Fail, signed: bool = False) -> int:
+    # UNSIGNED, not str.isdigit(): isdigit() takes '²', which int() then refuses.
     digits = word[1:] if signed and word.startswith("-") else word
-    if not digits.isdigit():
+    if not UNSIGNED.fullmatch(digits):
         raise fail(f"bad number `{word}` for {what}")
     return int(word)
 

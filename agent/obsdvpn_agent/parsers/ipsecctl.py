@@ -52,9 +52,11 @@ EXTENSIONS = frozenset({
 })
 KEY_WORDS = frozenset({"authkey", "enckey"})
 
-_RULE_NUMBER = re.compile(r"@\d+(?:,\d+)* ")          # print_rule(), -vv (and -c)
+# Numbers are [0-9]: \d would also take '١٢٣', which ipsecctl never prints.
+_RULE_NUMBER = re.compile(r"@[0-9]+(?:,[0-9]+)* ")    # print_rule(), -vv (and -c)
 _EXT_LINE = re.compile(r"\t([a-z0-9_]+): ?(.*)")
-_STATE_LINE = re.compile(r"\t\tstate (\S+) replay \d+ flags (\S*?)<([^>]*)>")
+_STATE_LINE = re.compile(r"\t\tstate (\S+) replay [0-9]+ flags (\S*?)<([^>]*)>")
+# Redaction keeps the Unicode \s and \d on purpose: it must rather hide too much.
 _SECRET = re.compile(r"((?:authkey|enckey)\s+|key_(?:auth|encrypt):\s*bits\s+\d+:\s*)\S+")
 
 

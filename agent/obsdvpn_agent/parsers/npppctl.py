@@ -46,13 +46,14 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from . import ParseError
+from . import ParseError, unsigned
 
 TUNNEL_PROTOCOLS = frozenset({"None", "L2TP", "PPTP", "PPPoE", "SSTP", "Error"})
 # Protocols whose peer is an AF_INET/AF_INET6 address printed `host:port`.
 _PORTED = frozenset({"L2TP", "PPTP", "SSTP"})
 
-_HEADER = re.compile(r"Ppp Id = (\d+)")
+# Numbers are [0-9], never \d (which takes '١٢٣'), and are read by unsigned().
+_HEADER = re.compile(r"Ppp Id = ([0-9]+)")
 _LABEL_LINE = re.compile(r" +([A-Za-z][A-Za-z0-9 ]*?) *: ?(.*)")
 _LABELS = ("Ppp Id", "Username", "Realm Name", "Concentrated Interface",
            "Assigned IPv4 Address", "MRU", "Tunnel Protocol", "Tunnel From", "Start Time",
@@ -60,13 +61,16 @@ _LABELS = ("Ppp Id", "Username", "Realm Name", "Concentrated Interface",
            "Output Packets", "Output Errors")
 _OPTIONAL = frozenset({"MRU"})
 _EMPTY_OK = frozenset({"Username", "Realm Name"})
-_UINT = re.compile(r"\d+")
-_START = re.compile(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}")
-_ELAPSED = re.compile(r"(\d+) sec ?(.*)")
-_BYTES = re.compile(r"(\d+)(?: \((\d+\.\d) (KB|MB|GB)\))?")
-_ERRORS = re.compile(r"(\d+) \(\d+\.\d%\)")
-_PEER = re.compile(r"(.+):(\d+)")
-_CLEAR = re.compile(r"(Successfully disconnected|Failed to disconnect) (\d+) sessions?\.")
+_START = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
+_ELAPSED = re.compile(r"([0-9]+) sec ?(.*)")
+_BYTES = re.compile(r"([0-9]+)(?: \(([0-9]+\.[0-9]) (KB|MB|GB)\))?")
+_ERRORS = re.compile(r"([0-9]+) \([0-9]+\.[0-9]%\)")
+# NI_NUMERICSERV prints the u_int16 port in at most 5 digits.
+_PEER = re.compile(r"(.+):([0-9]{1,5})")
+_CLEAR = re.compile(r"(Successfully disconnected|Failed to disconnect) ([0-9]+) sessions?\.")
+# `%9.1f` of a byte count / 1024 fits in 20 digits before the point like any
+# u_int64; float() alone would take '١٢.٣', or make 'inf' of 400 digits.
+_KBYTES = re.compile(r"[0-9]{1,20}\.[0-9]")
 _NOT_RUNNING = re.compile(r"npppctl: connect: (?:No such file or directory|Connection refused)")
 
 
@@ -166,19 +170,16 @@ def humanize_bytes(n: int) -> tuple[float, str] | None:
 
 
 def split_peer(tunnel_from: str, protocol: str) -> tuple[str, int | None] | None:
-    """(host, port) of a peerstr() text, None when a ported peer lacks its port."""
+    """(host, port) of a peerstr() text, None when a ported peer lacks its port.
+
+    A port above 65535 is no port: NI_NUMERICSERV prints the u_int16 sin_port.
+    """
     if protocol not in _PORTED:
         return tunnel_from, None
     m = _PEER.fullmatch(tunnel_from)
-    if not m:
+    if not m or int(m.group(2)) > 65535:
         return None
     return m.group(1), int(m.group(2))
-
-
-def _uint(value: str, command: str, lineno: int, line: str) -> int:
-    if not _UINT.fullmatch(value):
-        raise ParseError(command, "expected a number", lineno, line)
-    return int(value)
 
 
 def _session(fields: dict[str, tuple[str, int, str]], command: str) -> PppSession:
@@ -192,7 +193,7 @@ def _session(fields: dict[str, tuple[str, int, str]], command: str) -> PppSessio
 
     def number(label: str) -> int:
         value, lineno, line = fields[label]
-        return _uint(value, command, lineno, line)
+        return unsigned(value, command, lineno, line)
 
     def bytes_(label: str) -> int:
         value, lineno, line = fields[label]
@@ -200,7 +201,7 @@ def _session(fields: dict[str, tuple[str, int, str]], command: str) -> PppSessio
         if not m:
             raise ParseError(command, f"expected `N` or `N (x.y KB|MB|GB)` for {label}",
                              lineno, line)
-        n = int(m.group(1))
+        n = unsigned(m.group(1), command, lineno, line)
         human = humanize_bytes(n)
         shown = (float(m.group(2)), m.group(3)) if m.group(2) else None
         if (human is None) != (shown is None) or (
@@ -214,7 +215,7 @@ def _session(fields: dict[str, tuple[str, int, str]], command: str) -> PppSessio
         m = _ERRORS.fullmatch(value)
         if not m:
             raise ParseError(command, f"expected `N (x.y%)` for {label}", lineno, line)
-        return int(m.group(1))
+        return unsigned(m.group(1), command, lineno, line)
 
     protocol = text("Tunnel Protocol")
     if protocol not in TUNNEL_PROTOCOLS:
@@ -234,14 +235,17 @@ def _session(fields: dict[str, tuple[str, int, str]], command: str) -> PppSessio
         raise ParseError(command, "expected `YYYY/MM/DD HH:MM:SS`", *fields["Start Time"][1:])
     value, lineno, line = fields["Elapsed Time"]
     m = _ELAPSED.fullmatch(value)
-    if not m or m.group(2).rstrip() != humanize_duration(int(m.group(1))):
+    if not m:
+        raise ParseError(command, "expected `N sec (H hours and M minutes)`", lineno, line)
+    elapsed = unsigned(m.group(1), command, lineno, line)
+    if m.group(2).rstrip() != humanize_duration(elapsed):
         raise ParseError(command, "expected `N sec (H hours and M minutes)`", lineno, line)
     return PppSession(
         ppp_id=number("Ppp Id"), username=text("Username"), realm=text("Realm Name"),
         interface=text("Concentrated Interface"), assigned_ipv4=address,
         mru=number("MRU") if "MRU" in fields else None, tunnel_protocol=protocol,
         tunnel_from=tunnel_from, peer_host=peer[0], peer_port=peer[1], start_time=start,
-        elapsed_s=int(m.group(1)), bytes_in=bytes_("Input Bytes"),
+        elapsed_s=elapsed, bytes_in=bytes_("Input Bytes"),
         packets_in=number("Input Packets"), errors_in=errors("Input Errors"),
         bytes_out=bytes_("Output Bytes"), packets_out=number("Output Packets"),
         errors_out=errors("Output Errors"))
@@ -270,7 +274,7 @@ def parse_session_all_report(text: str, command: str = "npppctl session all") ->
         m = _HEADER.fullmatch(line)
         if m:
             finish()
-            fields, header = {}, (int(m.group(1)), lineno, line)
+            fields, header = {}, (unsigned(m.group(1), command, lineno, line), lineno, line)
             continue
         if not line.strip():
             continue
@@ -329,7 +333,7 @@ def parse_session_brief(text: str, command: str = "npppctl session brief"
         peer = split_peer(tunnel_from, protocol)
         if peer is None:
             raise ParseError(command, f"an {protocol} peer is printed `host:port`", lineno, line)
-        rows.append(PppSessionBrief(_uint(ppp_id, command, lineno, line), address, username,
+        rows.append(PppSessionBrief(unsigned(ppp_id, command, lineno, line), address, username,
                                     protocol, tunnel_from, *peer))
     return tuple(rows)
 
@@ -345,10 +349,10 @@ def parse_session_packets(text: str, command: str = "npppctl session packets"
             raise ParseError(command, "expected id, username and six counters", lineno, line)
         # Only the username is free text: the six counters are the last columns.
         ppp_id, username, numbers = cols[0], " ".join(cols[1:-6]), cols[-6:]
-        if not all(re.fullmatch(r"\d+\.\d", numbers[i]) for i in (0, 3)):
+        if not all(_KBYTES.fullmatch(numbers[i]) for i in (0, 3)):
             raise ParseError(command, "expected Kbytes as `N.N`", lineno, line)
-        counts = [_uint(numbers[i], command, lineno, line) for i in (1, 2, 4, 5)]
-        rows.append(PppSessionPackets(_uint(ppp_id, command, lineno, line), username,
+        counts = [unsigned(numbers[i], command, lineno, line) for i in (1, 2, 4, 5)]
+        rows.append(PppSessionPackets(unsigned(ppp_id, command, lineno, line), username,
                                       float(numbers[0]), counts[0], counts[1],
                                       float(numbers[3]), counts[2], counts[3]))
     return tuple(rows)
@@ -371,9 +375,9 @@ def parse_clear_result(text: str, command: str = "npppctl clear") -> NpppClear:
                                       "`No session to disconnect.`", lineno, line)
         seen = True
         if m.group(1).startswith("Successfully"):
-            done = int(m.group(2))
+            done = unsigned(m.group(2), command, lineno, line)
         else:
-            failed = int(m.group(2))
+            failed = unsigned(m.group(2), command, lineno, line)
     if not seen:
         raise ParseError(command, "no output: clear always prints a result line")
     return NpppClear(done, failed)

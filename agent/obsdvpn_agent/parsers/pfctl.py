@@ -34,7 +34,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from . import ParseError
+from . import UNSIGNED, ParseError, unsigned
 
 INFO_COMMAND = "pfctl -si"
 LIMITS_COMMAND = "pfctl -sm"
@@ -55,7 +55,7 @@ SERVICE_PORTS = {
 
 # A line pfctl writes instead of its output: err(3)/warnx(3) ("pfctl: /dev/pf:
 # Permission denied") or a pf.conf parse error ("/etc/pf.conf:12: syntax error").
-_ERROR_LINE = re.compile(r"pfctl: |\S+:\d+: ")
+_ERROR_LINE = re.compile(r"pfctl: |\S+:[0-9]+: ")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -92,11 +92,15 @@ class PfInfo:
         return dict(self.counters).get(name, dict(self.state_counters).get(name))
 
 
+# Numbers are [0-9], never \d (which takes '١٢٣'), and are read by unsigned().
 _STATUS = re.compile(r"Status: (Enabled|Disabled)"
-                     r"(?: for (\d+) days (\d{2}):(\d{2}):(\d{2}))?\s*Debug: (\S+)\s*")
+                     r"(?: for ([0-9]+) days ([0-9]{2}):([0-9]{2}):([0-9]{2}))?"
+                     r"\s*Debug: (\S+)\s*")
 # "  %-25s %14llu " then "%14.1f/s" or 14 blanks.  Names are words joined by
 # single blanks, so a stray number can never be read as part of a name.
-_ROW = re.compile(r"  ([A-Za-z][\w-]*(?: [A-Za-z][\w-]*)*)\s+(\d+)(?:\s+\d+\.\d+/s)?\s*")
+# re.ASCII: pfctl's counter names are ASCII, and a Unicode \w would take 'é'.
+_ROW = re.compile(r"  ([A-Za-z][\w-]*(?: [A-Za-z][\w-]*)*)\s+([0-9]+)"
+                  r"(?:\s+[0-9]+\.[0-9]+/s)?\s*", re.ASCII)
 _STATE_HEADER = re.compile(r"State Table\s+Total\s+Rate\s*")
 # -v sections and `set loginterface` stats: tolerated, not read.
 _OTHER_SECTIONS = ("Source Tracking Table", "Fragments", "Limit Counters",
@@ -109,6 +113,7 @@ def parse_info(text: str) -> PfInfo:
     """Parse `pfctl -si` (also `-vsi`) as print_status() prints it."""
     cmd = INFO_COMMAND
     status: re.Match[str] | None = None
+    seconds: int | None = None
     section: str | None = None
     seen_sections: set[str] = set()
     state: dict[str, int] = {}
@@ -122,6 +127,10 @@ def parse_info(text: str) -> PfInfo:
             status = _STATUS.fullmatch(line)
             if status is None:
                 raise ParseError(cmd, "expected the Status line first", lineno, line)
+            if status[2] is not None:
+                days, hours, minutes, secs = (unsigned(status[i], cmd, lineno, line)
+                                              for i in range(2, 6))
+                seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
             continue
         if not line.startswith(" "):
             if _STATE_HEADER.fullmatch(line):
@@ -153,7 +162,7 @@ def parse_info(text: str) -> PfInfo:
         table = state if section == "state" else counters
         if row[1] in table:
             raise ParseError(cmd, f"{row[1]!r} printed twice", lineno, line)
-        table[row[1]] = int(row[2])
+        table[row[1]] = unsigned(row[2], cmd, lineno, line)
 
     if status is None:
         raise ParseError(cmd, "no Status line (empty output)")
@@ -167,10 +176,6 @@ def parse_info(text: str) -> PfInfo:
     if "match" not in counters:
         raise ParseError(cmd, "Counters section has no 'match' line")
 
-    seconds = None
-    if status[2] is not None:
-        days, hours, minutes, secs = (int(status[i]) for i in range(2, 6))
-        seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
     return PfInfo(
         enabled=status[1] == "Enabled",
         status_for_s=seconds,
@@ -206,7 +211,7 @@ class PfLimits:
         return value
 
 
-_LIMIT = re.compile(r"(\S+)\s+(?:hard limit\s+(\d+)|unlimited)\s*")
+_LIMIT = re.compile(r"(\S+)\s+(?:hard limit\s+([0-9]+)|unlimited)\s*")
 _LIMIT_LIKE = re.compile(r"\S+\s+(?:hard limit|unlimited)")
 
 
@@ -227,7 +232,7 @@ def parse_limits(text: str) -> PfLimits:
             continue
         if m[1] in limits:
             raise ParseError(cmd, f"limit {m[1]!r} printed twice", lineno, line)
-        limits[m[1]] = int(m[2]) if m[2] is not None else UNLIMITED
+        limits[m[1]] = unsigned(m[2], cmd, lineno, line) if m[2] is not None else UNLIMITED
     if "states" not in limits:
         raise ParseError(cmd, "no 'states' limit line")
     return PfLimits(limits=tuple(limits.items()), unknown_lines=unknown)
@@ -335,15 +340,16 @@ class PfRuleset:
 
 
 _ACTIONS = frozenset({"pass", "block", "match", "anchor"})
-_RULE_NUMBER = re.compile(r"@(\d+)")
-_BLOCK_MODIFIER = re.compile(r"drop|return|return-rst(?:\(ttl \d+\))?|return-icmp6?\(.*\)")
-_NAME = re.compile(r"[\w.-]+")
+_RULE_NUMBER = re.compile(r"@([0-9]+)")
+_BLOCK_MODIFIER = re.compile(r"drop|return|return-rst(?:\(ttl [0-9]+\))?|return-icmp6?\(.*\)")
+# Interface and protocol names are ASCII (IFNAMSIZ names, /etc/protocols).
+_NAME = re.compile(r"[\w.-]+", re.ASCII)
 _SYMBOLIC_ADDRESS = re.compile(r"any|no-route|urpf-failed|self|<[^<>\s]+>|\([^()\s]+\)")
 _PORT_OPS = frozenset({"=", "!=", "<", "<=", ">", ">="})
-_MACRO = re.compile(r'([A-Za-z_]\w*) = "(.*)"')
-_AUTOMATIC_TABLE = re.compile(r"<__automatic_[0-9a-f]+_(\d+)>")
-_TABLE_COUNT = re.compile(r"<([^<>:\s]+):(?:\d+|\*)>")
-_DYNADDR_COUNT = re.compile(r"\(([^()\s]+?):(?:[1-9]\d*|\*)\)")
+_MACRO = re.compile(r'([A-Za-z_]\w*) = "(.*)"', re.ASCII)    # parse.y: isalnum() or '_'
+_AUTOMATIC_TABLE = re.compile(r"<__automatic_[0-9a-f]+_([0-9]+)>")
+_TABLE_COUNT = re.compile(r"<([^<>:\s]+):(?:[0-9]+|\*)>")
+_DYNADDR_COUNT = re.compile(r"\(([^()\s]+?):(?:[1-9][0-9]*|\*)\)")
 
 
 class _BadRule(ValueError):
@@ -451,6 +457,9 @@ def _parse_head(tokens: list[str]) -> _Head:
 
     m = _RULE_NUMBER.fullmatch(tokens[0])
     if m:
+        # `@%u` of the rule's u_int32 number: see parsers.UNSIGNED.
+        if not UNSIGNED.fullmatch(m[1]):
+            raise _BadRule("rule number `@N` of more than 20 digits")
         h.number = int(m[1])
         i += 1
     if peek() not in _ACTIONS:
@@ -480,7 +489,7 @@ def _parse_head(tokens: list[str]) -> _Head:
             raise _BadRule("bad interface after 'on'")
         i += 3 if negated else 2
         if name == "rdomain":       # `on rdomain N`: a routing domain, not an interface
-            if not (peek() or "").isdigit():
+            if not UNSIGNED.fullmatch(peek() or ""):    # isdigit() would take '²'.
                 raise _BadRule("bad rdomain")
             i += 1
             continue
@@ -554,7 +563,7 @@ def _parse_host(tokens: list[str], i: int) -> tuple[str, str | None, int]:
         elif i + 2 < len(tokens) and tokens[i + 2] in ("><", "<>"):
             port = f"{first} {tokens[i + 2]} {at(i + 3)}"
             i += 4
-        elif re.fullmatch(r"\d+:\d+", first):
+        elif re.fullmatch(r"[0-9]+:[0-9]+", first):
             port = first
             i += 2
         else:
@@ -718,24 +727,31 @@ def _interface_matches(rule: PfRule, interface: str) -> bool:
     # Cloned interfaces join the group named after their driver (pppx0 is in
     # 'pppx', enc0 in 'enc'); a group name has no unit number.
     same = named == interface or (
-        not named[-1].isdigit() and re.fullmatch(re.escape(named) + r"\d+", interface)
+        not named[-1].isdigit() and re.fullmatch(re.escape(named) + r"[0-9]+", interface)
         is not None)
     return same != rule.interface_negated
+
+
+def _port(text: str) -> int:
+    # print_port() prints a u_int16 as `%u`: int() alone would also read '٥٠٠' as 500.
+    if not re.fullmatch(r"[0-9]{1,5}", text):
+        raise ValueError(f"not a port number: {text!r}")
+    return int(text)
 
 
 def _port_matches(spec: str, port: int) -> bool:
     parts = spec.split()
     try:
         if len(parts) == 1 and ":" in spec:
-            low, high = (int(p) for p in spec.split(":"))
+            low, high = (_port(p) for p in spec.split(":"))
             return low <= port <= high
         if len(parts) == 1:
-            return port == int(spec)
+            return port == _port(spec)
         if len(parts) == 2:
-            op, value = parts[0], int(parts[1])
+            op, value = parts[0], _port(parts[1])
             return {"!=": port != value, "<": port < value, "<=": port <= value,
                     ">": port > value, ">=": port >= value}[op]
-        low, op, high = int(parts[0]), parts[1], int(parts[2])
+        low, op, high = _port(parts[0]), parts[1], _port(parts[2])
     except (ValueError, KeyError):
         return False                # a service name we do not know: no claim
     inside = low < port < high

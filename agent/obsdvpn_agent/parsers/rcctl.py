@@ -108,6 +108,12 @@ def is_permission_error(stderr: str) -> bool:
     return bool(_NEEDS_ROOT.search(stderr))
 
 
+def _first_line(stderr: str) -> str:
+    # A reason is one line: it becomes the check's summary line.  rc.d scripts
+    # may say more (a config error and its context); the first line names it.
+    return next((line.strip() for line in stderr.splitlines() if line.strip()), "")[:200]
+
+
 def _special_error(stderr: str, daemon: str) -> bool:
     return f'"{daemon}" is a special variable, no rc.d(8) script' in stderr
 
@@ -196,13 +202,13 @@ def parse_check(stdout: str, stderr: str, returncode: int, daemon: str) -> Daemo
         raise ParseError(command, f"{daemon} is a special service, not a daemon: rcctl has "
                                   "no rc.d(8) script to check (see `rcctl ls on`)")
     if is_permission_error(stderr):
-        raise ParseError(command, f"permission denied: {stderr.strip()}")
+        raise ParseError(command, f"permission denied: {_first_line(stderr)}")
     lines = [line for line in stdout.splitlines() if line.strip()]
     if not lines:
         if returncode == 0 and not stderr.strip():
             # `rcctl -q check` prints nothing when the daemon runs.
             return DaemonCheck(daemon, True)
-        said = f": {stderr.strip()}" if stderr.strip() else ""
+        said = f": {_first_line(stderr)}" if stderr.strip() else ""
         raise ParseError(command, f"no output, exit status {returncode}{said}")
     if len(lines) != 1:
         raise ParseError(command, f"expected one line, got {len(lines)}", 2, lines[1])

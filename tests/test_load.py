@@ -1,0 +1,278 @@
+"""`serve` under load, on loopback: 50 concurrent scrapers, slow and idle clients.
+
+- a real `obsdvpn-agent --snapshot DIR serve` process, 50 scraper threads for a
+  bounded time and a bounded number of requests: no error, p99 latency
+  bounded, RSS of the serve process flat between start and end, and the
+  collections it ran (distinct obsdvpn_last_collection_timestamp_seconds
+  values) no more than elapsed/interval + 1;
+- in process, a host that counts its run() calls: commands run once per
+  collection and collections no more often than the interval, however many
+  scrapers;
+- idle sockets, a client that sends its request one byte at a time and one
+  that reads the answer one byte at a time do not hold up other scrapes.
+
+The figures (scrapes served, p50/p99, RSS start/end) are printed at the end.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from conftest import sample_snapshot_document
+from obsdvpn_agent.commands import probe_commands
+from obsdvpn_agent.config import Config
+from obsdvpn_agent.host.snapshot import SnapshotHost
+from obsdvpn_agent.server import Collector, make_server
+
+SCRAPERS = 50
+DURATION_S = 5.0
+MAX_REQUESTS_PER_SCRAPER = 400
+INTERVAL_S = 1.0
+FIGURES: dict[str, str] = {}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(conn: http.client.HTTPConnection, path: str = "/metrics") -> bytes:
+    conn.request("GET", path, headers={"Accept-Encoding": "identity"})
+    r = conn.getresponse()
+    body = r.read()
+    if r.status != 200:
+        raise AssertionError(f"HTTP {r.status}: {body[:200]!r}")
+    return body
+
+
+def load(host: str, port: int, duration_s: float, scrapers: int = SCRAPERS) -> dict:
+    """Scrapers, half on keep-alive connections, half opening one per scrape."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    stamps: set[str] = set()
+    lock = threading.Lock()
+    start = time.monotonic()
+    stop_at = start + duration_s
+
+    def scraper(n: int) -> None:
+        keep = n % 2 == 0
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        mine, seen = [], set()
+        try:
+            for _ in range(MAX_REQUESTS_PER_SCRAPER):
+                if time.monotonic() >= stop_at:
+                    break
+                if not keep:
+                    conn = http.client.HTTPConnection(host, port, timeout=10)
+                t0 = time.monotonic()
+                body = scrape(conn)
+                mine.append(time.monotonic() - t0)
+                m = re.search(rb"^obsdvpn_last_collection_timestamp_seconds (\S+)$", body, re.M)
+                seen.add(m.group(1).decode() if m else "missing")
+                if not keep:
+                    conn.close()
+                time.sleep(0.005)                # a scraper is not a tight loop
+        except Exception as e:  # noqa: BLE001 - every failure is a finding
+            with lock:
+                errors.append(f"{type(e).__name__}: {e}")
+        finally:
+            conn.close()
+            with lock:
+                latencies.extend(mine)
+                stamps.update(seen)
+
+    threads = [threading.Thread(target=scraper, args=(n,)) for n in range(scrapers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=duration_s + 30)
+    elapsed = time.monotonic() - start
+    latencies.sort()
+    return {"latencies": latencies, "errors": errors, "stamps": stamps, "elapsed": elapsed,
+            "p50": latencies[len(latencies) // 2] if latencies else None,
+            "p99": latencies[int(len(latencies) * 0.99)] if latencies else None}
+
+
+@pytest.fixture
+def snapshot_dir(tmp_path):
+    (tmp_path / "snapshot.json").write_text(json.dumps(sample_snapshot_document()))
+    return tmp_path
+
+
+@pytest.fixture
+def serve_process(snapshot_dir):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "obsdvpn_agent", "--snapshot", str(snapshot_dir), "serve",
+         "--listen", f"127.0.0.1:{port}", "--interval", str(INTERVAL_S)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            scrape(http.client.HTTPConnection("127.0.0.1", port, timeout=2))
+            break
+        except OSError:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.05)
+    yield proc, port
+    proc.terminate()
+    try:
+        proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
+def test_fifty_scrapers_against_a_serve_process(serve_process):
+    proc, port = serve_process
+    server = psutil.Process(proc.pid)
+    load("127.0.0.1", port, 1.0)                 # warm up: threads, buffers, first renders
+    rss_start = server.memory_info().rss
+    result = load("127.0.0.1", port, DURATION_S)
+    rss_end = server.memory_info().rss
+    served = len(result["latencies"])
+    FIGURES["serve process, scrapes served"] = (
+        f"{served} in {result['elapsed']:.1f} s by {SCRAPERS} scrapers "
+        f"({served / result['elapsed']:.0f}/s)")
+    FIGURES["serve process, latency"] = (f"p50 {result['p50'] * 1000:.1f} ms, "
+                                         f"p99 {result['p99'] * 1000:.1f} ms, "
+                                         f"max {result['latencies'][-1] * 1000:.1f} ms")
+    FIGURES["serve process, RSS"] = (f"start {rss_start / 2**20:.1f} MiB, "
+                                     f"end {rss_end / 2**20:.1f} MiB")
+    # The window opens on a collection made before it: that one, plus at most
+    # elapsed/interval + 1 made during it.
+    allowed = 1 + result["elapsed"] / INTERVAL_S + 1
+    FIGURES["serve process, collections seen"] = (
+        f"{len(result['stamps'])} (at most {allowed:.1f}: the one there at the start plus "
+        "elapsed/interval + 1)")
+    assert result["errors"] == []
+    assert served >= SCRAPERS * 10
+    assert result["p99"] < 0.2, result["p99"]
+    assert abs(rss_end - rss_start) < 10 * 2**20, (rss_start, rss_end)
+    assert "missing" not in result["stamps"]
+    assert len(result["stamps"]) <= allowed
+    assert proc.poll() is None
+
+
+class CountingHost:
+    """A snapshot host that counts the commands run on it."""
+
+    def __init__(self, inner: SnapshotHost) -> None:
+        self._inner = inner
+        self.label = inner.label
+        self.runs = 0
+        self._lock = threading.Lock()
+
+    def run(self, argv, timeout_s):
+        with self._lock:
+            self.runs += 1
+        return self._inner.run(argv, timeout_s)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def test_commands_run_once_per_interval_whatever_the_scrapers(snapshot_dir):
+    host = CountingHost(SnapshotHost(str(snapshot_dir)))
+    cfg = Config()
+    interval = 0.5
+    collector = Collector(lambda: host, lambda: cfg, interval)
+    server = make_server(collector, "127.0.0.1:0")
+    start = time.monotonic()
+    loop = threading.Thread(target=collector.loop, daemon=True)
+    loop.start()
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        result = load(*server.server_address[:2], 2.5)
+    finally:
+        elapsed = time.monotonic() - start
+        collector.stop()
+        server.shutdown()
+        server.server_close()
+        loop.join(timeout=10)
+    per_collection = len(probe_commands(cfg))
+    allowed = elapsed / interval + 1
+    FIGURES["in process, collections"] = (
+        f"{collector.collections} in {elapsed:.1f} s at {interval} s (at most {allowed:.1f}); "
+        f"{host.runs} commands = {per_collection} per collection; "
+        f"{len(result['latencies'])} scrapes")
+    assert result["errors"] == []
+    assert collector.collections <= allowed
+    assert host.runs == collector.collections * per_collection
+
+
+def test_idle_and_slow_clients_do_not_block_others(serve_process):
+    proc, port = serve_process
+    idle = []
+    for _ in range(60):                          # connect and say nothing
+        s = socket.create_connection(("127.0.0.1", port))
+        idle.append(s)
+    dribbler = socket.create_connection(("127.0.0.1", port))
+    request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+    dribbler.sendall(request[:5])               # the rest comes one byte at a time
+    slow_reader = socket.socket()
+    slow_reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    slow_reader.connect(("127.0.0.1", port))
+    for _ in range(20):                         # pipelined requests it will hardly read
+        slow_reader.sendall(request)
+    stop = threading.Event()
+
+    def dribble():
+        for b in request[5:]:
+            if stop.wait(0.1):
+                return
+            dribbler.sendall(bytes([b]))
+
+    def read_slowly():
+        while not stop.wait(0.1):
+            try:
+                if not slow_reader.recv(1):
+                    return
+            except OSError:
+                return
+
+    helpers = [threading.Thread(target=dribble, daemon=True),
+               threading.Thread(target=read_slowly, daemon=True)]
+    for t in helpers:
+        t.start()
+    try:
+        latencies = []
+        for _ in range(20):
+            t0 = time.monotonic()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            scrape(conn)
+            conn.close()
+            latencies.append(time.monotonic() - t0)
+            time.sleep(0.05)
+        FIGURES["with 60 idle sockets, a dribbler and a slow reader"] = (
+            f"20 scrapes, slowest {max(latencies) * 1000:.1f} ms")
+        assert max(latencies) < 0.5, latencies
+        assert proc.poll() is None
+    finally:
+        stop.set()
+        for s in [*idle, dribbler, slow_reader]:
+            s.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_figures(request):
+    yield
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None and FIGURES:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("")
+            for what, figure in FIGURES.items():
+                reporter.write_line(f"load: {what}: {figure}")
