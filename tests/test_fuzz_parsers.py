@@ -31,8 +31,9 @@ top of that, the properties checked on every successful parse:
   parses back with the value in force and every other line unchanged.
 
 INPUTS_TRIED counts the parser calls per parser; the total is printed on the
-terminal when the module ends (`fuzz: N parser inputs tried ...`).  Cases
-broken by a known parser bug are marked xfail(strict=True, reason="BUG: ...").
+terminal when the module ends (`fuzz: N parser inputs tried ...`).  A case
+broken by a known parser bug is marked xfail(strict=True, reason="BUG: ...")
+until the parser is fixed.
 """
 
 from __future__ import annotations
@@ -327,35 +328,17 @@ def run(name: str, text: str) -> Any:
 
 
 # ---------------------------------------------------------------------------
-# Known bugs (see the report): the cases they break are marked xfail(strict=True)
-# so that they turn red, and the marker can go, once the parser is fixed.
-
-BUG_HUGE_NUMBER = ("BUG: a number of more than 4300 digits makes int() raise ValueError "
-                   "(Python's int max str digits limit), not ParseError")
-BUG_UNICODE_DIGIT = ("BUG: ifconfig._number() checks str.isdigit(), which accepts '²', "
-                     "then int('²') raises ValueError, not ParseError")
-BUG_NON_ASCII_DIGITS = ("BUG: regex \\d and int() accept non-ASCII digits ('١٢٣', '０'), "
-                        "so a number OpenBSD never prints is read as 123 / 0")
-BUG_RCCTL_MULTILINE = ("BUG: rcctl.parse_check() puts the whole of stderr in its reason, so "
-                       "the ParseError (and the check summary) is several lines long")
-
-
-def _param(name: str, bugs: dict[str, str]) -> Any:
-    reason = bugs.get(name)
-    return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason)) \
-        if reason else name
-
-
-# ---------------------------------------------------------------------------
 # Strategies
 
 JUNK = ("\ufffd", "\t", "\x00", "\r", "\r\n", " ", "  ", ":", "=", "(", ")", '"', "\\",
         "{", "}", "<", ">", "#", "@", "-", "\x7f", "\u00a0", "\u2028", "\x0c", "é")
 NUMBER_GARBAGE = ("O", "x", "", "-1", "+5", "1.5", "1e3", "0x1f", "NaN", "\ufffd",
                   "99999999999999999999999", " ", "1 2", "\t")
-# Numbers that trip the known bugs.  The exhaustive test below puts them in
-# every number of every sample; the random fuzzers leave them out so that their
-# outcome does not hang on what hypothesis happens to draw.
+# Numbers that tripped the bugs fixed by parsers.unsigned() (5000 digits made
+# int() raise ValueError; \d, isdigit() and int() took non-ASCII digits).  The
+# exhaustive test below puts them in every number of every sample; the random
+# fuzzers leave them out so that their outcome does not hang on what hypothesis
+# happens to draw.
 BUG_TRIGGERS = ("9" * 5000, "\u0661\u0662\u0663", "\u00b2", "\uff10")
 _WORDS = sorted({w for t in CORPUS for w in re.split(r"(\s+)", t) if w})
 
@@ -421,10 +404,7 @@ def test_samples_parse_cleanly():
                         or name == "rcctl.parse_check[stderr]"), (name, result)
 
 
-RANDOM_BUGS = {"rcctl.parse_check[stderr]": BUG_RCCTL_MULTILINE}
-
-
-@pytest.mark.parametrize("name", [_param(n, RANDOM_BUGS) for n in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 @FUZZ
 @given(text=st.one_of(any_text, token_soup))
 @example(text="rcctl: first line\nsecond line\n")
@@ -432,7 +412,7 @@ def test_arbitrary_text(name, text):
     run(name, text)
 
 
-@pytest.mark.parametrize("name", [_param(n, RANDOM_BUGS) for n in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 @FUZZ
 @given(data=st.data())
 def test_mutated_samples(name, data):
@@ -492,22 +472,7 @@ def _units(p: Parser) -> list[str]:
                       else [text])]
 
 
-_BOTH = f"{BUG_HUGE_NUMBER}; {BUG_NON_ASCII_DIGITS}"
-NUMBER_BUGS = {
-    "ifconfig.parse_ifconfig": f"{BUG_HUGE_NUMBER}; {BUG_UNICODE_DIGIT}; {BUG_NON_ASCII_DIGITS}",
-    "pfctl.parse_info": _BOTH,
-    "pfctl.parse_limits": _BOTH,
-    "pfctl.parse_rules": BUG_HUGE_NUMBER + " (`@N` rule numbers)",
-    "npppctl.parse_clear": _BOTH,
-    "npppctl.parse_clear_result": _BOTH,
-    "npppctl.parse_session_all": _BOTH,
-    "npppctl.parse_session_all_report": _BOTH,
-    "npppctl.parse_session_brief": _BOTH,
-    "npppctl.parse_session_packets": _BOTH,
-}
-
-
-@pytest.mark.parametrize("name", [_param(n, NUMBER_BUGS) for n in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 def test_every_number_replaced_by_letters_or_garbage(name):
     """Every number of every sample replaced by letters or garbage: ParseError, or a
     result whose integer fields are all printed in the input.
@@ -545,13 +510,12 @@ def test_every_number_replaced_by_letters_or_garbage(name):
                     f"{where} invented a number"
 
 
-# Direct, minimal reproductions of the bugs the fuzzers found.
+# Direct, minimal reproductions of the bugs the fuzzers found (now fixed).
 
 def _si_with(old: str, new: str) -> str:
     return (SAMPLES / "derived/pfctl/si-enabled-7x.txt").read_text().replace(old, new, 1)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_HUGE_NUMBER)
 @pytest.mark.parametrize("name, text", [
     ("pfctl.parse_limits", "states        hard limit   " + "9" * 5000 + "\n"),
     ("pfctl.parse_info", _si_with("37", "9" * 5000)),
@@ -565,14 +529,12 @@ def test_bug_number_with_5000_digits_is_a_parse_error(name, text):
         PARSERS[name].fn(text)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_UNICODE_DIGIT)
 def test_bug_superscript_digit_in_ifconfig_is_a_parse_error():
     with pytest.raises(ParseError):
         ifconfig.parse_ifconfig("pppx0: flags=8051<UP> mtu \u00b2\n\tindex 7 priority 0 "
                                 "llprio 3\n")
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_NON_ASCII_DIGITS)
 @pytest.mark.parametrize("parse, text", [
     (pfctl.parse_limits, "states        hard limit   \u0661\u0662\u0663\n"),
     (pfctl.parse_info, _si_with("37", "\uff13\uff17")),
@@ -583,7 +545,6 @@ def test_bug_non_ascii_digits_are_not_read_as_numbers(parse, text):
         parse(text)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_RCCTL_MULTILINE)
 def test_bug_rcctl_check_error_is_one_line():
     with pytest.raises(ParseError) as err:
         rcctl.parse_check("", "first line\nsecond line\n", 1, "npppd")

@@ -49,7 +49,8 @@ class App:
         if self.snapshot:
             return f"snapshot:{self.snapshot}"
         if self.demo or self.demo_state:
-            return f"demo:{self.demo_state or '(default state file)'}"
+            from .host.demo import default_state_path
+            return f"demo:{self.demo_state or default_state_path()}"
         return "local"
 
     def host(self, as_root: bool = True) -> Host:
