@@ -108,7 +108,7 @@ def test_textfile_crash_keeps_the_old_file(tmp_path, monkeypatch, facts_results,
     target = out / "obsdvpn.prom"
     target.write_text("# old exposition\n")
     name, make = STEPS[step]
-    monkeypatch.setattr(metrics.os, name, make(getattr(os, name)))
+    monkeypatch.setattr(os, name, make(getattr(os, name)))
     with pytest.raises(Crash):
         metrics.write_textfile(str(target), *facts_results, Config())
     monkeypatch.undo()
@@ -165,7 +165,7 @@ def test_write_atomically_crash_keeps_the_old_file(tmp_path, monkeypatch, step):
     target.write_text(OLD)
     target.chmod(0o644)
     name, make = STEPS[step]
-    monkeypatch.setattr(local.os, name, make(getattr(os, name)))
+    monkeypatch.setattr(os, name, make(getattr(os, name)))
     with pytest.raises(Crash):
         local.write_atomically(str(target), NEW, 0o644)
     monkeypatch.undo()

@@ -100,4 +100,4 @@ def test_check_textfile_writes_the_exposition(tmp_path, facts):
     assert p.returncode == 2
     text = out.read_text()
     assert 'obsdvpn_check_status{check="ipsec.sessions_sa"} 2.0' in text
-    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".obsdvpn-agent.")]
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]  # no temp file left

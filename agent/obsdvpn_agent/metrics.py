@@ -9,8 +9,6 @@ no label that grows without bound (no SPI, ppp id, port, rule text, time).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
@@ -261,24 +259,8 @@ def render(facts: Facts, results: tuple[Result, ...], cfg, repair_state: dict | 
 
 def write_textfile(path: str, facts: Facts, results: tuple[Result, ...], cfg,
                    repair_state: dict | None = None) -> None:
-    """Write the exposition for node_exporter's textfile collector, atomically.
+    """Write the exposition for node_exporter's textfile collector, atomically
+    (node_exporter must never read half a file)."""
+    from .host.atomic import replace_file
 
-    node_exporter reads *.prom files; a temp file in the same directory renamed
-    over the old one means it never reads half a file.
-    """
-    data = render(facts, results, cfg, repair_state)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".obsdvpn-agent.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    replace_file(path, render(facts, results, cfg, repair_state), 0o644)

@@ -47,6 +47,6 @@ def save_repair_state(app, state: dict) -> None:
     path = repair_state_path(app)
     if path is None:
         return
-    from .host.local import write_atomically
+    from .host.atomic import replace_file
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_atomically(path, json.dumps(state, sort_keys=True) + "\n", 0o644)
+    replace_file(path, (json.dumps(state, sort_keys=True) + "\n").encode(), 0o644)

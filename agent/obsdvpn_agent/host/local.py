@@ -11,14 +11,13 @@ import grp
 import os
 import platform
 import pwd
-import shutil
 import socket
 import stat
 import subprocess
-import tempfile
 import time
 from typing import Sequence
 
+from .atomic import replace_file
 from .base import (CommandNotFound, CommandResult, CommandTimeout, FileInfo, HostError,
                    HostInfo, InterfaceCounters, NotOpenBSD, Process)
 
@@ -110,41 +109,5 @@ def _name(lookup, ident: int) -> str:
 
 
 def write_atomically(path: str, text: str, mode: int) -> str | None:
-    """Replace path with text: temp file in the same directory, fsync, rename.
-
-    The old file is kept as path.obsdvpn-agent.bak (returned), and the new one
-    keeps the old owner; a crash at any point leaves either the old or the new
-    file, never a half-written one.
-    """
-    directory = os.path.dirname(path) or "."
-    backup = None
-    old = None
-    try:
-        old = os.stat(path)
-    except FileNotFoundError:
-        pass
-    if old is not None:
-        backup = path + ".obsdvpn-agent.bak"
-        shutil.copy2(path, backup)
-    fd, tmp = tempfile.mkstemp(prefix=".obsdvpn-agent.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        if old is not None and os.geteuid() == 0:
-            os.chown(tmp, old.st_uid, old.st_gid)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return backup
+    """Replace path with text, keeping the old file as PATH.obsdvpn-agent.bak."""
+    return replace_file(path, text.encode("utf-8"), mode, backup=True)

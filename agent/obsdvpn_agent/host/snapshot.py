@@ -124,11 +124,11 @@ class RecordingHost:
 
 
 def write_snapshot(directory: str, document: dict) -> str:
-    from .local import write_atomically
+    from .atomic import replace_file
 
     os.makedirs(directory, mode=0o700, exist_ok=True)
     path = os.path.join(directory, FILENAME)
-    write_atomically(path, json.dumps(document, indent=1, sort_keys=True) + "\n", 0o600)
+    replace_file(path, (json.dumps(document, indent=1, sort_keys=True) + "\n").encode(), 0o600)
     return path
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
 from ..base import HostError
+from ..atomic import replace_file
 
 STATE_VERSION = 1
 # Top-level keys a state file must have; a file without them is not ours.
@@ -116,25 +116,8 @@ class StateStore:
         return state
 
     def _save(self, state: dict) -> None:
-        directory = self.path.parent
+        data = json.dumps(state, separators=(",", ":")).encode("utf-8")
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+            replace_file(str(self.path), data, 0o600)
         except OSError as exc:
             raise DemoStateError(f"{self.path}: cannot write demo state: {exc.strerror}")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(state, f, separators=(",", ":"))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
