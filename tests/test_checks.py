@@ -217,3 +217,38 @@ def test_npppd_users_unreadable_by_design_is_not_a_failure(tmp_path):
     assert next(r for r in facts.collectors if r.name == "files").success
     r = by_id(evaluate(facts, CFG))["sessions.users"]
     assert r.status is Status.OK and "readable by root only" in r.summary
+
+
+def test_flag_clusters_count(facts):
+    procs = (Process(4242, "isakmpd", ("/sbin/isakmpd", "-vK")),
+             Process(4343, "npppd", ("/usr/sbin/npppd",)))
+    flags = dict(facts.daemon_flags, isakmpd=DaemonFlags("isakmpd", True, "-vK"))
+    r = by_id(evaluate(dataclasses.replace(facts, processes=procs, daemon_flags=flags), CFG))
+    assert r["daemon.isakmpd.flags"].status is Status.OK
+
+
+@pytest.mark.parametrize("mode, uid, status", [
+    (0o600, 0, Status.OK), (0o400, 0, Status.OK), (0o640, 0, Status.WARNING),
+    (0o644, 0, Status.CRITICAL), (0o660, 0, Status.CRITICAL), (0o600, 1000, Status.CRITICAL)])
+def test_ipsec_conf_modes_follow_ipsecctl(facts, mode, uid, status):
+    files = dict(facts.files)
+    files["/etc/ipsec.conf"] = FileInfo("/etc/ipsec.conf", True, mode, uid, 0, "x", "wheel")
+    assert by_id(evaluate(dataclasses.replace(facts, files=files), CFG))[
+        "files.ipsec_conf"].status is status
+
+
+def test_repair_tightens_and_gives_to_root_never_widens(facts):
+    from obsdvpn_agent.repair import plan
+
+    files = dict(facts.files)
+    files["/etc/ipsec.conf"] = FileInfo("/etc/ipsec.conf", True, 0o750, 1000, 0, "bob", "wheel")
+    files["/etc/npppd/npppd-users"] = FileInfo("/etc/npppd/npppd-users", True, 0o440, 0, 0,
+                                               "root", "wheel")
+    facts = dataclasses.replace(facts, files=files)
+    actions = plan(evaluate(facts, CFG), facts, CFG).actions
+    shown = [a.shown for a in actions]
+    assert shown == ["chmod 600 /etc/ipsec.conf", "chown root /etc/ipsec.conf",
+                     "chmod 400 /etc/npppd/npppd-users"]
+    for a in actions:
+        if a.mode is not None:
+            assert a.mode & ~files[a.path].mode == 0

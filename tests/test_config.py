@@ -87,3 +87,20 @@ def test_usage_error_exits_3_not_2():
     p = run_cli("check", "--no-such-option")
     assert p.returncode == 3
     assert "No such option" in p.stderr
+
+
+def test_optional_sysctls_alone_keep_the_required_defaults(tmp_path):
+    cfg = load(write(tmp_path, '[sysctl.optional]\n"net.inet6.ip6.forwarding" = "1"\n'))
+    assert [(s.name, s.required) for s in cfg.sysctls] == [
+        ("net.inet.ip.forwarding", True), ("net.pipex.enable", True),
+        ("net.inet6.ip6.forwarding", False)]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[sysctl.required]\n", "expected at least one sysctl to check"),
+    ('[sysctl.required]\n"net.inet.tcp.baddynamic" = "1,2"\n', "expected a plain value"),
+    ('[isakmpd]\nflags = "-K; rm -rf /"\n', "key 'isakmpd.flags': expected flags"),
+])
+def test_values_repair_could_not_pass_are_refused_at_load(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load(write(tmp_path, text))

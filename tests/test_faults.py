@@ -694,3 +694,19 @@ def report_timings(request):
             reporter.write_line("")
             for what, seconds in TIMINGS.items():
                 reporter.write_line(f"faults: {what}: {seconds:.3f} s")
+
+
+def test_timed_out_command_that_cannot_be_killed_is_abandoned(tmp_path, monkeypatch):
+    """Through doas the hung child runs as root and the agent may not signal
+    it: the timeout must still come back at once, never wait for the child."""
+    import subprocess
+
+    from obsdvpn_agent.host.base import CommandTimeout
+
+    host = StandInHost(build_root(tmp_path, scripts={PFCTL_SI: "exec sleep 5"}))
+    monkeypatch.setattr(subprocess.Popen, "kill",
+                        lambda self: (_ for _ in ()).throw(PermissionError(1, "EPERM")))
+    start = time.monotonic()
+    with pytest.raises(CommandTimeout):
+        host.run(PFCTL_SI, 0.5)
+    assert time.monotonic() - start < 3

@@ -196,3 +196,32 @@ def test_sighup_reloads_the_configuration(tmp_path):
         assert "configuration reloaded from" in proc.stderr.read()
     finally:
         proc.kill()
+
+
+def test_failed_collection_is_served_as_unknown_not_as_the_last_good_one(snapshot_dir):
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from obsdvpn_agent.server import CollectionError
+
+    host = SnapshotHost(str(snapshot_dir))
+    broken = {"now": False}
+
+    def collect(cfg):
+        if broken["now"]:
+            raise CollectionError("the demo state went bad")
+        from obsdvpn_agent.server import collect_in_process
+        return collect_in_process(host, cfg, None)
+
+    collector = Collector(lambda: host, Config, 3600, collect=collect)
+    assert b"obsdvpn_status 2.0" in collector.collect_once().text
+    broken["now"] = True
+    with pytest.raises(CollectionError):
+        collector.collect_once()
+    snap = collector.latest(0)
+    samples = {(s.name, tuple(s.labels.items())): s.value
+               for f in text_string_to_metric_families(snap.text.decode()) for s in f.samples}
+    assert samples[("obsdvpn_status", ())] == 3
+    assert samples[("obsdvpn_collector_success", (("collector", "collection"),))] == 0
+    assert list(om_parse(snap.openmetrics.decode()))  # valid OpenMetrics
+    assert b"the demo state went bad" in snap.landing

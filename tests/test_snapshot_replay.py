@@ -96,3 +96,20 @@ def test_snapshot_never_contains_npppd_passwords(sample_snapshot, tmp_path):
     replay = run_cli("--snapshot", str(out), "check", "--json")
     assert json.loads(replay.stdout)["checks"] == json.loads(
         run_cli("--snapshot", str(sample_snapshot), "check", "--json").stdout)["checks"]
+
+
+def test_missing_privilege_names_the_doas_rule_to_add(sample_snapshot):
+    import getpass
+
+    path = sample_snapshot / "snapshot.json"
+    doc = json.loads(path.read_text())
+    for c in doc["commands"]:
+        if c["argv"] == ["/sbin/pfctl", "-si"]:
+            c.update(returncode=1, stdout="", stderr="pfctl: /dev/pf: Permission denied\n")
+    path.write_text(json.dumps(doc))
+    p = run_cli("--snapshot", str(sample_snapshot), "check", "--json")
+    summary = {c["id"]: c for c in json.loads(p.stdout)["checks"]}["pf.enabled"]
+    assert summary["status"] == "UNKNOWN"
+    assert "\n" not in summary["summary"]
+    assert (f"add `permit nopass {getpass.getuser()} as root cmd /sbin/pfctl args -si` to "
+            "/etc/doas.conf and set `doas = true` under [commands]") in summary["summary"]

@@ -37,6 +37,14 @@ class App:
             self._config = load(self.config_path)
         return self._config
 
+    def reload_config(self) -> Config:
+        """Read the configuration file again (SIGHUP); raises ConfigError."""
+        self._config = None
+        return self.config
+
+    def use_config(self, cfg: Config) -> None:
+        self._config = cfg
+
     def global_args(self) -> list[str]:
         """The options that choose the host, for a child `obsdvpn-agent` process."""
         if self.snapshot:
@@ -125,25 +133,28 @@ def _collect(app: App, as_root: bool = True):
 @click.pass_obj
 def check(app: App, as_json: bool, quiet: bool, textfile: str | None) -> None:
     """Check the VPN host once; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
-    from .checks import worst
+    from .checks import Status, worst
     from .report import detail_lines, json_report, summary_line
 
     cfg, facts, results = _collect(app)
     status = worst(r.status for r in results)
-    textfile = textfile or cfg.textfile
-    if textfile:
-        from .metrics import write_textfile
-        try:
-            from .repair_state import load_repair_state
-            write_textfile(textfile, facts, results, cfg, load_repair_state(app))
-        except OSError as e:
-            fail(f"{textfile}: cannot write the textfile: {e.strerror}")
     if as_json:
         click.echo(json.dumps(json_report(facts, results, cfg), indent=2))
     elif not (quiet and status == 0):
         click.echo(summary_line(results))
         for line in detail_lines(results):
             click.echo(line)
+    textfile = textfile or cfg.textfile
+    if textfile:
+        # After the report: a textfile that cannot be written must not hide a CRITICAL.
+        from .metrics import write_textfile
+        from .repair_state import load_repair_state
+        try:
+            write_textfile(textfile, facts, results, cfg, load_repair_state(app))
+        except OSError as e:
+            click.echo(f"obsdvpn-agent: {textfile}: cannot write the textfile: {e.strerror}",
+                       err=True)
+            status = worst((status, Status.UNKNOWN))
     sys.exit(int(status))
 
 
@@ -192,7 +203,7 @@ def snapshot(app: App, directory: str) -> None:
 
     try:
         cfg = app.config
-        recorder = RecordingHost(app.host())
+        recorder = RecordingHost(app.host(), cfg.daemons)
         recorder.info()
         gather(recorder, cfg, parallel=False)
         created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -260,11 +271,9 @@ def serve(app: App, listen, interval, tls_cert, tls_key, allow_remote, verbose) 
     except ConfigError as e:
         fail(str(e))
 
-    def reload_config():
-        app._config = None
-        return app.config
-
-    collector = Collector(app.host, reload_config, interval,
+    if bool(tls_cert) != bool(tls_key):
+        fail("--tls-cert and --tls-key go together")
+    collector = Collector(app.host, app.reload_config, interval,
                           collect=collect_in_child(app.global_args()))
     try:
         server = make_server(collector, listen or cfg.listen, tls_cert or cfg.tls_cert,
@@ -311,10 +320,13 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
     Exit 0 nothing to do, 1 drift fixed (verified), 2 still failing, 3 could
     not run.  With --dry-run: 0 nothing to do, 1 something would change.
     """
-    from .checks import Status, check_ids, evaluate
+    import contextlib
+
+    from .checks import check_ids, evaluate
     from .probes import gather
-    from .repair import LockHeld, RepairLock, apply, plan
+    from .repair import LockHeld, RepairLock, apply, exit_code, plan
     from .repair_state import repair_lock_path
+    from .report import summary_line
 
     setup_logging()
     try:
@@ -327,8 +339,9 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
             fail(f"{app.snapshot} is a snapshot: it can only be planned with --dry-run")
         if not dry_run and not host.info().is_root:
             fail("repair changes the system and must run as root (try --dry-run)")
-        import contextlib
-        lock = contextlib.nullcontext() if app.snapshot else RepairLock(repair_lock_path(app))
+        # A dry run changes nothing, so it takes no lock (and needs no root for one).
+        lock = (contextlib.nullcontext() if dry_run or app.snapshot
+                else RepairLock(repair_lock_path(app)))
         with lock:
             facts = gather(host, cfg)
             before = evaluate(facts, cfg)
@@ -337,35 +350,21 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
                 click.echo(line)
             if dry_run:
                 sys.exit(1 if p.actions else 0)
-            if not p.actions:
-                failing = [r for r in before if r.status is not Status.OK
-                           and (not only or r.check in only)]
-                outcomes, after = (), before
-            else:
-                outcomes = apply(p, host, cfg.command_timeout_s)
-                after = evaluate(gather(host, cfg), cfg)
+            outcomes = apply(p, host, cfg.command_timeout_s) if p.actions else ()
+            after = evaluate(gather(host, cfg), cfg) if p.actions else before
     except LockHeld as e:
         fail(str(e))
     except (ConfigError, HostError) as e:
         fail(str(e))
-    if not p.actions:
-        code = 2 if failing else 0
-        _record_repair(app, code, (), before, after)
-        sys.exit(code)
+    except OSError as e:
+        fail(f"{repair_lock_path(app)}: cannot take the repair lock: {e.strerror}")
     for o in outcomes:
         extra = f": {o.message}" if o.message else ""
         click.echo(f"{o.result.upper():8} {o.action.check}: {o.action.shown}{extra}")
-    targeted = {a.check for a in p.actions}
-    still = [r for r in after if r.check in targeted and r.status is not Status.OK]
-    if any(o.result == "refused" for o in outcomes):
-        code = 3
-    elif still or any(o.result == "failed" for o in outcomes):
-        code = 2
-    else:
-        code = 1
-    from .report import summary_line
-    click.echo(f"before: {summary_line(before)}")
-    click.echo(f"after:  {summary_line(after)}")
+    if p.actions:
+        click.echo(f"before: {summary_line(before)}")
+        click.echo(f"after:  {summary_line(after)}")
+    code = exit_code(p, outcomes, after)
     _record_repair(app, code, outcomes, before, after)
     sys.exit(code)
 
@@ -413,7 +412,8 @@ def collect(app: App, config_stdin: bool) -> None:
 
     try:
         if config_stdin:
-            app._config = from_dict(tomllib.loads(sys.stdin.read()), "(configuration from serve)")
+            app.use_config(from_dict(tomllib.loads(sys.stdin.read()),
+                                     "(configuration from serve)"))
         cfg = app.config
         host = app.host()
         host.info()

@@ -22,7 +22,6 @@ PF_CONF = "/etc/pf.conf"
 IPSEC_CONF = "/etc/ipsec.conf"
 SYSCTL_CONF = "/etc/sysctl.conf"
 NPPPD_USERS = "/etc/npppd/npppd-users"
-RC_CONF_LOCAL = "/etc/rc.conf.local"
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,9 @@ IPSECCTL_SA = Command("ipsecctl.sa", (IPSECCTL, "-sa"), True)
 # No root: SIOCGIFGMEMB and the SIOCGIF* reads have no suser() check in sys/net/if.c.
 IFCONFIG_PPPX = Command("ifconfig.pppx", (IFCONFIG, "pppx"), False, frozenset({0, 1}))
 # Root: npppd/control.c makes /var/run/npppd.sock mode 0660, owned root:wheel.
-NPPPCTL_SESSIONS = Command("npppctl.sessions", (NPPPCTL, "-n", "session", "all"), True)
+# npppctl exits 1 when npppd is down (err(1, "connect")): that means "no session".
+NPPPCTL_SESSIONS = Command("npppctl.sessions", (NPPPCTL, "-n", "session", "all"), True,
+                           frozenset({0, 1}))
 
 # Repair's allow-list: the only argvs that change anything.  Each is a
 # template whose placeholders repair.py fills from the configuration.

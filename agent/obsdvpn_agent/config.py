@@ -17,6 +17,7 @@ pppx(4) interface per session, forwarding and pipex on, VPN net 10.0.0.0/24.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field
 
@@ -127,9 +128,8 @@ def from_dict(data: dict, path: str) -> Config:
                                   f"got {type(value).__name__} {value!r}")
             values[f"{table}.{key}"] = value
 
-    sysctls = _sysctls(data.get("sysctl"), path)
     cfg = Config(
-        sysctls=sysctls if sysctls is not None else Config().sysctls,
+        sysctls=_sysctls(data.get("sysctl"), path),
         isakmpd_flags=values.get("isakmpd.flags", "-K"),
         vpn_network=values.get("vpn.network", "10.0.0.0/24"),
         ppp_interface=values.get("vpn.ppp_interface", "pppx"),
@@ -148,15 +148,17 @@ def from_dict(data: dict, path: str) -> Config:
     return cfg
 
 
-def _sysctls(table: object, path: str) -> tuple[ExpectedSysctl, ...] | None:
-    if table is None:
-        return None
-    out: list[ExpectedSysctl] = []
+def _sysctls(table: dict | None, path: str) -> tuple[ExpectedSysctl, ...]:
+    """[sysctl.required] and [sysctl.optional] each replace their own defaults."""
+    table = table or {}
+    kinds = {"required": [s for s in Config().sysctls if s.required],
+             "optional": [s for s in Config().sysctls if not s.required]}
     for kind, body in table.items():
         if kind not in ("required", "optional"):
             raise ConfigError(f"{path}: unknown key 'sysctl.{kind}' (known: optional, required)")
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: key 'sysctl.{kind}' must be a table of \"name\" = \"value\"")
+        kinds[kind] = []
         for name, value in body.items():
             if isinstance(value, bool) or not isinstance(value, (str, int)):
                 raise ConfigError(f"{path}: key 'sysctl.{kind}.\"{name}\"': expected a string or "
@@ -164,8 +166,21 @@ def _sysctls(table: object, path: str) -> tuple[ExpectedSysctl, ...] | None:
             if not _is_sysctl_name(name):
                 raise ConfigError(f"{path}: key 'sysctl.{kind}.\"{name}\"': not a sysctl name "
                                   "(expected e.g. \"net.inet.ip.forwarding\")")
-            out.append(ExpectedSysctl(name, str(value), kind == "required"))
-    return tuple(out)
+            if not _SYSCTL_VALUE.fullmatch(str(value)):
+                raise ConfigError(f"{path}: key 'sysctl.{kind}.\"{name}\"': expected a plain "
+                                  f"value such as 1 (letters, digits, . _ -), got {value!r}")
+            kinds[kind].append(ExpectedSysctl(name, str(value), kind == "required"))
+    out = tuple(kinds["required"] + kinds["optional"])
+    if not out:
+        # `sysctl` with no name would dump every sysctl: there must be one to check.
+        raise ConfigError(f"{path}: key 'sysctl': expected at least one sysctl to check")
+    return out
+
+
+# What repair may pass to `sysctl name=value` and `rcctl set isakmpd flags`
+# (repair.allowed() checks the same shapes).
+_SYSCTL_VALUE = re.compile(r"[A-Za-z0-9_.-]+")
+_FLAGS = re.compile(r"[A-Za-z0-9 _./=-]*")
 
 
 def _is_sysctl_name(name: str) -> bool:
@@ -179,6 +194,9 @@ def _validate(cfg: Config, path: str) -> None:
     except ValueError:
         raise ConfigError(f"{path}: key 'vpn.network': expected an IP network such as "
                           f"\"10.0.0.0/24\", got {cfg.vpn_network!r}")
+    if not _FLAGS.fullmatch(cfg.isakmpd_flags):
+        raise ConfigError(f"{path}: key 'isakmpd.flags': expected flags such as \"-K\" "
+                          f"(letters, digits, blanks, . _ / = -), got {cfg.isakmpd_flags!r}")
     if cfg.command_timeout_s <= 0:
         raise ConfigError(f"{path}: key 'commands.timeout': expected a number of seconds > 0")
     for key, frac in (("pf.state_limit_warning", cfg.state_limit_warning),

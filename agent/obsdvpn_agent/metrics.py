@@ -182,7 +182,7 @@ def _ipsec(facts: Facts) -> Iterator:
         return
     for name, value, doc in (("ipsec_flows", len(s.flows), "IPsec flows loaded in the kernel."),
                              ("ipsec_sas", len(s.sas), "IPsec SAs in the kernel's SAD."),
-                             ("ipsec_peers", len(s.peers_with_sa()),
+                             ("ipsec_peers", len(s.remote_peers()),
                               "Remote addresses with at least one SA.")):
         g = _gauge(name, doc)
         g.add_metric([], value)

@@ -106,7 +106,9 @@ def unveil_plan(cfg, config_path: str | None = None, read_paths: Iterable[str] =
         path = os.path.abspath(path)
         plan[path] = "".join(sorted(set(plan.get(path, "") + perms), key="rwxc".index))
 
+    # A venv's python is a symlink: unveil the interpreter it resolves to as well.
     add(sys.executable, "rx")
+    add(os.path.realpath(sys.executable), "rx")
     add(config_path or DEFAULT_PATH, "r")
     add(_REPAIR_STATE_DIR, "r")
     for path in (p for p in sys.path if p):

@@ -12,6 +12,7 @@ the command timeout.
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any, Callable
 from . import commands as C
 from .config import Config
 from .host.base import CommandNotFound, CommandResult, CommandTimeout, FileInfo, Host, HostError
-from .parsers import ParseError, ifconfig, ipsecctl, npppctl, npppd_users, pfctl, rcctl, sysctl
+from .parsers import ParseError, first_line, ifconfig, ipsecctl, npppctl, npppd_users, pfctl, rcctl, sysctl
 
 
 @dataclass(frozen=True)
@@ -120,10 +121,14 @@ class _Collect:
         return self.failed_result(cmd, r)
 
     def failed_result(self, cmd: C.Command, r: CommandResult) -> ProbeFailure:
-        said = _first_line(r.stderr) or _first_line(r.stdout) or "no output"
+        said = first_line(r.stderr) or first_line(r.stdout) or "no output"
         if permission_problem(r.stderr):
-            hint = (" (run as root, or give the agent the doas rule that "
-                    "`obsdvpn-agent doas-rules` prints)") if cmd.needs_root else ""
+            hint = ""
+            if cmd.needs_root:
+                from .privilege import doas_rule
+                hint = (f" (run as root, or add `{doas_rule(cmd.argv, _user())}` to "
+                        "/etc/doas.conf" + ("" if self.cfg.use_doas else
+                                            " and set `doas = true` under [commands]") + ")")
             return self.fail(cmd.display, "permission",
                              f"`{cmd.display}`: permission denied: {said}{hint}")
         return self.fail(cmd.display, "error",
@@ -158,11 +163,12 @@ class _Collect:
             return self.fail(path, "error", f"{path}: {e}")
 
 
-def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:200]
-    return ""
+def _user() -> str:
+    import pwd
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def _collect_sysctl(c: _Collect) -> dict[str, Any]:
@@ -218,7 +224,7 @@ def _collect_pf(c: _Collect) -> dict[str, Any]:
         # Exit 1 from -n means pf.conf does not load: a finding, not a probe failure,
         # unless pfctl could not even read the file.
         out["pf_config"] = (c.failed_result(C.PFCTL_CONFIG, r) if permission_problem(r.stderr)
-                            else PfConfigInvalid(_first_line(r.stderr) or "pfctl -n failed"))
+                            else PfConfigInvalid(first_line(r.stderr) or "pfctl -n failed"))
     else:
         out["pf_config"] = c.parse(C.PFCTL_CONFIG, pfctl.parse_rules, r.stdout,
                                    "pfctl -nvf " + C.PF_CONF)
@@ -248,6 +254,12 @@ def _collect_npppctl(c: _Collect) -> dict[str, Any]:
     r = c.run(cmd)
     if failed(r):
         return {"sessions": r}
+    if r.returncode != 0:
+        # `npppctl: connect: Connection refused`: npppd is down, so nobody is
+        # connected; daemon.npppd.running says the rest.  Not a probe failure.
+        if npppctl.is_not_running_error(r.stderr) and not permission_problem(r.stderr):
+            return {"sessions": ()}
+        return {"sessions": c.failed_result(cmd, r)}
     return {"sessions": c.parse(cmd, npppctl.parse_session_all, r.stdout,
                                 "npppctl -n session all")}
 

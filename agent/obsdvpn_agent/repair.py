@@ -21,6 +21,7 @@ from .checks import Result, Status
 from .checks.daemons import missing_flags, running
 from .checks.pf import vpn_rules_missing
 from .host.base import Host, HostError
+from .parsers import first_line
 from .parsers.sysctl import set_conf_value
 from .probes import PfConfigInvalid, failed
 
@@ -38,6 +39,7 @@ class Action:
     path: str = ""                   # file edits: the file
     mode: int | None = None          # chmod target
     sysctl: tuple[str, str] | None = None   # persist name=value in sysctl.conf
+    owner_root: bool = False         # chown root (narrows who can touch it)
     needs_isakmpd: bool = False
 
     @property
@@ -46,6 +48,8 @@ class Action:
             return " ".join(self.argv)
         if self.mode is not None:
             return f"chmod {self.mode:o} {self.path}"
+        if self.owner_root:
+            return f"chown root {self.path}"
         if self.sysctl:
             return f"edit {self.path}: {self.sysctl[0]}={self.sysctl[1]}"
         return self.what
@@ -115,13 +119,14 @@ def plan(results: tuple[Result, ...], facts, cfg, only: tuple[str, ...] = ()) ->
         if info is None or failed(info) or not info.exists:
             notes.append(f"{cid}: {r.summary}")
             continue
-        tight = info.mode & 0o700
+        # At most rw for the owner, and only bits it had: never widens.
+        tight = info.mode & 0o600
         if tight != info.mode:
             actions.append(Action(cid, f"make {path} private to its owner", f"{info.mode:04o}",
                                   f"{tight:04o}", path=path, mode=tight))
         if info.uid != 0:
-            notes.append(f"{cid}: {path} is owned by {info.owner or info.uid}; repair does not "
-                         f"change owners: run `chown root {path}` if that is right")
+            actions.append(Action(cid, f"give {path} to root", info.owner or str(info.uid),
+                                  "root", path=path, owner_root=True))
 
     # 3. daemons: isakmpd (then ipsec.conf), npppd
     start_isakmpd = False
@@ -181,10 +186,11 @@ def plan(results: tuple[Result, ...], facts, cfg, only: tuple[str, ...] = ()) ->
                                   argv=(C.RCCTL, "enable", "pf")))
     elif r is not None:
         notes.append(f"{r.check}: {r.summary}")
-    ruleset = bad.pop("pf.ruleset", None)
-    vpn = bad.pop("pf.vpn_rules", None)
-    target = vpn or ruleset
-    if target is not None and target.status is not Status.UNKNOWN:
+    pf_checks = [r for r in (bad.pop("pf.vpn_rules", None), bad.pop("pf.ruleset", None)) if r]
+    known = [r for r in pf_checks if r.status is not Status.UNKNOWN]
+    notes += [f"{r.check}: {r.summary}" for r in pf_checks if r.status is Status.UNKNOWN]
+    target = known[0] if known else None
+    if target is not None:
         config = facts.pf_config
         if failed(config):
             notes.append(f"{target.check}: {target.summary}")
@@ -220,10 +226,6 @@ def apply(p: Plan, host: Host, timeout_s: float) -> tuple[Outcome, ...]:
     return tuple(outcomes)
 
 
-def _first_line(text: str) -> str:
-    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:200]
-
-
 def _apply_one(a: Action, host: Host, timeout_s: float) -> Outcome:
     try:
         if a.needs_isakmpd:
@@ -234,11 +236,11 @@ def _apply_one(a: Action, host: Host, timeout_s: float) -> Outcome:
             r = host.run(a.validate, timeout_s)
             if r.returncode != 0:
                 return Outcome(a, "refused", f"`{' '.join(a.validate)}` failed: "
-                                             f"{_first_line(r.stderr) or _first_line(r.stdout)}")
+                                             f"{first_line(r.stderr) or first_line(r.stdout)}")
         if a.argv:
             r = host.run(a.argv, timeout_s)
             if r.returncode != 0:
-                return Outcome(a, "failed", _first_line(r.stderr) or f"exit {r.returncode}")
+                return Outcome(a, "failed", first_line(r.stderr) or f"exit {r.returncode}")
             return Outcome(a, "applied")
         if a.mode is not None:
             now = host.stat_file(a.path)
@@ -247,6 +249,12 @@ def _apply_one(a: Action, host: Host, timeout_s: float) -> Outcome:
             if a.mode & ~now.mode:  # would add a bit: never widen
                 return Outcome(a, "refused", f"{a.path} changed to {now.mode:04o} meanwhile")
             host.chmod(a.path, a.mode)
+            return Outcome(a, "applied")
+        if a.owner_root:
+            now = host.stat_file(a.path)
+            if not now.exists:
+                return Outcome(a, "failed", f"{a.path} is gone")
+            host.chown(a.path, 0, now.gid)
             return Outcome(a, "applied")
         if a.sysctl:
             name, value = a.sysctl
@@ -260,6 +268,24 @@ def _apply_one(a: Action, host: Host, timeout_s: float) -> Outcome:
     except (HostError, OSError) as e:
         return Outcome(a, "failed", str(e))
     return Outcome(a, "skipped", "nothing to do")
+
+
+def exit_code(p: Plan, outcomes: tuple[Outcome, ...], after: tuple[Result, ...]) -> int:
+    """0 nothing to do, 1 fixed and verified, 2 still failing, 3 refused a config.
+
+    Only what the plan acted on counts: a check repair cannot fix is printed as
+    "not repaired" and left to `check` and the alerts, so cron does not report
+    the same failed repair every run.
+    """
+    if not p.actions:
+        return 0
+    if any(o.result == "refused" for o in outcomes):
+        return 3
+    targeted = {a.check for a in p.actions}
+    if any(o.result == "failed" for o in outcomes) or any(
+            r.check in targeted and r.status is not Status.OK for r in after):
+        return 2
+    return 1
 
 
 class LockHeld(Exception):

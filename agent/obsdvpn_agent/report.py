@@ -111,7 +111,7 @@ def facts_json(facts: Facts, cfg) -> dict:
             "rules_loaded": _or_error(facts.pf_rules, lambda r: len(r.rules)),
         },
         "ipsec": _or_error(facts.ipsec, lambda s: {"flows": len(s.flows), "sas": len(s.sas),
-                                                   "peers": sorted(s.peers_with_sa())}),
+                                                   "peers": sorted(s.remote_peers())}),
         "sessions": ({"error": str(facts.sessions)} if views is None
                      else [dict(vars(v)) for v in views]),
         "interfaces": _or_error(facts.interfaces, lambda ifs: [

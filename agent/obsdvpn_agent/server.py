@@ -101,6 +101,29 @@ def collect_in_child(global_args: list[str]) -> Callable:
     return collect
 
 
+def failed_collection(reason: str) -> Collection:
+    """What a scrape gets while collections fail: UNKNOWN, and which failed.
+
+    Written by hand so the exporter never imports prometheus_client.
+    """
+    common = ("# HELP obsdvpn_status Worst check status: 0 OK, 1 WARNING, 2 CRITICAL, "
+              "3 UNKNOWN.\n# TYPE obsdvpn_status gauge\nobsdvpn_status 3.0\n"
+              "# HELP obsdvpn_collector_success 1 when every command of the collector ran "
+              "and parsed.\n# TYPE obsdvpn_collector_success gauge\n"
+              'obsdvpn_collector_success{collector="collection"} 0.0\n')
+    build = f'obsdvpn_build_info{{version="{__version__}"}} 1.0\n'
+    text = (common + "# HELP obsdvpn_build_info obsdvpn-agent version.\n"
+            "# TYPE obsdvpn_build_info gauge\n" + build)
+    om = (common + "# HELP obsdvpn_build obsdvpn-agent version.\n"
+          "# TYPE obsdvpn_build info\n" + build + "# EOF\n")
+    e = html.escape
+    page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>obsdvpn-agent</title>"
+            f"</head><body><h1>obsdvpn-agent {e(__version__)}</h1><p>Status: <b>UNKNOWN</b>: "
+            f"the last collection failed: {e(reason)}</p><p><a href=\"/metrics\">Metrics</a>"
+            "</p></body></html>\n")
+    return Collection((), text.encode(), om.encode(), page.encode())
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The latest collection with its gzip copies: what every scrape serves."""
@@ -130,6 +153,7 @@ class Collector:
         self._previous: dict[str, Status] = {}
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._failing = False
         self.collections = 0
 
     def reload(self) -> None:
@@ -152,8 +176,23 @@ class Collector:
                 log.info("configuration reloaded from %s", self.cfg.source)
             except Exception as e:  # keep serving with the old config
                 log.error("configuration not reloaded: %s", e)
-        c = self._collect(self.cfg)
+        try:
+            c = self._collect(self.cfg)
+        except Exception as e:
+            # Never keep serving the last good collection as if it were fresh:
+            # say UNKNOWN and that the collection failed, until one succeeds.
+            if not self._failing:
+                log.error("collection failed: %s", e)
+            self._failing = True
+            self._publish(failed_collection(str(e)))
+            raise
+        if self._failing:
+            log.info("collection works again")
+        self._failing = False
         self._log_changes(c.results)
+        return self._publish(c)
+
+    def _publish(self, c: Collection) -> Snapshot:
         snap = Snapshot(c.results, c.text, gzip.compress(c.text, 5), c.openmetrics,
                         gzip.compress(c.openmetrics, 5), c.landing)
         with self._ready:
@@ -180,8 +219,8 @@ class Collector:
             start = time.monotonic()
             try:
                 self.collect_once()
-            except Exception as e:  # a collection must never kill the exporter
-                log.error("collection failed: %s", e)
+            except Exception:  # logged once by collect_once; never kills the exporter
+                pass
             self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - start)))
 
 

@@ -63,8 +63,12 @@ def _running(facts, daemon: str) -> Result:
 
 
 def missing_flags(wanted: str, have: str) -> list[str]:
+    """The wanted flags that `have` lacks; `-vK` counts as having -K (getopt clusters)."""
     tokens = have.split()
-    return [w for w in wanted.split() if w not in tokens]
+    letters = {ch for t in tokens if t.startswith("-") and not t.startswith("--")
+               and t[1:].isalpha() for ch in t[1:]}
+    return [w for w in wanted.split() if w not in tokens
+            and not (len(w) == 2 and w[0] == "-" and w[1] in letters)]
 
 
 def _isakmpd_flags(facts, cfg) -> Result:

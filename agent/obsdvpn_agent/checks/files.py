@@ -19,19 +19,19 @@ def _ipsec_conf(info) -> Result:
     if not info.exists:
         return Result(cid, Status.CRITICAL, f"{IPSEC_CONF} does not exist, so there is no IPsec "
                                             "policy to load: restore it")
-    problems = []
-    if info.uid != 0:
-        problems.append(f"owned by {info.owner or info.uid}, not root")
-    if info.mode != 0o600:
-        problems.append(f"mode {info.mode:04o}, not 0600")
-    if not problems:
-        return Result(cid, Status.OK, f"{IPSEC_CONF} is mode 0600 and owned by root")
-    # ipsecctl refuses a file not owned by root or with group/other bits set
-    # (parse.y check_file_secrecy), so ipsec.conf would not load at all.
-    return Result(cid, Status.CRITICAL,
-                  f"{IPSEC_CONF} is {' and '.join(problems)}, so ipsecctl refuses to load it "
-                  f"and the PSK may be readable: run `chown root:wheel {IPSEC_CONF}` and "
-                  f"`chmod 600 {IPSEC_CONF}`")
+    owner = info.owner or str(info.uid)
+    # ipsecctl refuses a file owned by another user or with group write/exec or
+    # any other-bits (sbin/ipsecctl/parse.y check_file_secrecy: 0o037).
+    if info.uid != 0 or info.mode & 0o037:
+        return Result(cid, Status.CRITICAL,
+                      f"{IPSEC_CONF} is mode {info.mode:04o} owned by {owner}, so ipsecctl "
+                      "refuses to load it and the PSK may be readable: run "
+                      f"`chown root:wheel {IPSEC_CONF}` and `chmod 600 {IPSEC_CONF}`")
+    if info.mode & 0o040:
+        return Result(cid, Status.WARNING,
+                      f"{IPSEC_CONF} is mode {info.mode:04o}, so its group can read the PSK: "
+                      f"run `chmod 600 {IPSEC_CONF}`")
+    return Result(cid, Status.OK, f"{IPSEC_CONF} is mode {info.mode:04o} and owned by root")
 
 
 def _npppd_users(info) -> Result:

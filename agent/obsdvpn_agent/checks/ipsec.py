@@ -42,9 +42,12 @@ def _ike_rules(facts, cfg) -> Result:
                                             "`ipsecctl -f /etc/ipsec.conf`")
     if failed(facts.ipsec):
         return Result(cid, Status.UNKNOWN, f"cannot read the IPsec flows: {facts.ipsec}")
+    if isakmpd is None and not facts.ipsec.sas:
+        return Result(cid, Status.UNKNOWN, "cannot tell whether isakmpd runs, and no SA shows "
+                                           "that it negotiates")
     if facts.ipsec.sas:
         return Result(cid, Status.OK, f"isakmpd has negotiated {len(facts.ipsec.sas)} SA(s) "
-                                      f"with {len(facts.ipsec.peers_with_sa())} peer(s)")
+                                      f"with {len(facts.ipsec.remote_peers())} peer(s)")
     # With `ike passive ... transport` rules isakmpd installs flows and SAs only
     # when a client negotiates.  The only read-out of its loaded policy is the
     # FIFO report (`echo R > /var/run/isakmpd.fifo`), which is a write to the

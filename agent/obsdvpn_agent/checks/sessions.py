@@ -23,8 +23,9 @@ def _descriptions(facts, cfg) -> Result:
     if bare:
         return Result(cid, Status.WARNING,
                       f"{len(bare)} pppx interface(s) carry no user description "
-                      f"({', '.join(bare[:5])}); npppd sets it only when net.pipex.enable=1: run "
-                      "`sysctl net.pipex.enable=1` and persist it")
+                      f"({', '.join(bare[:5])}); npppd names them only for sessions that "
+                      "start while net.pipex.enable=1: make sure it is 1 (and persisted), "
+                      "then have those users reconnect")
     return Result(cid, Status.OK, f"all {len(facts.interfaces)} pppx interface(s) name their user")
 
 

@@ -48,22 +48,25 @@ class LocalHost:
         full = (DOAS, "-n", *argv) if argv in self._doas_argvs else argv
         start = time.monotonic()
         try:
-            proc = subprocess.run(full, capture_output=True, timeout=timeout_s, env=_ENV,
-                                  stdin=subprocess.DEVNULL, check=False)
+            proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=_ENV)
         except FileNotFoundError:
             raise CommandNotFound(f"{full[0]}: command not found")
         except PermissionError:
             raise HostError(f"{full[0]}: permission denied")
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            _abandon(proc)
             raise CommandTimeout(f"`{' '.join(argv)}` did not finish within {timeout_s:g} s")
-        return CommandResult(argv, proc.returncode,
-                             proc.stdout.decode("utf-8", "replace"),
-                             proc.stderr.decode("utf-8", "replace"),
-                             time.monotonic() - start)
+        return CommandResult(argv, proc.returncode, out.decode("utf-8", "replace"),
+                             err.decode("utf-8", "replace"), time.monotonic() - start)
 
     def read_file(self, path: str) -> str:
+        # surrogateescape: a byte that is not UTF-8 (in a comment of sysctl.conf,
+        # say) comes back unchanged when repair writes the file again.
         with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+            return f.read().decode("utf-8", "surrogateescape")
 
     def stat_file(self, path: str) -> FileInfo:
         try:
@@ -101,6 +104,26 @@ class LocalHost:
                 for name, c in psutil.net_io_counters(pernic=True).items()}
 
 
+def _abandon(proc: subprocess.Popen) -> None:
+    """Give up on a command that timed out.
+
+    Through doas the child runs as root and the unprivileged agent may not
+    signal it: then it is left to finish on its own (its pipes closed, so it
+    cannot block on them) instead of waiting for it forever.
+    """
+    try:
+        proc.kill()
+    except PermissionError:
+        pass
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    try:
+        proc.wait(timeout=1)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 def _name(lookup, ident: int) -> str:
     try:
         return lookup(ident)[0]
@@ -110,4 +133,4 @@ def _name(lookup, ident: int) -> str:
 
 def write_atomically(path: str, text: str, mode: int) -> str | None:
     """Replace path with text, keeping the old file as PATH.obsdvpn-agent.bak."""
-    return replace_file(path, text.encode("utf-8"), mode, backup=True)
+    return replace_file(path, text.encode("utf-8", "surrogateescape"), mode, backup=True)

@@ -44,8 +44,9 @@ class SnapshotError(HostError):
 class RecordingHost:
     """Passes every read through to a real host and remembers what came back."""
 
-    def __init__(self, inner: Host) -> None:
+    def __init__(self, inner: Host, daemons: tuple[str, ...] = ("isakmpd", "npppd")) -> None:
         self._inner = inner
+        self._daemons = frozenset(daemons)
         self.label = f"recording:{inner.label}"
         self.commands: list[dict] = []
         self.command_errors: list[dict] = []
@@ -95,8 +96,11 @@ class RecordingHost:
 
     def processes(self) -> tuple[Process, ...]:
         procs = self._inner.processes()
+        # Only the daemons the checks look at: other programs' command lines
+        # can carry their own secrets (`mysql -pSECRET`), and none are needed.
         self.process_list = [{"pid": p.pid, "name": p.name, "cmdline": list(p.cmdline),
-                              "username": p.username} for p in procs]
+                              "username": p.username} for p in procs
+                             if p.name in self._daemons]
         return procs
 
     def interface_counters(self) -> dict[str, InterfaceCounters]:

@@ -43,3 +43,12 @@ def unsigned(text: str, command: str, lineno: int | None = None,
         raise ParseError(command, "expected a number of 1 to 20 digits 0-9 (u_int64)",
                          lineno, line)
     return int(text)
+
+
+def first_line(text: str, limit: int = 200) -> str:
+    """The first non-blank line of a command's message, cut short.
+
+    A reason is one line (it becomes a check summary or a log line); the
+    first line of a tool's complaint is the one that names the problem.
+    """
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")[:limit]

@@ -114,6 +114,10 @@ class IpsecState:
         """The `peer` addresses of the flows (bypass/deny flows have none)."""
         return frozenset(f.peer for f in self.flows if f.peer is not None)
 
+    def remote_peers(self) -> frozenset[str]:
+        """Flow peers that have an SA: the remote ends, without this host's own address."""
+        return self.flow_peers() & self.peers_with_sa()
+
 
 def parse_sa(text: str, command: str = "ipsecctl -sa") -> IpsecState:
     """Parse `ipsecctl -sa` (titled), or bare `-sf` / `-ss` lines (empty text = nothing)."""

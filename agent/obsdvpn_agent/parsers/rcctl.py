@@ -41,7 +41,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import ParseError
+from . import ParseError, first_line
 
 # _special_svcs (rcctl.sh rev 1.122 L20-21), plus the 2014 names (rev 1.39)
 # that library_aslr and multicast replaced.
@@ -106,12 +106,6 @@ class DaemonAction:
 def is_permission_error(stderr: str) -> bool:
     """Whether stderr is rcctl's or rc.subr's root-needed message."""
     return bool(_NEEDS_ROOT.search(stderr))
-
-
-def _first_line(stderr: str) -> str:
-    # A reason is one line: it becomes the check's summary line.  rc.d scripts
-    # may say more (a config error and its context); the first line names it.
-    return next((line.strip() for line in stderr.splitlines() if line.strip()), "")[:200]
 
 
 def _special_error(stderr: str, daemon: str) -> bool:
@@ -202,13 +196,13 @@ def parse_check(stdout: str, stderr: str, returncode: int, daemon: str) -> Daemo
         raise ParseError(command, f"{daemon} is a special service, not a daemon: rcctl has "
                                   "no rc.d(8) script to check (see `rcctl ls on`)")
     if is_permission_error(stderr):
-        raise ParseError(command, f"permission denied: {_first_line(stderr)}")
+        raise ParseError(command, f"permission denied: {first_line(stderr)}")
     lines = [line for line in stdout.splitlines() if line.strip()]
     if not lines:
         if returncode == 0 and not stderr.strip():
             # `rcctl -q check` prints nothing when the daemon runs.
             return DaemonCheck(daemon, True)
-        said = f": {_first_line(stderr)}" if stderr.strip() else ""
+        said = f": {first_line(stderr)}" if stderr.strip() else ""
         raise ParseError(command, f"no output, exit status {returncode}{said}")
     if len(lines) != 1:
         raise ParseError(command, f"expected one line, got {len(lines)}", 2, lines[1])
