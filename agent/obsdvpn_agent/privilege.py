@@ -27,6 +27,7 @@ from typing import Iterable
 
 from . import commands as C
 from .config import DEFAULT_PATH
+from .repair_state import LOCAL_PATH
 
 DEFAULT_USER = "_obsdvpn"
 
@@ -71,8 +72,6 @@ def doas_rules(cfg, user: str = DEFAULT_USER) -> list[str]:
     return rules
 
 
-# last-repair.json, written by root's `repair`, read by every scrape.
-_REPAIR_STATE_DIR = "/var/db/obsdvpn-agent"
 
 
 def pledge_promises(writes: bool = False) -> str:
@@ -110,7 +109,8 @@ def unveil_plan(cfg, config_path: str | None = None, read_paths: Iterable[str] =
     add(sys.executable, "rx")
     add(os.path.realpath(sys.executable), "rx")
     add(config_path or DEFAULT_PATH, "r")
-    add(_REPAIR_STATE_DIR, "r")
+    # last-repair.json, written by root's `repair`, read by every collection.
+    add(os.path.dirname(LOCAL_PATH), "r")
     for path in (p for p in sys.path if p):
         add(path, "r")
     for path in ("/usr/lib", "/usr/local/lib", "/var/run/ld.so.hints"):

@@ -47,16 +47,18 @@ def evaluate(facts, cfg) -> tuple[Result, ...]:
     return tuple(results)
 
 
-CHECK_IDS_STATIC = (
-    "daemon.isakmpd.enabled", "daemon.isakmpd.running", "daemon.isakmpd.flags",
-    "daemon.npppd.enabled", "daemon.npppd.running", "ipsec.enabled",
-    "pf.enabled", "pf.ruleset", "pf.vpn_rules", "pf.states",
-    "ipsec.sessions_sa", "ipsec.ike_rules",
-    "sessions.descriptions", "sessions.users",
-    "files.ipsec_conf", "files.npppd_users",
-)
-
-
 def check_ids(cfg) -> tuple[str, ...]:
-    """Every check id this configuration produces, in report order."""
-    return tuple(f"sysctl.{s.name}" for s in cfg.sysctls) + CHECK_IDS_STATIC
+    """Every check id this configuration produces, in report order.
+
+    Each check yields exactly one result whatever the facts, so judging a
+    host of which nothing is known lists them all, without a second list
+    to keep in step with the check functions.
+    """
+    from ..probes import Facts, ProbeFailure
+
+    unknown = ProbeFailure("check_ids", "error", "not collected")
+    facts = Facts(collected_at=0.0, sysctl=unknown, sysctl_conf=unknown, rc_on=unknown,
+                  daemon_flags={}, daemon_check={}, processes=unknown, pf_info=unknown,
+                  pf_limits=unknown, pf_rules=unknown, pf_config=unknown, ipsec=unknown,
+                  interfaces=unknown, sessions=unknown, files={}, npppd_users=unknown)
+    return tuple(r.check for r in evaluate(facts, cfg))
