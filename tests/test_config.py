@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conftest import run_cli
@@ -104,3 +106,120 @@ def test_optional_sysctls_alone_keep_the_required_defaults(tmp_path):
 def test_values_repair_could_not_pass_are_refused_at_load(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         load(write(tmp_path, text))
+
+
+# --- issue 13: items 4, 9 and 12 --------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e308", "301", "0", "0.0",
+                                   "1" + "0" * 30])
+def test_timeout_must_be_a_sane_finite_number(tmp_path, value):
+    path = write(tmp_path, f"[commands]\ntimeout = {value}\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: key 'commands.timeout': expected a "
+                                          r"number of seconds > 0 and <= 300"):
+        load(path)
+
+
+def test_config_command_refuses_nan_timeout_in_one_line(tmp_path):
+    # `obsdvpn-agent config` is the rc.d pre-start check.
+    path = write(tmp_path, "[commands]\ntimeout = nan\n")
+    p = run_cli("--config", path, "config")
+    assert p.returncode == 3 and p.stdout == ""
+    assert p.stderr.count("\n") == 1 and "commands.timeout" in p.stderr and path in p.stderr
+
+
+@pytest.mark.parametrize("key, value", [("state_limit_warning", "nan"),
+                                        ("state_limit_critical", "inf"),
+                                        ("state_limit_warning", "0"),
+                                        ("state_limit_critical", "1.5")])
+def test_state_limits_are_fractions(tmp_path, key, value):
+    path = write(tmp_path, f"[pf]\n{key} = {value}\n")
+    with pytest.raises(ConfigError, match=f"key 'pf.{key}': expected a fraction"):
+        load(path)
+
+
+def test_state_limit_warning_not_above_critical(tmp_path):
+    path = write(tmp_path, "[pf]\nstate_limit_warning = 0.9\nstate_limit_critical = 0.5\n")
+    with pytest.raises(ConfigError, match="'pf.state_limit_warning': 0.9 is above "
+                                          "pf.state_limit_critical 0.5"):
+        load(path)
+    equal = write(tmp_path, "[pf]\nstate_limit_warning = 0.9\nstate_limit_critical = 0.9\n")
+    assert load(equal).state_limit_warning == 0.9
+
+
+def test_integer_of_thousands_of_digits_is_one_line(tmp_path):
+    path = write(tmp_path, "[commands]\ntimeout = 1" + "0" * 5000 + "\n")
+    with pytest.raises(ConfigError, match=f"^{path}: not valid TOML"):
+        load(path)
+
+
+@pytest.mark.parametrize("name", ["pppx; reboot", "pppx\nreboot", "pppac0 ", "pppxx", "ppp0",
+                                  "pppx٣", "pppac"+"1" * 20, "em0"])
+def test_ppp_interface_must_be_an_interface_name(tmp_path, name):
+    path = write(tmp_path, f"[vpn]\nppp_interface = {json.dumps(name)}\n")
+    with pytest.raises(ConfigError, match="key 'vpn.ppp_interface': expected") as e:
+        load(path)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["pppx", "pppx0", "pppac0", "pppac12"])
+def test_ppp_interface_names_accepted(tmp_path, name):
+    assert load(write(tmp_path, f'[vpn]\nppp_interface = "{name}"\n')).ppp_interface == name
+
+
+@pytest.mark.parametrize("name", ["Net.inet.ip.forwarding", "net.inet.ip.forwardİng",
+                                  "net.inet.ip.ＦＯＲ", "net..pipex", "net.pipex.", "net",
+                                  "1net.pipex", "net.pipex\n.enable"])
+def test_sysctl_names_config_refuses(tmp_path, name):
+    path = write(tmp_path, f"[sysctl.required]\n{json.dumps(name)} = 1\n")
+    with pytest.raises(ConfigError, match="not a sysctl name") as e:
+        load(path)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["net.inet.ip.forwarding", "net.pipex.enable",
+                                  "net.inet6.ip6.forwarding", "kern.maxfiles", "net.key.sa_x"])
+def test_every_sysctl_the_config_accepts_repair_can_apply(tmp_path, name):
+    from obsdvpn_agent import commands
+    from obsdvpn_agent.repair import allowed
+
+    cfg = load(write(tmp_path, f'[sysctl.required]\n"{name}" = "1"\n'))
+    assert cfg.sysctls[0].name == name
+    assert allowed((commands.SYSCTL, f"{name}={cfg.sysctls[0].value}"))
+
+
+@pytest.mark.parametrize("listen, ok", [("127.0.0.1:0", True), ("[::1]:8469", True),
+                                        ("127.0.0.1:65535", True), ("127.0.0.1:65536", False),
+                                        ("127.0.0.1:99999", False), ("127.0.0.1:", False),
+                                        ("127.0.0.1:٣", False), (":8469", False)])
+def test_one_listen_rule_for_config_and_command_line(tmp_path, listen, ok):
+    from obsdvpn_agent.server import ListenError, parse_listen
+
+    path = write(tmp_path, f'[serve]\nlisten = "{listen}"\n')
+    if ok:
+        assert load(path).listen == listen
+        parse_listen(listen)
+    else:
+        with pytest.raises(ConfigError, match="key 'serve.listen'"):
+            load(path)
+        with pytest.raises(ListenError, match=f"--listen {listen}"):
+            parse_listen(listen)
+
+
+def test_serve_listen_port_out_of_range_is_one_line():
+    p = run_cli("--demo", "serve", "--listen", "127.0.0.1:99999")
+    assert p.returncode == 3
+    assert p.stderr == ("obsdvpn-agent: --listen 127.0.0.1:99999: port 99999 is out of range "
+                        "(0 to 65535) in '127.0.0.1:99999'\n")
+
+
+def test_sighup_with_a_nan_timeout_keeps_the_old_config(tmp_path):
+    from obsdvpn_agent.server import Collector, failed_collection
+
+    path = write(tmp_path, "[commands]\ntimeout = 2\n")
+    collector = Collector(lambda: None, lambda: load(path), 3600,
+                          collect=lambda cfg: failed_collection("not collected in this test"))
+    assert collector.cfg.command_timeout_s == 2
+    write(tmp_path, "[commands]\ntimeout = nan\n")
+    collector.reload()
+    collector.collect_once()
+    assert collector.cfg.command_timeout_s == 2

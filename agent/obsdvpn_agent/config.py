@@ -17,12 +17,16 @@ pppx(4) interface per session, forwarding and pipex on, VPN net 10.0.0.0/24.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 
 DEFAULT_PATH = "/etc/obsdvpn-agent.conf"
 DEFAULT_LISTEN = "127.0.0.1:8469"
+# A probe command that needs more than five minutes is hung; and serve's child
+# collection is given 6 timeouts plus 10 s, which must stay a sane number.
+MAX_TIMEOUT_S = 300.0
 
 
 class ConfigError(Exception):
@@ -70,7 +74,7 @@ _SCALARS: dict[tuple[str, ...], tuple[type | tuple[type, ...], str]] = {
     ("isakmpd", "flags"): (str, "a string of isakmpd flags, e.g. \"-K\""),
     ("vpn", "network"): (str, "an IPv4 or IPv6 network, e.g. \"10.0.0.0/24\""),
     ("vpn", "ppp_interface"): (str, "\"pppx\" or a pppac interface such as \"pppac0\""),
-    ("commands", "timeout"): ((int, float), "a number of seconds > 0"),
+    ("commands", "timeout"): ((int, float), f"a number of seconds > 0 and <= {MAX_TIMEOUT_S:g}"),
     ("commands", "doas"): (bool, "true or false"),
     ("serve", "listen"): (str, "ADDRESS:PORT, e.g. \"127.0.0.1:8469\""),
     ("serve", "tls_cert"): (str, "a path to a PEM certificate"),
@@ -100,7 +104,7 @@ def load(path: str | None) -> Config:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})")
-    except tomllib.TOMLDecodeError as e:
+    except ValueError as e:  # TOMLDecodeError, or an integer of over 4300 digits
         raise ConfigError(f"{path}: not valid TOML: {e}")
     return from_dict(data, path)
 
@@ -126,6 +130,12 @@ def from_dict(data: dict, path: str) -> Config:
                                                  (types if isinstance(types, tuple) else (types,))):
                 raise ConfigError(f"{path}: key '{table}.{key}': expected {expected}, "
                                   f"got {type(value).__name__} {value!r}")
+            if isinstance(value, int) and not isinstance(value, bool):
+                # TOML integers have no size limit here; float() of a huge one overflows.
+                if abs(value) > 2**53:
+                    raise ConfigError(f"{path}: key '{table}.{key}': expected {expected}, "
+                                      "got a huge integer")
+                value = float(value)
             values[f"{table}.{key}"] = value
 
     cfg = Config(
@@ -164,8 +174,9 @@ def _sysctls(table: dict | None, path: str) -> tuple[ExpectedSysctl, ...]:
                 raise ConfigError(f"{path}: key 'sysctl.{kind}.\"{name}\"': expected a string or "
                                   f"integer value, got {type(value).__name__}")
             if not _is_sysctl_name(name):
-                raise ConfigError(f"{path}: key 'sysctl.{kind}.\"{name}\"': not a sysctl name "
-                                  "(expected e.g. \"net.inet.ip.forwarding\")")
+                raise ConfigError(f"{path}: key 'sysctl.{kind}.{name!r}': not a sysctl name "
+                                  "(lowercase ASCII words joined by dots, e.g. "
+                                  "\"net.inet.ip.forwarding\")")
             if not _SYSCTL_VALUE.fullmatch(str(value)):
                 raise ConfigError(f"{path}: key 'sysctl.{kind}.\"{name}\"': expected a plain "
                                   f"value such as 1 (letters, digits, . _ -), got {value!r}")
@@ -178,14 +189,37 @@ def _sysctls(table: dict | None, path: str) -> tuple[ExpectedSysctl, ...]:
 
 
 # What repair may pass to `sysctl name=value` and `rcctl set isakmpd flags`
-# (repair.allowed() checks the same shapes).
+# (repair.allowed() checks the same shapes).  The sysctl name rule is stricter
+# than repair's `[a-z][a-z0-9_.]*`, so every name the config accepts, repair
+# can apply: lowercase ASCII components joined by dots, as every OpenBSD MIB
+# name is spelled (sys/sysctl.h CTL_*_NAMES).
+_SYSCTL_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+")
 _SYSCTL_VALUE = re.compile(r"[A-Za-z0-9_.-]+")
 _FLAGS = re.compile(r"[A-Za-z0-9 _./=-]*")
+# pppx(4) (one interface per session; "pppx" is its interface group) or
+# pppac(4); an interface name is at most IFNAMSIZ - 1 = 15 bytes.
+_PPP_INTERFACE = re.compile(r"(?:pppx|pppac)[0-9]{0,10}")
 
 
 def _is_sysctl_name(name: str) -> bool:
-    parts = name.split(".")
-    return len(parts) >= 2 and all(p and all(c.isalnum() or c == "_" for c in p) for p in parts)
+    return _SYSCTL_NAME.fullmatch(name) is not None
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """ADDRESS:PORT (an IPv6 address may be in brackets) as (address, port).
+
+    The one reader of listen addresses, for --listen and serve.listen alike.
+    Port 0 is allowed: the kernel picks a free port (tests use it).  Raises
+    ValueError saying what is wrong.
+    """
+    host, sep, port = listen.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isascii() or not port.isdigit():
+        raise ValueError(f"expected ADDRESS:PORT such as 127.0.0.1:8469, got {listen!r}")
+    if len(port) > 5 or int(port) > 65535:
+        raise ValueError(f"port {port} is out of range (0 to 65535) in {listen!r}")
+    return host, int(port)
 
 
 def _validate(cfg: Config, path: str) -> None:
@@ -197,17 +231,25 @@ def _validate(cfg: Config, path: str) -> None:
     if not _FLAGS.fullmatch(cfg.isakmpd_flags):
         raise ConfigError(f"{path}: key 'isakmpd.flags': expected flags such as \"-K\" "
                           f"(letters, digits, blanks, . _ / = -), got {cfg.isakmpd_flags!r}")
-    if cfg.command_timeout_s <= 0:
-        raise ConfigError(f"{path}: key 'commands.timeout': expected a number of seconds > 0")
+    # nan passes every `<=` test and inf or 1e308 overflow the timeouts built on it.
+    if not (math.isfinite(cfg.command_timeout_s) and 0 < cfg.command_timeout_s <= MAX_TIMEOUT_S):
+        raise ConfigError(f"{path}: key 'commands.timeout': expected a number of seconds > 0 "
+                          f"and <= {MAX_TIMEOUT_S:g}, got {cfg.command_timeout_s!r}")
     for key, frac in (("pf.state_limit_warning", cfg.state_limit_warning),
                       ("pf.state_limit_critical", cfg.state_limit_critical)):
-        if not 0 < frac <= 1:
-            raise ConfigError(f"{path}: key '{key}': expected a fraction between 0 and 1")
-    if not cfg.ppp_interface.startswith(("pppx", "pppac")):
-        raise ConfigError(f"{path}: key 'vpn.ppp_interface': expected \"pppx\" or \"pppacN\"")
-    host, sep, port = cfg.listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{path}: key 'serve.listen': expected ADDRESS:PORT, got {cfg.listen!r}")
+        if not (math.isfinite(frac) and 0 < frac <= 1):
+            raise ConfigError(f"{path}: key '{key}': expected a fraction > 0 and <= 1, "
+                              f"got {frac!r}")
+    if cfg.state_limit_warning > cfg.state_limit_critical:
+        raise ConfigError(f"{path}: key 'pf.state_limit_warning': {cfg.state_limit_warning:g} is "
+                          f"above pf.state_limit_critical {cfg.state_limit_critical:g}")
+    if not _PPP_INTERFACE.fullmatch(cfg.ppp_interface):
+        raise ConfigError(f"{path}: key 'vpn.ppp_interface': expected \"pppx\", \"pppxN\" or "
+                          f"\"pppacN\", got {cfg.ppp_interface!r}")
+    try:
+        parse_listen(cfg.listen)
+    except ValueError as e:
+        raise ConfigError(f"{path}: key 'serve.listen': {e}")
     if bool(cfg.tls_cert) != bool(cfg.tls_key):
         raise ConfigError(f"{path}: keys 'serve.tls_cert' and 'serve.tls_key' go together")
 

@@ -315,11 +315,13 @@ class ListenError(Exception):
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit():
-        raise ListenError(f"--listen {listen}: expected ADDRESS:PORT")
-    return host, int(port)
+    """config.parse_listen(), the one rule for --listen and serve.listen."""
+    from .config import parse_listen as parse
+
+    try:
+        return parse(listen)
+    except ValueError as e:
+        raise ListenError(f"--listen {listen}: {e}")
 
 
 def is_loopback(host: str) -> bool:
