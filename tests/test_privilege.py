@@ -14,7 +14,7 @@ import types
 from pathlib import Path
 
 import pytest
-
+from conftest import run_cli
 from obsdvpn_agent import commands, privilege
 from obsdvpn_agent.config import Config
 from obsdvpn_agent.privilege import (doas_rule, doas_rules, harden_serve, pledge_promises,
@@ -209,3 +209,21 @@ def test_hardening_module_exposes_no_accidental_libc_at_import():
     # Importing the module must not touch libc either (serve imports it everywhere).
     assert isinstance(privilege, types.ModuleType)
     assert not any(isinstance(v, ctypes.CDLL) for v in vars(privilege).values())
+
+
+@pytest.mark.parametrize("user", ['x"y', "x\ny", "#", "", "x y", "-x", "1abc", "a" * 33,
+                                  "permit", "_obsdvpn\\", "élan"])
+def test_doas_rules_refuses_a_user_that_is_no_identity(user):
+    # Issue 13 item 11: a usage error naming the value, never "internal error".
+    p = run_cli("doas-rules", "--user", user)
+    assert p.returncode == 3 and p.stdout == ""
+    assert p.stderr == (f"obsdvpn-agent: --user: {user!r} is not a user name or :group (a letter "
+                        "or _, then letters, digits, _ . -, at most 32)\n")
+
+
+@pytest.mark.parametrize("user", ["_obsdvpn", "vpnmon", ":wheel", "a.b-c_d"])
+def test_doas_rules_accepts_users_and_groups(user):
+    p = run_cli("doas-rules", "--user", user)
+    assert p.returncode == 0, p.stderr
+    assert all(line.startswith(f"permit nopass {user} as root cmd /")
+               for line in p.stdout.splitlines())

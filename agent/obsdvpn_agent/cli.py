@@ -432,8 +432,12 @@ def collect(app: App, config_stdin: bool) -> None:
 @click.pass_obj
 def doas_rules_command(app: App, user: str) -> None:
     """Print the doas.conf(5) lines for the root-only commands, one per line."""
-    from .privilege import doas_rules
+    from .privilege import check_identity, doas_rules
 
+    try:
+        check_identity(user)
+    except ValueError as e:
+        fail(f"--user: {e}")
     try:
         for line in doas_rules(app.config, user):
             click.echo(line)

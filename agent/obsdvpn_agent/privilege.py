@@ -37,6 +37,18 @@ DEFAULT_USER = "_obsdvpn"
 _KEYWORDS = frozenset({"permit", "deny", "as", "cmd", "args", "nopass", "nolog", "persist",
                        "keepenv", "setenv"})
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:=+,%@-]+")
+# doas.conf(5) rev 1.31 identity: "The username to match.  Groups may be
+# specified by prepending a colon (':')."  A conservative user name (what
+# adduser(8) accepts, at most 32 bytes), so it is one plain word in the rule.
+_IDENTITY = re.compile(r":?[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+
+
+def check_identity(user: str) -> str:
+    """USER (or :GROUP) when it can stand as a doas.conf identity, else ValueError."""
+    if not _IDENTITY.fullmatch(user) or user.lstrip(":") in _KEYWORDS:
+        raise ValueError(f"{user!r} is not a user name or :group (a letter or _, then "
+                         "letters, digits, _ . -, at most 32)")
+    return user
 
 
 def _conf_word(word: str) -> str:
@@ -56,7 +68,7 @@ def doas_rule(argv: tuple[str, ...], user: str = DEFAULT_USER) -> str:
     """
     if not argv or not argv[0].startswith("/"):
         raise ValueError(f"doas rules name commands by absolute path, not {argv[:1]!r}")
-    words = ["permit", "nopass", _conf_word(user), "as", "root", "cmd", _conf_word(argv[0]),
+    words = ["permit", "nopass", check_identity(user), "as", "root", "cmd", _conf_word(argv[0]),
              "args", *(_conf_word(a) for a in argv[1:])]
     return " ".join(words)
 
