@@ -106,6 +106,10 @@ def main_group(ctx: click.Context, config_path, demo, demo_state, snapshot) -> N
     """Watch and repair an OpenBSD L2TP/IPsec (isakmpd + npppd) VPN host."""
     if snapshot and (demo or demo_state):
         raise click.UsageError("--snapshot and --demo exclude each other")
+    if demo_state is not None:
+        # Once, here: the repair outcome and lock are named after it, and
+        # serve's collection child is handed it.
+        demo_state = demo_state.absolute()
     ctx.obj = App(config_path, demo, demo_state, snapshot)
 
 

@@ -48,5 +48,7 @@ def save_repair_state(app, state: dict) -> None:
     if path is None:
         return
     from .host.atomic import replace_file
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    # dirname("last-repair.json") is "": the current directory, nothing to make.
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
     replace_file(path, (json.dumps(state, sort_keys=True) + "\n").encode(), 0o644)
