@@ -34,3 +34,59 @@ def test_save_repair_state_in_the_current_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     save_repair_state(App(), {"exit_code": 0})
     assert (tmp_path / "d.json.last-repair.json").read_text() == '{"exit_code": 0}\n'
+
+
+# --- item 2: `check --textfile PATH` replaces only a regular file -----------------------
+
+def _make(kind: str, path: Path) -> None:
+    if kind == "symlink":
+        target = path.with_name("target.prom")
+        target.write_text("kept\n")
+        path.symlink_to(target)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "chardev":
+        # Stands for /dev/null: tests run as root, which may mknod.
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    elif kind == "directory":
+        path.mkdir()
+        (path / "inside").write_text("kept\n")
+
+
+@pytest.mark.parametrize("kind, said", [("symlink", "a symbolic link"), ("fifo", "a fifo"),
+                                        ("chardev", "a character device"),
+                                        ("directory", "a directory")])
+def test_check_textfile_refuses_what_is_not_a_regular_file(tmp_path, kind, said):
+    target = tmp_path / "agent.prom"
+    _make(kind, target)
+    before = os.lstat(target)
+    p = run_cli("--demo-state", str(tmp_path / "d.json"), "check", "--textfile", str(target))
+    assert p.returncode == 3, p.stdout
+    assert p.stderr == (f"obsdvpn-agent: {target}: cannot write the textfile: {said}, not a "
+                        "regular file: left alone\n")
+    after = os.lstat(target)
+    assert (after.st_ino, after.st_mode, after.st_rdev) == (before.st_ino, before.st_mode,
+                                                            before.st_rdev)
+    if kind == "symlink":
+        assert target.resolve().read_text() == "kept\n"
+    assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".agent.prom")] == []
+
+
+def test_textfile_in_a_directory_of_another_user_is_refused(tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    os.chown(other, 4242, 4242)
+    target = other / "agent.prom"
+    target.write_text("old\n")
+    with pytest.raises(OSError) as e:
+        replace_file(str(target), b"new\n", 0o644)
+    assert e.value.strerror == (f"its directory {other} belongs to uid 4242, neither this user "
+                                "nor root: nothing written")
+    assert target.read_text() == "old\n" and sorted(os.listdir(other)) == ["agent.prom"]
+
+
+def test_textfile_regular_file_or_nothing_is_written(tmp_path):
+    target = tmp_path / "agent.prom"
+    replace_file(str(target), b"one\n", 0o644)
+    replace_file(str(target), b"two\n", 0o644)
+    assert target.read_text() == "two\n" and stat.S_IMODE(target.stat().st_mode) == 0o644
