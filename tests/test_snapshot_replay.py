@@ -113,3 +113,47 @@ def test_missing_privilege_names_the_doas_rule_to_add(sample_snapshot):
     assert "\n" not in summary["summary"]
     assert (f"add `permit nopass {getpass.getuser()} as root cmd /sbin/pfctl args -si` to "
             "/etc/doas.conf and set `doas = true` under [commands]") in summary["summary"]
+
+
+# Issue 13 item 5: getent() joins backslash-newlines before it reads fields, so a
+# password name or value split over lines is still the password.
+_SECRET = "Sekr1t-pw"
+
+
+def _splits() -> list[str]:
+    field = f"password={_SECRET}"
+    return [f"alice:\\\n\t:{field[:k]}\\\n{field[k:]}:\\\n\t:framed-ip-address=10.0.0.2:\n"
+            for k in range(1, len(field))] + [
+        f"alice:\\\n\t:pass\\\nw\\\n\\\nord={_SECRET[:3]}\\\n{_SECRET[3:]}:\n",
+        f"alice:\\\n\tPASSWORD={_SECRET}:\n",
+        f"alice:\\\n\tpassword={_SECRET}:\n",            # an attribute line lost its `:`
+        f"#alice:\\\n\t:passw\\\nord={_SECRET}:\n"]       # a commented-out record
+
+
+def test_snapshot_redacts_passwords_split_by_continuation_lines(sample_snapshot, tmp_path):
+    from conftest import sample_snapshot_document
+    from obsdvpn_agent.parsers.npppd_users import parse_usernames
+
+    for n, users in enumerate(_splits()):
+        doc = sample_snapshot_document()
+        for f in doc["files"]:
+            if f["path"] == "/etc/npppd/npppd-users":
+                f["content"] = users
+        src = tmp_path / f"src{n}"
+        src.mkdir()
+        (src / "snapshot.json").write_text(json.dumps(doc))
+        out = tmp_path / f"out{n}"
+        p = run_cli("--snapshot", str(src), "snapshot", str(out))
+        assert p.returncode == 0, p.stderr
+        written = (out / "snapshot.json").read_text()
+        assert _SECRET not in written and _SECRET[:4] not in written, users
+        assert "Sekr" not in p.stdout + p.stderr
+        redacted = [f for f in json.loads(written)["files"]
+                    if f["path"] == "/etc/npppd/npppd-users"][0]["content"]
+        assert "REDACTED" in redacted
+        assert len(redacted.split("\n")) == len(users.split("\n"))  # line numbers stay true
+        try:
+            names = parse_usernames(users)
+        except ValueError:
+            continue
+        assert parse_usernames(redacted) == names

@@ -25,13 +25,7 @@ support snapshots.
 
 from __future__ import annotations
 
-import re
-
 from . import ParseError
-
-# A `password=` value runs to the next `:` or the end of the logical line;
-# a backslash-newline inside it is a continuation, not the end.
-_PASSWORD_VALUE = re.compile(r"(password=)((?:\\\n|[^:\n])*)", re.IGNORECASE)
 
 
 def _records(text: str, path: str):
@@ -77,12 +71,58 @@ def parse_usernames(text: str, path: str = "/etc/npppd/npppd-users") -> tuple[st
 
 
 def redact(text: str) -> str:
-    """The file text with every `password=` value replaced by REDACTED.
+    """The file text with the value of every field naming a password replaced by REDACTED.
 
-    Commented-out passwords are redacted too.  A value continued over
-    backslash-newlines keeps those line breaks, so line numbers stay true.
+    Redacts what getent() would see: backslash-newlines are joined first, so
+    a name or value split over lines (`:passw\\` then `ord=SECRET:`) is
+    caught, then every `:`-separated field whose name holds "password" (any
+    case, blanks ignored: more than cgetstr() would read, never less) loses
+    its value.  Commented-out records are redacted too.  Each physical line
+    is kept, so line numbers stay true: the continuations inside a redacted
+    field follow its REDACTED.
     """
-    def hide(m: re.Match) -> str:
-        return m.group(1) + "REDACTED" + "\\\n" * m.group(2).count("\\\n")
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        group = [lines[i]]
+        while group[-1].endswith("\\") and i + 1 < len(lines):
+            i += 1
+            group.append(lines[i])
+        i += 1
+        out.append(_redact_record(group))
+    return "\n".join(out)
 
-    return _PASSWORD_VALUE.sub(hide, text)
+
+def _redact_record(group: list[str]) -> str:
+    """One getent() record, given as its physical lines, redacted."""
+    parts = [line[:-1] for line in group[:-1]] + [group[-1]]
+    logical = "".join(parts)
+    breaks: dict[int, int] = {}    # logical offset -> backslash-newlines before it
+    offset = 0
+    for part in parts[:-1]:
+        offset += len(part)
+        breaks[offset] = breaks.get(offset, 0) + 1
+    spans: dict[int, tuple[int, str]] = {}   # field start -> (field end, replacement)
+    start = 0
+    for field in logical.split(":"):
+        # Field 0, the record name, too: an attribute line that lost its `:`.
+        name, eq, _ = field.partition("=")
+        if eq and "password" in "".join(name.split()).lower():
+            spans[start] = (start + len(field), name + "=REDACTED")
+        start += len(field) + 1
+    pieces = []
+    j = 0
+    while True:
+        pieces.append("\\\n" * breaks.get(j, 0))
+        if j >= len(logical):
+            break
+        if j in spans:
+            end, replacement = spans[j]
+            pieces.append(replacement)
+            pieces.append("\\\n" * sum(breaks.get(b, 0) for b in range(j + 1, end)))
+            j = end
+            continue
+        pieces.append(logical[j])
+        j += 1
+    return "".join(pieces)
