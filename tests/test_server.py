@@ -225,3 +225,152 @@ def test_failed_collection_is_served_as_unknown_not_as_the_last_good_one(snapsho
     assert samples[("obsdvpn_collector_success", (("collector", "collection"),))] == 0
     assert list(om_parse(snap.openmetrics.decode()))  # valid OpenMetrics
     assert b"the demo state went bad" in snap.landing
+
+
+# --- issue 13 item 7: content negotiation honours refusals; HEAD; Vary ----------------
+
+@pytest.mark.parametrize("accept, accept_encoding, om, gz", [
+    ("", "", False, False),
+    ("application/openmetrics-text; version=1.0.0", "gzip", True, True),
+    ("application/openmetrics-text;q=0", "gzip;q=0", False, False),
+    ("application/openmetrics-text;q=0, text/plain", "identity, gzip;q=0", False, False),
+    ("application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;"
+     "version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2", "gzip", True, True),
+    ("text/plain;q=0.9, application/openmetrics-text;q=0.5", "GZIP;q=0.001", False, True),
+    ("application/openmetrics-text;version=0.0.1", "x-gzip", False, True),
+    ("application/openmetrics-text;q=nan", "gzip;q=2", False, False),
+])
+def test_negotiation_honours_q_values(served, accept, accept_encoding, om, gz):
+    server, _ = served
+    r, body = get(server, "/metrics", {"Accept": accept, "Accept-Encoding": accept_encoding})
+    assert r.status == 200
+    assert r.getheader("Vary") == "Accept, Accept-Encoding"
+    assert r.getheader("Content-Type").startswith(
+        "application/openmetrics-text" if om else "text/plain; version=0.0.4")
+    assert (r.getheader("Content-Encoding") == "gzip") is gz
+    text = (gzip.decompress(body) if gz else body).decode()
+    assert text.endswith("# EOF\n") is om
+
+
+def test_head_answers_like_get_without_a_body(served):
+    server, _ = served
+    for path in ("/metrics", "/", "/nope"):
+        conn = http.client.HTTPConnection(*server.server_address[:2], timeout=5)
+        conn.request("GET", path)
+        full = conn.getresponse()
+        body = full.read()
+        conn.request("HEAD", path)   # same connection: a HEAD body would corrupt the next
+        head = conn.getresponse()
+        assert head.read() == b""
+        assert head.status == full.status
+        assert head.getheader("Content-Length") == str(len(body))
+        assert head.getheader("Content-Type") == full.getheader("Content-Type")
+        conn.request("GET", path)
+        assert conn.getresponse().read() == body
+        conn.close()
+
+
+# --- issue 13 item 1: a bounded number of connections, a deadline per request -----------
+
+@pytest.fixture
+def tight(snapshot_dir):
+    host = SnapshotHost(str(snapshot_dir))
+    collector = Collector(lambda: host, Config, interval_s=3600)
+    collector.collect_once()
+    server = make_server(collector, "127.0.0.1:0", max_connections=4, request_timeout_s=1.0)
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                         daemon=True)
+    t.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _closed(s: socket.socket) -> bool:
+    try:
+        return s.recv(1024) == b""
+    except ConnectionError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_a_client_dribbling_header_lines_is_cut_at_the_request_deadline(tight):
+    s = socket.create_connection(tight.server_address[:2])
+    s.settimeout(0.3)
+    s.sendall(b"GET /metrics HTTP/1.1\r\n")
+    # One header line every 0.3 s: each read is quick, the request never ends.
+    # The per-read timeout (10 s) alone would keep it open for all 40 lines.
+    for i in range(40):
+        try:
+            s.sendall(f"X-Slow-{i}: y\r\n".encode())
+        except OSError:
+            break
+        if _closed(s):
+            break
+    else:
+        pytest.fail("the dribbling client kept its connection for 12 s")
+    s.close()
+
+
+def test_slow_clients_beyond_the_cap_never_lock_scrapes_out(tight):
+    slow = []
+    for _ in range(20):
+        s = socket.create_connection(tight.server_address[:2])
+        s.sendall(b"GET /metrics HTTP/1.1\r\n")   # and then nothing
+        slow.append(s)
+    try:
+        for _ in range(10):
+            r, body = get(tight, "/metrics")
+            assert r.status == 200 and b"obsdvpn_status" in body
+        assert tight.connections() <= 4
+        assert threading.active_count() < 20
+    finally:
+        for s in slow:
+            s.close()
+
+
+def test_every_connection_busy_answering_gets_503(snapshot_dir):
+    host = SnapshotHost(str(snapshot_dir))
+    release = threading.Event()
+
+    class Slow(Collector):
+        def latest(self, wait_s):
+            release.wait(10)
+            return super().latest(wait_s)
+
+    collector = Slow(lambda: host, Config, interval_s=3600)
+    collector.collect_once()
+    server = make_server(collector, "127.0.0.1:0", max_connections=2)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                     daemon=True).start()
+    try:
+        busy = [socket.create_connection(server.server_address[:2]) for _ in range(2)]
+        for s in busy:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        deadline = time.monotonic() + 10
+        while server.connections() < 2 or any(v[1] for v in server._open.values()):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        r, body = get(server, "/metrics")
+        assert r.status == 503 and body == b"too many connections"
+        release.set()
+        for s in busy:
+            s.settimeout(5)
+            assert s.recv(12) == b"HTTP/1.1 200"
+            s.close()
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_connection_limit_leaves_descriptors_for_collections():
+    from obsdvpn_agent.server import MAX_CONNECTIONS, RESERVED_FDS, connection_limit
+
+    code = ("import resource; from obsdvpn_agent.server import connection_limit as c\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (80, 80)); print(c())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert int(out) == 80 - RESERVED_FDS
+    assert connection_limit() <= MAX_CONNECTIONS

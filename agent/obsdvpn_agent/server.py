@@ -9,11 +9,13 @@ the number of scrapers.  Check state changes are logged once each.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import html
 import ipaddress
 import json
 import logging
+import resource
 import socket
 import ssl
 import subprocess
@@ -263,10 +265,12 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = f"obsdvpn-agent/{__version__}"
     sys_version = ""
-    timeout = 10  # an idle or slow client loses its connection, never a thread forever
+    # Per read; the server's deadline (_Server.request_timeout_s) bounds a whole request.
+    timeout = 10
 
     collector: Collector  # set on the subclass made by make_server
     first_wait_s: float = 10.0
+    server: _Server
 
     def setup(self) -> None:
         super().setup()
@@ -276,38 +280,95 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def handle_one_request(self) -> None:
+        # Each request, the first or a keep-alive one, has the whole deadline
+        # from now, and may be dropped for a newcomer until it is read.
+        self.server.waiting(self.connection)
+        super().handle_one_request()
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - base class name
         log.debug("%s %s", self.address_string(), format % args)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self._answer(head=False)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._answer(head=True)
+
+    def _answer(self, head: bool) -> None:
+        self.server.answering(self.connection)
         path = self.path.split("?", 1)[0]
         if path not in ("/", "/metrics"):
-            self._send(404, "text/plain; charset=utf-8", b"404 not found: try /metrics\n")
+            self._send(404, "text/plain; charset=utf-8", b"404 not found: try /metrics\n", head)
             return
         snap = self.collector.latest(self.first_wait_s)
         if snap is None:
-            self._send(503, "text/plain; charset=utf-8", b"first collection not finished yet\n")
+            self._send(503, "text/plain; charset=utf-8", b"first collection not finished yet\n",
+                       head)
             return
         if path == "/":
-            self._send(200, "text/html; charset=utf-8", snap.landing)
+            self._send(200, "text/html; charset=utf-8", snap.landing, head)
             return
-        om = "application/openmetrics-text" in self.headers.get("Accept", "")
-        gz = "gzip" in self.headers.get("Accept-Encoding", "")
+        om = wants_openmetrics(self.headers.get("Accept", ""))
+        gz = accepts_gzip(self.headers.get("Accept-Encoding", ""))
         body = (snap.openmetrics_gz if gz else snap.openmetrics) if om else (
             snap.text_gz if gz else snap.text)
-        self._send(200, OPENMETRICS_TYPE if om else TEXT_TYPE, body, gzipped=gz)
+        self._send(200, OPENMETRICS_TYPE if om else TEXT_TYPE, body, head, gzipped=gz,
+                   vary=True)
 
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._send(405, "text/plain; charset=utf-8", b"")
-
-    def _send(self, code: int, ctype: str, body: bytes, gzipped: bool = False) -> None:
+    def _send(self, code: int, ctype: str, body: bytes, head: bool = False,
+              gzipped: bool = False, vary: bool = False) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         if gzipped:
             self.send_header("Content-Encoding", "gzip")
+        if vary:
+            self.send_header("Vary", "Accept, Accept-Encoding")
         self.end_headers()
-        self.wfile.write(body)
+        if not head:
+            self.wfile.write(body)
+
+
+def _accepted(header: str) -> dict[str, float]:
+    """An Accept or Accept-Encoding header as {lowercased value: best q}.
+
+    RFC 9110 12.4.2: `q=0` means "not acceptable".  prometheus_client's own
+    choose_encoder() and gzip_accepted() (0.26) look at the names only and
+    so answer `gzip;q=0` with gzip; the exporter also never imports it.
+    """
+    out: dict[str, float] = {}
+    for item in header.split(","):
+        name, *params = (p.strip() for p in item.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "version" and not value.strip().startswith("1."):
+                q = 0.0  # OpenMetrics 0.0.1 is not served; prometheus_client does the same
+                break
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+                if not 0.0 <= q <= 1.0:  # also nan
+                    q = 0.0
+        if name:
+            out[name.lower()] = max(q, out.get(name.lower(), 0.0))
+    return out
+
+
+def wants_openmetrics(accept: str) -> bool:
+    """Whether to answer OpenMetrics: asked for, and not less wanted than text."""
+    q = _accepted(accept)
+    om = q.get("application/openmetrics-text", 0.0)
+    text = max(q.get("text/plain", 0.0), q.get("text/*", 0.0))
+    return om > 0 and om >= text
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    q = _accepted(accept_encoding)
+    return max(q.get("gzip", 0.0), q.get("x-gzip", 0.0)) > 0
 
 
 class ListenError(Exception):
@@ -333,19 +394,141 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# At most this many connections at once, each with a thread; more would only
+# let one client starve the others and the collection of descriptors.
+MAX_CONNECTIONS = 64
+# Descriptors kept free for everything but connections: the collection
+# child's pipes, the log socket, the config file on SIGHUP, TLS files.
+RESERVED_FDS = 48
+# A whole request, from the moment it is awaited until its answer is sent.
+REQUEST_TIMEOUT_S = 10.0
+
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+         b"Content-Length: 20\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections")
+
+
+def connection_limit(max_connections: int = MAX_CONNECTIONS) -> int:
+    """MAX_CONNECTIONS, or fewer when RLIMIT_NOFILE leaves less (128 is OpenBSD's daemon class)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return max_connections
+    return max(1, min(max_connections, soft - RESERVED_FDS))
+
+
 class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a bounded number of connections, each with a deadline.
+
+    One thread per connection, but never more than max_connections of them:
+    when all are taken, the connection that has waited longest for its
+    request is dropped for the newcomer (a scraper sends its request at once,
+    a slow or idle client does not), and only when every connection is being
+    answered does the newcomer get a 503 from the accepting thread itself.
+    serve_forever() calls service_actions() twice a second; it shuts down
+    the connections past their deadline, which also wakes a thread blocked
+    in a read.  A client dribbling one header line every few seconds is so
+    cut off after request_timeout_s, whatever the per-read timeout.
+    """
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
-    def handle_error(self, request, client_address) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[Handler],
+                 max_connections: int = MAX_CONNECTIONS,
+                 request_timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+        self.max_connections = max_connections
+        self.request_timeout_s = request_timeout_s
+        self._lock = threading.Lock()
+        # connection -> [deadline (monotonic), still waiting for its request]
+        self._open: dict[socket.socket, list] = {}
+        self._emfile_logged = False
+        super().__init__(address, handler)
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        try:
+            return super().get_request()
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE):
+                # The listening socket stays readable: without a pause the
+                # accept loop would spin on EMFILE.
+                if not self._emfile_logged:
+                    log.warning("no descriptor left to accept a connection: %s", e.strerror)
+                    self._emfile_logged = True
+                time.sleep(0.1)
+            raise
+
+    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        with self._lock:
+            full = len(self._open) >= self.max_connections
+            waiting = [(v[0], c) for c, v in self._open.items() if v[1]] if full else []
+            if waiting:
+                self._drop(min(waiting, key=lambda w: w[0])[1])
+            if not full or waiting:
+                self._open[request] = [time.monotonic() + self.request_timeout_s, True]
+        if full and not waiting:
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except RuntimeError:  # can't start new thread
+            with self._lock:
+                self._open.pop(request, None)
+            self.shutdown_request(request)
+
+    def _refuse(self, request: socket.socket) -> None:
+        if not isinstance(request, ssl.SSLSocket):  # no handshake yet: just close
+            try:
+                request.setblocking(False)
+                request.send(_BUSY)
+            except OSError:
+                pass
+        log.debug("%d connections being answered: one refused", self.max_connections)
+        self.shutdown_request(request)
+
+    def _drop(self, conn: socket.socket) -> None:
+        """Cut a connection from another thread (lock held): its reads end at once."""
+        self._open.pop(conn, None)
+        try:
+            # socket.socket's own shutdown: SSLSocket.shutdown() would also drop
+            # the TLS state under the thread still reading it.
+            socket.socket.shutdown(conn, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def waiting(self, conn: socket.socket) -> None:
+        with self._lock:
+            if conn in self._open:
+                self._open[conn] = [time.monotonic() + self.request_timeout_s, True]
+
+    def answering(self, conn: socket.socket) -> None:
+        with self._lock:
+            if conn in self._open:
+                self._open[conn][1] = False
+
+    def service_actions(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for conn in [c for c, v in self._open.items() if v[0] <= now]:
+                self._drop(conn)
+
+    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
+        with self._lock:
+            self._open.pop(request, None)
+        super().shutdown_request(request)
+
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         # A client that resets, times out or speaks clear text to TLS is the
         # client's problem: one debug line, never a traceback on stderr.
         log.debug("%s: connection dropped: %s", client_address[0], sys.exc_info()[1])
 
 
 def make_server(collector: Collector, listen: str, tls_cert: str = "", tls_key: str = "",
-                allow_remote: bool = False) -> ThreadingHTTPServer:
+                allow_remote: bool = False, max_connections: int = MAX_CONNECTIONS,
+                request_timeout_s: float = REQUEST_TIMEOUT_S) -> _Server:
     host, port = parse_listen(listen)
     if not is_loopback(host) and not tls_cert and not allow_remote:
         raise ListenError(f"refusing to serve on {host} without TLS: who is connected to the VPN "
@@ -353,7 +536,8 @@ def make_server(collector: Collector, listen: str, tls_cert: str = "", tls_key: 
     handler = type("BoundHandler", (Handler,), {"collector": collector})
     _Server.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        server = _Server((host, port), handler)
+        server = _Server((host, port), handler, connection_limit(max_connections),
+                         request_timeout_s)
     except OSError as e:
         raise ListenError(f"cannot listen on {listen}: {e.strerror}")
     if tls_cert:
