@@ -23,11 +23,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from typing import Sequence
 
 from .base import (CommandNotFound, CommandResult, CommandTimeout, FileInfo, Host, HostError,
                    HostInfo, InterfaceCounters, Process)
 from ..commands import IPSEC_CONF, NPPPD_USERS
+from ..parsers import first_line
 
 FORMAT = "obsdvpn-agent-snapshot"
 VERSION = 1
@@ -145,8 +147,9 @@ class SnapshotHost:
         self._path = path
         doc = _load(path)
         host = _field(doc, "host", dict, path)
-        self._info = HostInfo(str(host.get("hostname", "?")), str(host.get("system", "?")),
-                              str(host.get("release", "?")), host.get("is_root") is True)
+        self._info = HostInfo(*(_printable(host.get(k, "?"), f"{path}: host.{k}")
+                                for k in ("hostname", "system", "release")),
+                              host.get("is_root") is True)
         self._results: dict[tuple[str, ...], CommandResult] = {}
         for i, c in enumerate(_field(doc, "commands", list, path)):
             where = f"{path}: commands[{i}]"
@@ -165,7 +168,7 @@ class SnapshotHost:
         for i, c in enumerate(doc.get("command_errors", [])):
             where = f"{path}: command_errors[{i}]"
             argv = _argv(c, where)
-            msg = str(c.get("message", "failed"))
+            msg = _printable(c.get("message", "failed"), f"{where}: 'message'")
             kind = {"timeout": CommandTimeout, "not_found": CommandNotFound}.get(
                 c.get("error"), HostError)
             self._errors[argv] = kind(msg)
@@ -216,12 +219,11 @@ class SnapshotHost:
             raise HostError(f"{path}: not in {self._path}")
         if entry.get("exists") is False:
             return FileInfo(path, False)
-        try:
-            return FileInfo(path, True, int(str(entry["mode"]), 8), int(entry["uid"]),
-                            int(entry["gid"]), str(entry.get("owner", "")),
-                            str(entry.get("group", "")), int(entry.get("size", 0)))
-        except (KeyError, ValueError, TypeError):
-            raise HostError(f"{self._path}: file entry {path}: needs mode (octal), uid and gid")
+        # A bad entry is that file's check UNKNOWN, not the whole replay refused.
+        _file_entry(entry, f"{self._path}: file entry {path}")
+        return FileInfo(path, True, int(entry["mode"], 8), entry["uid"], entry["gid"],
+                        _printable(entry.get("owner", ""), ""),
+                        _printable(entry.get("group", ""), ""), entry.get("size", 0))
 
     def write_file(self, path: str, text: str, mode: int) -> str | None:
         raise HostError(f"{self._path} is a snapshot: nothing can be written")
@@ -248,8 +250,12 @@ def _load(path: str) -> dict:
             doc = json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
         raise SnapshotError(f"{path}: no such file (make one with `obsdvpn-agent snapshot DIR`)")
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except UnicodeDecodeError as e:
         raise SnapshotError(f"{path}: not a JSON snapshot: {e}")
+    except RecursionError:
+        raise SnapshotError(f"{path}: not a snapshot: JSON nested too deep")
+    except ValueError as e:  # JSONDecodeError, or an integer of over 4300 digits
+        raise SnapshotError(f"{path}: not a JSON snapshot: {str(e).split(';')[0]}")
     except OSError as e:
         raise SnapshotError(f"{path}: cannot read: {e.strerror}")
     try:
@@ -257,12 +263,40 @@ def _load(path: str) -> dict:
         json.dumps(doc, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise SnapshotError(f"{path}: holds text that is not valid Unicode (a lone surrogate)")
+    except RecursionError:
+        raise SnapshotError(f"{path}: not a snapshot: JSON nested too deep")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise SnapshotError(f"{path}: not an obsdvpn-agent snapshot (no \"format\": \"{FORMAT}\")")
     if doc.get("version") != VERSION:
         raise SnapshotError(f"{path}: snapshot version {doc.get('version')!r}, "
                             f"this agent reads version {VERSION}")
     return doc
+
+
+def _printable(value: object, where: str) -> str:
+    """A snapshot's text that the CLI may print: one line, control characters escaped."""
+    if not isinstance(value, str):
+        raise SnapshotError(f"{where} must be a string")
+    return first_line(value)
+
+
+_UINT32 = 2**32 - 1
+
+
+def _file_entry(entry: dict, where: str) -> None:
+    """Check what stat_file() reads of a file entry: a mode stat(2) could give, ids, size."""
+    mode = entry.get("mode")
+    if not (isinstance(mode, str) and re.fullmatch("[0-7]{1,6}", mode)
+            and int(mode, 8) <= 0o7777):
+        raise SnapshotError(f"{where}: needs mode (octal) 0000 to 7777, got "
+                            f"{first_line(str(mode), 20)!r}")
+    for key, top in (("uid", _UINT32), ("gid", _UINT32), ("size", 2**63 - 1)):
+        value = entry.get(key, 0 if key == "size" else None)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
+            raise SnapshotError(f"{where}: needs {key} as an integer from 0 to {top}")
+    for key in ("owner", "group"):
+        if not isinstance(entry.get(key, ""), str):
+            raise SnapshotError(f"{where}: '{key}' must be a string")
 
 
 def _field(doc: dict, key: str, kind: type, path: str):
@@ -288,10 +322,15 @@ def _entries(doc: dict, key: str, fields: tuple[str, ...], path: str) -> list[di
     for i, e in enumerate(entries):
         if not isinstance(e, dict) or any(f not in e for f in fields):
             raise SnapshotError(f"{path}: {key}[{i}]: needs {', '.join(fields)}")
-        try:
-            for f in fields:
-                if f not in ("name", "cmdline"):
-                    int(e[f])
-        except (TypeError, ValueError, OverflowError):
-            raise SnapshotError(f"{path}: {key}[{i}]: {', '.join(fields)} must be numbers")
+        for f in fields:
+            if f in ("name", "cmdline"):
+                continue
+            value = e[f]
+            # Counters are u_int64 (if_data), pids are positive ints.
+            if (not isinstance(value, int) or isinstance(value, bool)
+                    or not (0 < value < 2**31 if f == "pid" else 0 <= value < 2**64)):
+                raise SnapshotError(f"{path}: {key}[{i}]: '{f}' must be "
+                                    + ("a pid" if f == "pid" else "a counter (0 to 2^64-1)"))
+        if not isinstance(e["name"], str):
+            raise SnapshotError(f"{path}: {key}[{i}]: 'name' must be a string")
     return entries

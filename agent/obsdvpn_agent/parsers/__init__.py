@@ -45,10 +45,27 @@ def unsigned(text: str, command: str, lineno: int | None = None,
     return int(text)
 
 
+# C0 and C1 controls, DEL, and the bidi overrides that reorder what a terminal shows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def first_line(text: str, limit: int = 200) -> str:
-    """The first non-blank line of a command's message, cut short.
+    """The first non-blank line of a command's message, cut short, printable.
 
     A reason is one line (it becomes a check summary or a log line); the
     first line of a tool's complaint is the one that names the problem.
+    Host output is not trusted to be text for a terminal: control characters
+    (an escape sequence in a replayed stderr) come out escaped, `\\x1b`.
     """
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")[:limit]
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")[:limit]
+    return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], line)
+
+
+def refuse_nul(text: str, command: str) -> None:
+    """ParseError when output holds a NUL byte: cut short or not text, never to be judged.
+
+    (`rcctl get isakmpd flags` printing `-K\\0-v` is not the flags `-K`.)
+    """
+    if "\0" in text:
+        lineno = text.count("\n", 0, text.index("\0")) + 1
+        raise ParseError(command, "NUL byte in the output: cut short or not text", lineno)

@@ -41,7 +41,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import ParseError, first_line
+from . import ParseError, first_line, refuse_nul
 
 # _special_svcs (rcctl.sh rev 1.122 L20-21), plus the 2014 names (rev 1.39)
 # that library_aslr and multicast replaced.
@@ -127,6 +127,7 @@ def special_enabled(ls_on: tuple[str, ...], name: str) -> bool:
 
 def parse_ls(stdout: str, command: str = "rcctl ls on") -> tuple[str, ...]:
     """Parse `rcctl ls on|off|all|failed|...`: one service name per line."""
+    refuse_nul(stdout, command)
     names = []
     for lineno, line in enumerate(stdout.splitlines(), 1):
         if not _SERVICE.fullmatch(line):
@@ -138,6 +139,7 @@ def parse_ls(stdout: str, command: str = "rcctl ls on") -> tuple[str, ...]:
 def parse_get_flags(stdout: str, returncode: int, daemon: str) -> DaemonFlags:
     """Parse `rcctl get NAME flags`: the flags, `NO`, or nothing for empty flags."""
     command = f"rcctl get {daemon} flags"
+    refuse_nul(stdout, command)
     lines = stdout.splitlines()
     if len(lines) > 1:
         raise ParseError(command, f"expected at most one line, got {len(lines)}")
@@ -162,6 +164,7 @@ def parse_get_flags(stdout: str, returncode: int, daemon: str) -> DaemonFlags:
 def parse_get(stdout: str, daemon: str) -> RcService:
     """Parse `rcctl get NAME`: `NAME_flags=...` lines, or `NAME=YES` for a special service."""
     command = f"rcctl get {daemon}"
+    refuse_nul(stdout, command)
     lines = stdout.splitlines()
     if not lines:
         raise ParseError(command, "no output (a meta script, or an error on stderr)")
@@ -192,6 +195,7 @@ def parse_get(stdout: str, daemon: str) -> RcService:
 def parse_check(stdout: str, stderr: str, returncode: int, daemon: str) -> DaemonCheck:
     """Parse `rcctl check NAME`: `npppd(ok)` exit 0, `npppd(failed)` exit 1."""
     command = f"rcctl check {daemon}"
+    refuse_nul(stdout, command)
     if _special_error(stderr, daemon):
         raise ParseError(command, f"{daemon} is a special service, not a daemon: rcctl has "
                                   "no rc.d(8) script to check (see `rcctl ls on`)")
@@ -221,6 +225,7 @@ def parse_action(stdout: str, command: str = "rcctl start") -> tuple[DaemonActio
     `restart` prints two lines (stop, then start); a step with nothing to do
     (start of a running daemon, stop of a stopped one) prints nothing.
     """
+    refuse_nul(stdout, command)
     actions = []
     for lineno, line in enumerate(stdout.splitlines(), 1):
         if not line.strip():

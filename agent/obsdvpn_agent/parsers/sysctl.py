@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import ParseError
+from . import ParseError, first_line, refuse_nul
 
 # MIB names are dotted components of letters, digits and underscores
 # (CTL_*_NAMES in sys/sysctl.h and friends).
@@ -104,6 +104,7 @@ class SysctlConf:
 
 def parse_get(stdout: str, stderr: str = "", command: str = "sysctl") -> SysctlReading:
     """Parse `sysctl NAME1 NAME2 ...` (stdout `name=value` lines, stderr warnings)."""
+    refuse_nul(stdout, command)
     values: list[tuple[str, str]] = []
     for lineno, line in enumerate(stdout.splitlines(), 1):
         m = _READ.fullmatch(line)
@@ -128,12 +129,13 @@ def parse_get(stdout: str, stderr: str = "", command: str = "sysctl") -> SysctlR
         if m:
             unknown.append(m.group(1) or m.group(2))
         else:
-            errors.append(line)
+            errors.append(first_line(line))  # shown in summaries: control characters escaped
     return SysctlReading(tuple(values), tuple(unknown), tuple(errors))
 
 
 def parse_value(stdout: str, command: str = "sysctl -n") -> str:
     """Parse `sysctl -n NAME` for one single-line name: the value alone, `1`."""
+    refuse_nul(stdout, command)
     lines = stdout.splitlines()
     if len(lines) != 1 or not lines[0].strip():
         raise ParseError(command, f"expected one value line, got {len(lines)} line(s)")
@@ -148,6 +150,7 @@ def parse_set(stdout: str, command: str = "sysctl") -> tuple[SysctlChange, ...]:
     Empty output is valid: `-q`, or every write failed (the reasons are on
     stderr, which the caller judges).
     """
+    refuse_nul(stdout, command)
     changes = []
     for lineno, line in enumerate(stdout.splitlines(), 1):
         m = _WRITE.fullmatch(line)
@@ -185,6 +188,7 @@ def parse_conf(text: str, path: str = "/etc/sysctl.conf") -> SysctlConf:
 
         net.inet.ip.forwarding=1	# 1=Permit forwarding (routing) of IPv4 packets
     """
+    refuse_nul(text, path)
     entries = []
     for lineno, line in enumerate(text.split("\n"), 1):
         found = _conf_assignment(line, path, lineno)
