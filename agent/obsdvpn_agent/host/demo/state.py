@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,6 +102,12 @@ class StateStore:
             raise DemoStateError(
                 f"{self.path}: corrupt demo state: invalid JSON at line {exc.lineno} "
                 f"column {exc.colno} (run `obsdvpn-agent demo reset` to start over)")
+        except RecursionError:
+            raise DemoStateError(f"{self.path}: corrupt demo state: JSON nested too deep "
+                                 "(run `obsdvpn-agent demo reset` to start over)")
+        except ValueError as exc:  # an integer of over 4300 digits
+            raise DemoStateError(f"{self.path}: corrupt demo state: {str(exc).split(';')[0]} "
+                                 "(run `obsdvpn-agent demo reset` to start over)")
         if not isinstance(state, dict):
             raise DemoStateError(f"{self.path}: corrupt demo state: not a JSON object "
                                  "(run `obsdvpn-agent demo reset` to start over)")
@@ -113,6 +120,10 @@ class StateStore:
             raise DemoStateError(
                 f"{self.path}: demo state version {state['version']!r} is not "
                 f"{STATE_VERSION} (run `obsdvpn-agent demo reset` to start over)")
+        problem = _shape_problem(state, _expected_shape(), "")
+        if problem:
+            raise DemoStateError(f"{self.path}: corrupt demo state: {problem} "
+                                 "(run `obsdvpn-agent demo reset` to start over)")
         return state
 
     def _save(self, state: dict) -> None:
@@ -121,3 +132,125 @@ class StateStore:
             replace_file(str(self.path), data, 0o600)
         except OSError as exc:
             raise DemoStateError(f"{self.path}: cannot write demo state: {exc.strerror}")
+
+
+# --- what a state file must look like to be read at all --------------------------------
+#
+# The simulator indexes the state everywhere (state["sysctl"][name], a
+# session's "rate"[2], a file's "mode" formatted as octal), so a hand-edited
+# or hostile file is checked against the shape of a fresh state first: a
+# wrong type is one line naming the field, never a TypeError deep inside.
+
+# Objects keyed by names (sysctl names, paths, daemons, pf limit names);
+# every other object is a record with the fields of a fresh state.
+_MAPS = frozenset({"sysctl", "files", "procs", "limits", "counters", "rates"})
+# Numbers used as integers (octal modes, pids, indexes): a float there breaks formatting.
+_INTEGERS = frozenset({"mode", "uid", "gid", "pid", "next_pid", "next_ifindex", "next_ppp_id",
+                       "pppac_index", "ppp_id", "unit", "ifindex", "peer_port", "mru", "spi_in",
+                       "spi_out", "version"})
+# A shape is a tuple of alternatives, each "bool", "int", "num", "str",
+# ("list", shape of the items), ("map", shape of the values) or ("record",
+# {field: shape}); the empty tuple takes anything.
+Shape = tuple
+_SHAPE: Shape | None = None
+
+
+def _expected_shape() -> Shape:
+    """The shape of a fresh state (one session, so that a session has an example)."""
+    global _SHAPE
+    if _SHAPE is None:
+        from .events import fresh_state
+        _SHAPE = _shape_of(fresh_state(0.0, n_sessions=1), "")
+    return _SHAPE
+
+
+def _shape_of(value: object, key: str) -> Shape:
+    if isinstance(value, bool):
+        return ("bool",)
+    if isinstance(value, (int, float)):
+        return ("int",) if key in _INTEGERS else ("num",)
+    if isinstance(value, str):
+        return ("str",)
+    if isinstance(value, list):
+        return (("list", _union(_shape_of(v, key) for v in value)),)
+    assert isinstance(value, dict), value
+    if key in _MAPS:
+        return (("map", _union(_shape_of(v, k) for k, v in value.items())),)
+    return (("record", {k: _shape_of(v, k) for k, v in value.items()}),)
+
+
+def _union(shapes) -> Shape:  # type: ignore[no-untyped-def]
+    alternatives: dict[str, object] = {}
+    for shape in shapes:
+        for alt in shape:
+            alternatives.setdefault(_name(alt), alt)  # the first example of each kind
+    return tuple(alternatives.values())
+
+
+def _name(alt: object) -> str:
+    return alt if isinstance(alt, str) else alt[0]  # type: ignore[index]
+
+
+_WORDS = {"bool": "true or false", "int": "an integer", "num": "a number", "str": "a string",
+          "list": "a list", "map": "an object", "record": "an object"}
+_TYPES: dict[str, tuple[type, ...]] = {"bool": (bool,), "int": (int,), "num": (int, float),
+                                       "str": (str,), "list": (list,), "map": (dict,),
+                                       "record": (dict,)}
+
+
+def _shape_problem(value: object, shape: Shape, where: str = "") -> str | None:
+    """What is wrong with value for shape, naming the field, or None."""
+    found = _problem(value, shape, "")
+    if found is None:
+        return None
+    parts, message = found
+    path = "".join(reversed(parts)).lstrip(".")
+    return f"'{where}{path}' {message}"
+
+
+def _problem(value: object, shape: Shape, field: str) -> tuple[list[str], str] | None:
+    """(path parts, innermost first; what is wrong) or None.  The path is only
+    built for the one bad field: a state of 5000 sessions is read often."""
+    if not shape:
+        return None
+    for alt in shape:
+        name = _name(alt)
+        if isinstance(value, _TYPES[name]) and (name == "bool" or not isinstance(value, bool)):
+            break
+    else:
+        return [], "must be " + " or ".join(_WORDS[_name(a)] for a in shape)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return ([], "holds a NUL byte") if "\0" in value else None
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or abs(value) > 2**64:
+            return [], "must be a finite number"
+        if field == "mode" and not 0 <= value <= 0o7777:
+            return [], "must be a file mode from 0 to 0o7777"
+        if field in _INTEGERS and value < 0:
+            return [], "must not be negative"
+        return None
+    kind, inner = alt  # type: ignore[misc]
+    if kind == "list":
+        for i, v in enumerate(value):  # type: ignore[call-overload]
+            found = _problem(v, inner, field)
+            if found:
+                found[0].append(f"[{i}]")
+                return found
+        return None
+    if kind == "map":
+        for name, v in value.items():  # type: ignore[union-attr]
+            found = ([], "holds a NUL byte") if "\0" in name else _problem(v, inner, name)
+            if found:
+                found[0].append(f"[{name!r}]")
+                return found
+        return None
+    for key, sub in inner.items():
+        if key not in value:  # type: ignore[operator]
+            return [f".{key}"], "is missing"
+        found = _problem(value[key], sub, key)  # type: ignore[index]
+        if found:
+            found[0].append(f".{key}")
+            return found
+    return None
