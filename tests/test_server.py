@@ -234,8 +234,8 @@ def test_failed_collection_is_served_as_unknown_not_as_the_last_good_one(snapsho
     ("application/openmetrics-text; version=1.0.0", "gzip", True, True),
     ("application/openmetrics-text;q=0", "gzip;q=0", False, False),
     ("application/openmetrics-text;q=0, text/plain", "identity, gzip;q=0", False, False),
-    ("application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;"
-     "version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2", "gzip", True, True),
+    (("application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;"
+      "version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"), "gzip", True, True),
     ("text/plain;q=0.9, application/openmetrics-text;q=0.5", "GZIP;q=0.001", False, True),
     ("application/openmetrics-text;version=0.0.1", "x-gzip", False, True),
     ("application/openmetrics-text;q=nan", "gzip;q=2", False, False),
@@ -291,7 +291,7 @@ def _closed(s: socket.socket) -> bool:
         return s.recv(1024) == b""
     except ConnectionError:
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
 
 
