@@ -439,8 +439,8 @@ class _Server(ThreadingHTTPServer):
         self.max_connections = max_connections
         self.request_timeout_s = request_timeout_s
         self._lock = threading.Lock()
-        # connection -> [deadline (monotonic), still waiting for its request]
-        self._open: dict[socket.socket, list] = {}
+        # connection -> (deadline (monotonic), still waiting for its request)
+        self._open: dict[socket.socket, tuple[float, bool]] = {}
         self._emfile_logged = False
         super().__init__(address, handler)
 
@@ -464,7 +464,7 @@ class _Server(ThreadingHTTPServer):
             if waiting:
                 self._drop(min(waiting, key=lambda w: w[0])[1])
             if not full or waiting:
-                self._open[request] = [time.monotonic() + self.request_timeout_s, True]
+                self._open[request] = (time.monotonic() + self.request_timeout_s, True)
         if full and not waiting:
             self._refuse(request)
             return
@@ -498,12 +498,12 @@ class _Server(ThreadingHTTPServer):
     def waiting(self, conn: socket.socket) -> None:
         with self._lock:
             if conn in self._open:
-                self._open[conn] = [time.monotonic() + self.request_timeout_s, True]
+                self._open[conn] = (time.monotonic() + self.request_timeout_s, True)
 
     def answering(self, conn: socket.socket) -> None:
         with self._lock:
             if conn in self._open:
-                self._open[conn][1] = False
+                self._open[conn] = (self._open[conn][0], False)
 
     def service_actions(self) -> None:
         now = time.monotonic()

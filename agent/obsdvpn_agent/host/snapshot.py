@@ -147,9 +147,9 @@ class SnapshotHost:
         self._path = path
         doc = _load(path)
         host = _field(doc, "host", dict, path)
-        self._info = HostInfo(*(_printable(host.get(k, "?"), f"{path}: host.{k}")
-                                for k in ("hostname", "system", "release")),
-                              host.get("is_root") is True)
+        hostname, system, release = (_printable(host.get(k, "?"), f"{path}: host.{k}")
+                                     for k in ("hostname", "system", "release"))
+        self._info = HostInfo(hostname, system, release, host.get("is_root") is True)
         self._results: dict[tuple[str, ...], CommandResult] = {}
         for i, c in enumerate(_field(doc, "commands", list, path)):
             where = f"{path}: commands[{i}]"

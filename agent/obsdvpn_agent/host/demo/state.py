@@ -17,7 +17,7 @@ import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ..base import HostError
 from ..atomic import replace_file
@@ -151,7 +151,7 @@ _INTEGERS = frozenset({"mode", "uid", "gid", "pid", "next_pid", "next_ifindex", 
 # A shape is a tuple of alternatives, each "bool", "int", "num", "str",
 # ("list", shape of the items), ("map", shape of the values) or ("record",
 # {field: shape}); the empty tuple takes anything.
-Shape = tuple
+Shape = tuple[Any, ...]
 _SHAPE: Shape | None = None
 
 
@@ -179,7 +179,7 @@ def _shape_of(value: object, key: str) -> Shape:
     return (("record", {k: _shape_of(v, k) for k, v in value.items()}),)
 
 
-def _union(shapes) -> Shape:  # type: ignore[no-untyped-def]
+def _union(shapes: Iterable[Shape]) -> Shape:
     alternatives: dict[str, object] = {}
     for shape in shapes:
         for alt in shape:
@@ -187,8 +187,8 @@ def _union(shapes) -> Shape:  # type: ignore[no-untyped-def]
     return tuple(alternatives.values())
 
 
-def _name(alt: object) -> str:
-    return alt if isinstance(alt, str) else alt[0]  # type: ignore[index]
+def _name(alt: Any) -> str:
+    return alt if isinstance(alt, str) else str(alt[0])
 
 
 _WORDS = {"bool": "true or false", "int": "an integer", "num": "a number", "str": "a string",
@@ -208,7 +208,7 @@ def _shape_problem(value: object, shape: Shape, where: str = "") -> str | None:
     return f"'{where}{path}' {message}"
 
 
-def _problem(value: object, shape: Shape, field: str) -> tuple[list[str], str] | None:
+def _problem(value: Any, shape: Shape, field: str) -> tuple[list[str], str] | None:
     """(path parts, innermost first; what is wrong) or None.  The path is only
     built for the one bad field: a state of 5000 sessions is read often."""
     if not shape:
@@ -231,25 +231,26 @@ def _problem(value: object, shape: Shape, field: str) -> tuple[list[str], str] |
         if field in _INTEGERS and value < 0:
             return [], "must not be negative"
         return None
-    kind, inner = alt  # type: ignore[misc]
+    kind, inner = alt
+    container: Any = value  # a list or a dict, as alt says
     if kind == "list":
-        for i, v in enumerate(value):  # type: ignore[call-overload]
+        for i, v in enumerate(container):
             found = _problem(v, inner, field)
             if found:
                 found[0].append(f"[{i}]")
                 return found
         return None
     if kind == "map":
-        for name, v in value.items():  # type: ignore[union-attr]
+        for name, v in container.items():
             found = ([], "holds a NUL byte") if "\0" in name else _problem(v, inner, name)
             if found:
                 found[0].append(f"[{name!r}]")
                 return found
         return None
     for key, sub in inner.items():
-        if key not in value:  # type: ignore[operator]
+        if key not in container:
             return [f".{key}"], "is missing"
-        found = _problem(value[key], sub, key)  # type: ignore[index]
+        found = _problem(container[key], sub, key)
         if found:
             found[0].append(f".{key}")
             return found
