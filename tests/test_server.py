@@ -374,3 +374,12 @@ def test_connection_limit_leaves_descriptors_for_collections():
                          check=True).stdout
     assert int(out) == 80 - RESERVED_FDS
     assert connection_limit() <= MAX_CONNECTIONS
+
+
+def test_negotiation_rules_directly():
+    from obsdvpn_agent.server import accepts_gzip, wants_openmetrics
+
+    assert not wants_openmetrics("text/plain;version=0.0.4, application/openmetrics-text;q=0.1")
+    assert wants_openmetrics("text/plain;version=0.0.4;q=0.1, application/openmetrics-text")
+    assert not wants_openmetrics("*/*")
+    assert not accepts_gzip("*") and not accepts_gzip("gzip;q=0.000") and accepts_gzip("gzip")

@@ -343,7 +343,8 @@ def _accepted(header: str) -> dict[str, float]:
         q = 1.0
         for param in params:
             key, _, value = param.partition("=")
-            if key.strip().lower() == "version" and not value.strip().startswith("1."):
+            if (name.lower() == "application/openmetrics-text" and key.strip() == "version"
+                    and not value.strip().startswith("1.")):
                 q = 0.0  # OpenMetrics 0.0.1 is not served; prometheus_client does the same
                 break
             if key.strip().lower() == "q":
