@@ -89,3 +89,12 @@ def test_textfile_regular_file_or_nothing_is_written(tmp_path):
     replace_file(str(target), b"one\n", 0o644)
     replace_file(str(target), b"two\n", 0o644)
     assert target.read_text() == "two\n" and stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("interval", ["nan", "inf", "1e308", "-1"])
+def test_serve_interval_must_be_a_sane_number(tmp_path, interval):
+    # nan passed click's FloatRange and made serve collect without pause.
+    p = run_cli("--demo-state", str(tmp_path / "d.json"), "serve", "--listen", "127.0.0.1:0",
+                "--interval", interval, timeout=20)
+    assert p.returncode == 3 and p.stdout == ""
+    assert "Invalid value for '--interval'" in p.stderr and "Traceback" not in p.stderr

@@ -73,6 +73,13 @@ class App:
         return LocalHost(root_argvs(self.config), self.config.use_doas)
 
 
+def _finite(param: click.Parameter, value: float) -> float:
+    # nan passes FloatRange (every comparison is false) and made serve collect nonstop.
+    if value != value:
+        raise click.BadParameter("nan is not a number of seconds", param=param)
+    return value
+
+
 def fail(message: str, code: int = EXIT_UNKNOWN) -> None:
     click.echo(f"obsdvpn-agent: {message}", err=True)
     sys.exit(code)
@@ -252,7 +259,8 @@ def metrics(app: App) -> None:
 
 @main_group.command()
 @click.option("--listen", metavar="ADDR:PORT", help="Default 127.0.0.1:8469 (or serve.listen).")
-@click.option("--interval", type=click.FloatRange(min=0.2), default=15.0, show_default=True,
+@click.option("--interval", type=click.FloatRange(min=0.2, max=3600), default=15.0,
+              show_default=True, callback=lambda ctx, param, v: _finite(param, v),
               help="Seconds between collections; scrapes serve the latest one.")
 @click.option("--tls-cert", metavar="FILE", help="PEM certificate (with --tls-key).")
 @click.option("--tls-key", metavar="FILE", help="PEM private key.")
