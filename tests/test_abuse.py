@@ -217,6 +217,12 @@ def test_snapshot_integer_of_5000_digits(tmp_path):
               "4300 digits")
 
 
+def test_snapshot_exit_status_out_of_range(tmp_path):
+    doc = _with_command(sample_snapshot_document(), "/sbin/pfctl", "-si", returncode=10**4000)
+    _one_line(run_cli("--snapshot", _snapshot(tmp_path, doc), "check"), "commands[",
+              "'returncode' must be an integer from -255 to 255")
+
+
 def _with_command(doc: dict, argv0: str, *words: str, **fields: object) -> dict:
     for c in doc["commands"]:
         if c["argv"][0] == argv0 and all(w in c["argv"] for w in words):

@@ -155,8 +155,9 @@ class SnapshotHost:
             where = f"{path}: commands[{i}]"
             argv = _argv(c, where)
             rc = c.get("returncode")
-            if not isinstance(rc, int) or isinstance(rc, bool):
-                raise SnapshotError(f"{where}: 'returncode' must be an integer")
+            # An exit status, or minus a signal number as subprocess reports it.
+            if not isinstance(rc, int) or isinstance(rc, bool) or not -255 <= rc <= 255:
+                raise SnapshotError(f"{where}: 'returncode' must be an integer from -255 to 255")
             out, err = c.get("stdout", ""), c.get("stderr", "")
             if not isinstance(out, str) or not isinstance(err, str):
                 raise SnapshotError(f"{where}: 'stdout' and 'stderr' must be strings")
