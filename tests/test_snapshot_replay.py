@@ -148,8 +148,8 @@ def test_snapshot_redacts_passwords_split_by_continuation_lines(sample_snapshot,
         written = (out / "snapshot.json").read_text()
         assert _SECRET not in written and _SECRET[:4] not in written, users
         assert "Sekr" not in p.stdout + p.stderr
-        redacted = [f for f in json.loads(written)["files"]
-                    if f["path"] == "/etc/npppd/npppd-users"][0]["content"]
+        redacted = next(f for f in json.loads(written)["files"]
+                        if f["path"] == "/etc/npppd/npppd-users")["content"]
         assert "REDACTED" in redacted
         assert len(redacted.split("\n")) == len(users.split("\n"))  # line numbers stay true
         try:

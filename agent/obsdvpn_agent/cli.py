@@ -7,6 +7,7 @@ Exit codes follow the Nagios plugin convention everywhere: 0 OK, 1 WARNING,
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -75,7 +76,7 @@ class App:
 
 def _finite(param: click.Parameter, value: float) -> float:
     # nan passes FloatRange (every comparison is false) and made serve collect nonstop.
-    if value != value:
+    if math.isnan(value):
         raise click.BadParameter("nan is not a number of seconds", param=param)
     return value
 
