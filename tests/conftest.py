@@ -108,3 +108,12 @@ def sample_snapshot(tmp_path: Path) -> Path:
     d.mkdir()
     (d / "snapshot.json").write_text(json.dumps(sample_snapshot_document()))
     return d
+
+
+def with_fact(facts, where: str, value):
+    """facts with one fact replaced: where is "collector.field", e.g. "pf.info"."""
+    import dataclasses
+
+    group, name = where.split(".")
+    return dataclasses.replace(facts, **{group: dataclasses.replace(getattr(facts, group),
+                                                                    **{name: value})})

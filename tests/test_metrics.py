@@ -9,7 +9,7 @@ import re
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ROOT, run_cli, sample_snapshot_document
+from conftest import ROOT, run_cli, sample_snapshot_document, with_fact
 from obsdvpn_agent.checks import evaluate
 from obsdvpn_agent.config import Config
 from obsdvpn_agent.host.snapshot import SnapshotHost
@@ -77,7 +77,7 @@ def test_failed_probe_drops_its_metrics_and_marks_its_collector(facts):
     denied = ProbeFailure("/sbin/pfctl -si", "permission", "permission denied")
     runs = tuple(dataclasses.replace(r, success=False) if r.name == "pf" else r
                  for r in facts.collectors)
-    facts = dataclasses.replace(facts, pf_info=denied, collectors=runs)
+    facts = dataclasses.replace(with_fact(facts, "pf.info", denied), collectors=runs)
     s = samples(render(facts, evaluate(facts, Config()), Config()).decode())
     assert ("obsdvpn_pf_enabled", ()) not in s  # never a fake "disabled"
     assert s[("obsdvpn_collector_success", (("collector", "pf"),))] == 0

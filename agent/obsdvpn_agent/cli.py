@@ -11,12 +11,17 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__
 from .config import Config, ConfigError, load, to_toml
 from .host.base import Host, HostError
+
+if TYPE_CHECKING:
+    from .checks import Result
+    from .repair import Outcome
 
 EXIT_UNKNOWN = 3
 
@@ -50,24 +55,48 @@ class App:
         if self.snapshot:
             return ["--snapshot", self.snapshot]
         if self.demo_state:
-            return ["--demo-state", str(self.demo_state)]
+            return ["--demo-state", str(self._demo_state())]
         return ["--demo"] if self.demo else []
 
     def host_label(self) -> str:
         if self.snapshot:
             return f"snapshot:{self.snapshot}"
         if self.demo or self.demo_state:
-            from .host.demo import default_state_path
-            return f"demo:{self.demo_state or default_state_path()}"
+            return f"demo:{self._demo_state()}"
         return "local"
+
+    def _demo_state(self) -> Path:
+        from .host.demo import default_state_path
+        # Absolute once: the agent's files beside it then never land in "" or elsewhere.
+        return (self.demo_state or default_state_path()).absolute()
+
+    def repair_record_path(self) -> str | None:
+        """Where the outcome of the last repair is kept (None: a snapshot keeps none)."""
+        from .host.agentfiles import REPAIR_RECORD
+        if self.snapshot:
+            return None
+        if self.demo or self.demo_state:
+            return f"{self._demo_state()}.last-repair.json"
+        return REPAIR_RECORD
+
+    def repair_lock_path(self) -> str:
+        from .host.agentfiles import REPAIR_LOCK
+        if self.demo or self.demo_state:
+            return f"{self._demo_state()}.repair.lock"
+        return REPAIR_LOCK
+
+    def repair_record(self) -> dict[str, Any] | None:
+        from .host.agentfiles import load_record
+        path = self.repair_record_path()
+        return None if path is None else load_record(path)
 
     def host(self, as_root: bool = True) -> Host:
         if self.snapshot:
             from .host.snapshot import SnapshotHost
             return SnapshotHost(self.snapshot)
         if self.demo or self.demo_state:
-            from .host.demo import DemoHost, default_state_path
-            return DemoHost(self.demo_state or default_state_path(), as_root=as_root)
+            from .host.demo import DemoHost
+            return DemoHost(self._demo_state(), as_root=as_root)
         from .commands import root_argvs
         from .host.local import LocalHost
         return LocalHost(root_argvs(self.config), self.config.use_doas)
@@ -147,10 +176,10 @@ def check(app: App, as_json: bool, quiet: bool, textfile: str | None) -> None:
     textfile = textfile or cfg.textfile
     if textfile:
         # After the report: a textfile that cannot be written must not hide a CRITICAL.
-        from .metrics import write_textfile
-        from .repair_state import load_repair_state
+        from .host.agentfiles import write_textfile
+        from .metrics import render
         try:
-            write_textfile(textfile, facts, results, cfg, load_repair_state(app))
+            write_textfile(textfile, render(facts, results, cfg, app.repair_record()))
         except OSError as e:
             click.echo(f"obsdvpn-agent: {textfile}: cannot write the textfile: {e.strerror}",
                        err=True)
@@ -240,10 +269,9 @@ def setup_logging(verbose: bool = False) -> None:
 def metrics(app: App) -> None:
     """Print one exposition of every metric to stdout."""
     from .metrics import render
-    from .repair_state import load_repair_state
 
     cfg, facts, results = _collect(app)
-    click.echo(render(facts, results, cfg, load_repair_state(app)).decode(), nl=False)
+    click.echo(render(facts, results, cfg, app.repair_record()).decode(), nl=False)
 
 
 @main_group.command()
@@ -291,8 +319,10 @@ def serve(app: App, listen, interval, tls_cert, tls_key, allow_remote, verbose) 
         fail(f"pledge/unveil refused: {e}")
     signal.signal(signal.SIGHUP, lambda *_: collector.reload())
 
-    def stop(*_):
+    def stop(*_: object) -> None:
+        from .host.child import stop_children
         collector.stop()
+        stop_children()  # a collection under way stops with serve, not after it
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
@@ -324,8 +354,8 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
 
     from .checks import check_ids, evaluate
     from .probes import gather
-    from .repair import LockHeld, RepairLock, apply, exit_code, plan
-    from .repair_state import repair_lock_path
+    from .host.agentfiles import LockHeld, RepairLock
+    from .repair import apply, exit_code, plan
     from .report import summary_line
 
     setup_logging()
@@ -341,11 +371,11 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
             fail("repair changes the system and must run as root (try --dry-run)")
         # A dry run changes nothing, so it takes no lock (and needs no root for one).
         lock = (contextlib.nullcontext() if dry_run or app.snapshot
-                else RepairLock(repair_lock_path(app)))
+                else RepairLock(app.repair_lock_path()))
         with lock:
             facts = gather(host, cfg)
             before = evaluate(facts, cfg)
-            p = plan(before, facts, cfg, only)
+            p = plan(before, only)
             for line in _plan_lines(p):
                 click.echo(line)
             if dry_run:
@@ -357,7 +387,7 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
     except (ConfigError, HostError) as e:
         fail(str(e))
     except OSError as e:
-        fail(f"{repair_lock_path(app)}: cannot take the repair lock: {e.strerror}")
+        fail(f"{app.repair_lock_path()}: cannot take the repair lock: {e.strerror}")
     for o in outcomes:
         extra = f": {o.message}" if o.message else ""
         click.echo(f"{o.result.upper():8} {o.action.check}: {o.action.shown}{extra}")
@@ -369,21 +399,36 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
     sys.exit(code)
 
 
-def _record_repair(app: App, code: int, outcomes, before, after) -> None:
-    """Keep the outcome for the metrics, so a repair alert also resolves."""
+def _record_repair(app: App, code: int, outcomes: tuple[Outcome, ...],
+                   before: tuple[Result, ...], after: tuple[Result, ...]) -> None:
+    """Keep the outcome for the metrics, so a repair alert also resolves.
+
+    The last repair that acted is kept as well: a no-op repair from cron a
+    few minutes later must not erase the record of the one that fixed something.
+    """
     import time
 
     from .checks import worst
-    from .repair_state import save_repair_state
+    from .host.agentfiles import save_record
 
+    path = app.repair_record_path()
+    if path is None:
+        return
     counts = {k: sum(1 for o in outcomes if o.result == k)
               for k in ("applied", "failed", "refused", "skipped")}
+    record: dict[str, Any] = {"time": time.time(), "exit_code": code, "actions": counts,
+                              "status_before": worst(r.status for r in before).name,
+                              "status_after": worst(r.status for r in after).name}
+    previous = app.repair_record() or {}
+    if outcomes:
+        record["last_change"] = {k: record[k] for k in ("time", "exit_code", "actions")}
+    elif isinstance(previous.get("last_change"), dict):
+        record["last_change"] = previous["last_change"]
     try:
-        save_repair_state(app, {"time": time.time(), "exit_code": code, "actions": counts,
-                                "status_before": worst(r.status for r in before).name,
-                                "status_after": worst(r.status for r in after).name})
+        save_record(path, record)
     except OSError as e:
-        click.echo(f"obsdvpn-agent: cannot record the repair outcome: {e.strerror}", err=True)
+        click.echo(f"obsdvpn-agent: {path}: cannot record the repair outcome: {e.strerror}",
+                   err=True)
 
 
 def _plan_lines(p) -> list[str]:
@@ -400,27 +445,27 @@ def _plan_lines(p) -> list[str]:
 
 
 @main_group.command(hidden=True)
-@click.option("--config-stdin", is_flag=True, help="Read the configuration as TOML on stdin.")
+@click.option("--config-stdin", is_flag=True,
+              help="Read the effective configuration from serve, as JSON, on stdin.")
 @click.pass_obj
 def collect(app: App, config_stdin: bool) -> None:
     """One collection for `serve`: results and rendered pages as JSON on stdout."""
-    import tomllib
-
     from .config import from_dict
-    from .repair_state import load_repair_state
     from .server import collect_in_process
 
     try:
         if config_stdin:
-            app.use_config(from_dict(tomllib.loads(sys.stdin.read()),
-                                     "(configuration from serve)"))
+            doc = json.loads(sys.stdin.read())
+            app.use_config(from_dict(doc["config"], str(doc["source"])))
         cfg = app.config
         host = app.host()
         host.info()
-    except (ConfigError, HostError, tomllib.TOMLDecodeError) as e:
+    except (ConfigError, HostError) as e:
         fail(str(e))
+    except (ValueError, KeyError, TypeError) as e:
+        fail(f"configuration from serve not understood: {e}")
     try:
-        collection = collect_in_process(host, cfg, load_repair_state(app))
+        collection = collect_in_process(host, cfg, app.repair_record())
     except HostError as e:
         fail(str(e))
     sys.stdout.write(collection.to_json())

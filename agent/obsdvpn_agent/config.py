@@ -20,6 +20,7 @@ import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_PATH = "/etc/obsdvpn-agent.conf"
 DEFAULT_LISTEN = "127.0.0.1:8469"
@@ -128,20 +129,22 @@ def from_dict(data: dict, path: str) -> Config:
                                   f"got {type(value).__name__} {value!r}")
             values[f"{table}.{key}"] = value
 
+    d = Config()
     cfg = Config(
         sysctls=_sysctls(data.get("sysctl"), path),
-        isakmpd_flags=values.get("isakmpd.flags", "-K"),
-        vpn_network=values.get("vpn.network", "10.0.0.0/24"),
-        ppp_interface=values.get("vpn.ppp_interface", "pppx"),
-        command_timeout_s=float(values.get("commands.timeout", 5.0)),
-        use_doas=values.get("commands.doas", False),
-        listen=values.get("serve.listen", DEFAULT_LISTEN),
-        tls_cert=values.get("serve.tls_cert", ""),
-        tls_key=values.get("serve.tls_key", ""),
-        allow_remote=values.get("serve.allow_remote", False),
-        textfile=values.get("check.textfile", ""),
-        state_limit_warning=float(values.get("pf.state_limit_warning", 0.80)),
-        state_limit_critical=float(values.get("pf.state_limit_critical", 0.95)),
+        isakmpd_flags=values.get("isakmpd.flags", d.isakmpd_flags),
+        vpn_network=values.get("vpn.network", d.vpn_network),
+        ppp_interface=values.get("vpn.ppp_interface", d.ppp_interface),
+        command_timeout_s=float(values.get("commands.timeout", d.command_timeout_s)),
+        use_doas=values.get("commands.doas", d.use_doas),
+        listen=values.get("serve.listen", d.listen),
+        tls_cert=values.get("serve.tls_cert", d.tls_cert),
+        tls_key=values.get("serve.tls_key", d.tls_key),
+        allow_remote=values.get("serve.allow_remote", d.allow_remote),
+        textfile=values.get("check.textfile", d.textfile),
+        state_limit_warning=float(values.get("pf.state_limit_warning", d.state_limit_warning)),
+        state_limit_critical=float(values.get("pf.state_limit_critical",
+                                              d.state_limit_critical)),
         source=path,
     )
     _validate(cfg, path)
@@ -212,24 +215,35 @@ def _validate(cfg: Config, path: str) -> None:
         raise ConfigError(f"{path}: keys 'serve.tls_cert' and 'serve.tls_key' go together")
 
 
+def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
+    """The effective configuration as the tables from_dict() reads back."""
+    return {
+        "sysctl": {kind: {s.name: s.value for s in cfg.sysctls if s.required == required}
+                   for kind, required in (("required", True), ("optional", False))},
+        "isakmpd": {"flags": cfg.isakmpd_flags},
+        "vpn": {"network": cfg.vpn_network, "ppp_interface": cfg.ppp_interface},
+        "commands": {"timeout": cfg.command_timeout_s, "doas": cfg.use_doas},
+        "serve": {"listen": cfg.listen, "tls_cert": cfg.tls_cert, "tls_key": cfg.tls_key,
+                  "allow_remote": cfg.allow_remote},
+        "check": {"textfile": cfg.textfile},
+        "pf": {"state_limit_warning": cfg.state_limit_warning,
+               "state_limit_critical": cfg.state_limit_critical},
+    }
+
+
 def to_toml(cfg: Config) -> str:
     """The effective configuration, as a file that load() reads back."""
-    def q(s: str) -> str:
-        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    def value(v: object) -> str:
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return str(v)
 
     lines = [f"# effective configuration (from {cfg.source})"]
-    for kind, required in (("required", True), ("optional", False)):
-        lines.append(f"\n[sysctl.{kind}]")
-        lines += [f"{q(s.name)} = {q(s.value)}" for s in cfg.sysctls if s.required == required]
-    lines += [
-        "\n[isakmpd]", f"flags = {q(cfg.isakmpd_flags)}",
-        "\n[vpn]", f"network = {q(cfg.vpn_network)}", f"ppp_interface = {q(cfg.ppp_interface)}",
-        "\n[commands]", f"timeout = {cfg.command_timeout_s}",
-        f"doas = {str(cfg.use_doas).lower()}",
-        "\n[serve]", f"listen = {q(cfg.listen)}", f"tls_cert = {q(cfg.tls_cert)}",
-        f"tls_key = {q(cfg.tls_key)}", f"allow_remote = {str(cfg.allow_remote).lower()}",
-        "\n[check]", f"textfile = {q(cfg.textfile)}",
-        "\n[pf]", f"state_limit_warning = {cfg.state_limit_warning}",
-        f"state_limit_critical = {cfg.state_limit_critical}",
-    ]
+    for table, body in to_dict(cfg).items():
+        nested = all(isinstance(v, dict) for v in body.values())
+        for name, keys in (body.items() if nested else [("", body)]):
+            lines.append(f"\n[{table}.{name}]" if name else f"\n[{table}]")
+            lines += [f"{value(k) if nested else k} = {value(v)}" for k, v in keys.items()]
     return "\n".join(lines) + "\n"

@@ -27,7 +27,7 @@ from typing import Iterable
 
 from . import commands as C
 from .config import DEFAULT_PATH
-from .repair_state import LOCAL_PATH
+from .host.agentfiles import REPAIR_RECORD
 
 DEFAULT_USER = "_obsdvpn"
 
@@ -110,7 +110,7 @@ def unveil_plan(cfg, config_path: str | None = None, read_paths: Iterable[str] =
     add(os.path.realpath(sys.executable), "rx")
     add(config_path or DEFAULT_PATH, "r")
     # last-repair.json, written by root's `repair`, read by every collection.
-    add(os.path.dirname(LOCAL_PATH), "r")
+    add(os.path.dirname(REPAIR_RECORD), "r")
     for path in (p for p in sys.path if p):
         add(path, "r")
     for path in ("/usr/lib", "/usr/local/lib", "/var/run/ld.so.hints"):
