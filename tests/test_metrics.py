@@ -15,8 +15,12 @@ from obsdvpn_agent.config import Config
 from obsdvpn_agent.host.snapshot import SnapshotHost
 from obsdvpn_agent.metrics import render
 from obsdvpn_agent.probes import ProbeFailure, gather
+from obsdvpn_agent.repair import Pause
 
-REPAIR = {"time": 1700000000.0, "exit_code": 1, "actions": {"applied": 2, "failed": 0}}
+REPAIR = {"time": 1700000300.0, "exit_code": 0, "actions": {"applied": 0, "failed": 0},
+          "last_change": {"time": 1700000000.0, "exit_code": 1,
+                          "actions": {"applied": 2, "failed": 0}}}
+PAUSE = Pause(1700000000.0, 1700007200.0, "maintenance")
 
 
 @pytest.fixture
@@ -45,7 +49,7 @@ def readme_names() -> list[str]:
 
 
 def test_readme_catalogue_matches_the_exposition(facts):
-    text = render(facts, evaluate(facts, Config()), Config(), REPAIR).decode()
+    text = render(facts, evaluate(facts, Config()), Config(), REPAIR, PAUSE).decode()
     names = readme_names()
     assert len(names) == len(set(names))
     assert set(names) == exposed_names(text)

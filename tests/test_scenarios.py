@@ -78,15 +78,19 @@ def test_connect_and_disconnect_are_followed(demo):
     assert {s["user"] for s in json.loads(demo("sessions", "--json").stdout)} == users
 
 
+# An edited pf.conf that still lets clients connect is loaded only when asked by name.
+ASK = {"pfconf-unloaded": ("--only", "pf.ruleset")}
+
+
 @pytest.mark.parametrize("drift", DRIFTS)
 def test_repair_fixes_each_drift(demo, drift):
     assert demo("demo", "break", drift).returncode == 0
     assert demo("check").returncode != 0, drift
     before = demo.state.read_bytes()
-    dry = demo("repair", "--dry-run")
+    dry = demo("repair", "--dry-run", *ASK.get(drift, ()))
     assert dry.returncode == 1, dry.stdout + dry.stderr
     assert demo.state.read_bytes() == before  # the dry run changed nothing
-    p = demo("repair")
+    p = demo("repair", *ASK.get(drift, ()))
     assert p.returncode == 1, p.stdout + p.stderr
     c = demo("check")
     assert c.returncode == 0, c.stdout
@@ -167,3 +171,80 @@ def test_repair_with_nothing_to_do_records_exit_0(demo):
     assert "obsdvpn_repair_last_exit_code 1.0" in demo("metrics").stdout
     assert demo("repair").returncode == 0
     assert "obsdvpn_repair_last_exit_code 0.0" in demo("metrics").stdout
+
+
+def test_repair_does_not_load_an_edited_pf_conf_the_admin_has_not_loaded(demo):
+    assert demo("demo", "break", "pfconf-unloaded").returncode == 0
+    rules_before = demo("demo", "run", "--", "pfctl", "-sr").stdout
+    p = demo("repair")
+    assert p.returncode == 0, p.stdout
+    assert "not repaired: pf.ruleset" in p.stdout and "--only pf.ruleset" in p.stdout
+    assert demo("demo", "run", "--", "pfctl", "-sr").stdout == rules_before
+    assert checks(demo)["pf.ruleset"]["status"] == "WARNING"
+
+
+def test_repair_loads_a_differing_pf_conf_when_the_config_asks(demo, tmp_path):
+    conf = tmp_path / "agent.conf"
+    conf.write_text('[repair]\nload_pf_conf = "when-differs"\n')
+    assert demo("demo", "break", "pfconf-unloaded").returncode == 0
+    p = demo("--config", str(conf), "repair")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert checks(demo)["pf.ruleset"]["status"] == "OK"
+
+
+def test_repair_skip_keeps_repair_off_a_check(demo, tmp_path):
+    conf = tmp_path / "agent.conf"
+    conf.write_text('[repair]\nskip = ["pf.enabled"]\n')
+    assert demo("demo", "break", "pf-disabled").returncode == 0
+    p = demo("--config", str(conf), "repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "pf.enabled: skipped ([repair] skip" in p.stdout
+    assert checks(demo)["pf.enabled"]["status"] == "CRITICAL"
+    conf.write_text('[repair]\nskip = ["pf.nosuch"]\n')
+    bad = demo("--config", str(conf), "repair")
+    assert bad.returncode == 3 and "repair.skip" in bad.stderr and "pf.nosuch" in bad.stderr
+
+
+def test_pause_stops_repair_and_check_names_it(demo):
+    assert demo("demo", "break", "isakmpd-down").returncode == 0
+    p = demo("pause", "--for", "2h", "--reason", "kernel upgrade")
+    assert p.returncode == 0, p.stderr
+    r = demo("repair")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1 and "repair is paused" in lines[0] and "kernel upgrade" in lines[0]
+    assert checks(demo)["daemon.isakmpd.running"]["status"] == "CRITICAL"  # nothing changed
+    c = demo("check")
+    assert c.returncode == 2 and "repair is paused" in c.stdout
+    report = json.loads(demo("check", "--json").stdout)
+    assert report["repair_pause"]["reason"] == "kernel upgrade"
+    metrics = demo("metrics").stdout
+    assert "obsdvpn_repair_paused 1.0" in metrics
+    assert demo("resume").returncode == 0
+    assert "obsdvpn_repair_paused 0.0" in demo("metrics").stdout
+    assert demo("repair").returncode == 1
+    assert demo("check").returncode == 0
+
+
+def test_pause_for_a_bad_duration_is_a_usage_error(demo):
+    p = demo("pause", "--for", "soon")
+    assert p.returncode == 3 and "--for" in p.stderr and "soon" in p.stderr
+
+
+def test_check_on_change_prints_only_changes_and_reminders(demo):
+    quiet = ("check", "--quiet", "--on-change")
+    assert demo(*quiet).stdout == ""                  # OK and nothing changed
+    assert demo("demo", "break", "isakmpd-down").returncode == 0
+    first = demo(*quiet)
+    assert first.returncode == 2 and first.stdout.startswith("OBSDVPN CRITICAL")
+    # the summary line is not repeated among the details
+    assert first.stdout.splitlines()[0].split(" - ", 1)[1].split(":")[0] not in \
+        "\n".join(first.stdout.splitlines()[1:])
+    again = demo(*quiet)
+    assert again.returncode == 2 and again.stdout == ""   # same problem: quiet
+    reminded = demo(*quiet, "--remind", "0")
+    assert reminded.returncode == 2 and reminded.stdout.startswith("OBSDVPN CRITICAL")
+    assert demo("repair").returncode == 1
+    back = demo(*quiet)
+    assert back.returncode == 0 and back.stdout.startswith("OBSDVPN OK")  # the recovery
+    assert demo(*quiet).stdout == ""

@@ -21,7 +21,7 @@ from .host.base import Host, HostError
 
 if TYPE_CHECKING:
     from .checks import Result
-    from .repair import Outcome
+    from .repair import Outcome, Pause
 
 EXIT_UNKNOWN = 3
 
@@ -70,6 +70,16 @@ class App:
         # Absolute once: the agent's files beside it then never land in "" or elsewhere.
         return (self.demo_state or default_state_path()).absolute()
 
+    def agent_file(self, name: str) -> str | None:
+        """Where the agent keeps its record `name`: /var/db/obsdvpn-agent on a real
+        host, beside the state file of the demo host, nowhere for a snapshot."""
+        from .host.agentfiles import STATE_DIR
+        if self.snapshot:
+            return None
+        if self.demo or self.demo_state:
+            return f"{self._demo_state()}.{name}"
+        return f"{STATE_DIR}/{name}"
+
     def repair_record_path(self) -> str | None:
         """Where the outcome of the last repair is kept (None: a snapshot keeps none)."""
         from .host.agentfiles import REPAIR_RECORD
@@ -78,6 +88,16 @@ class App:
         if self.demo or self.demo_state:
             return f"{self._demo_state()}.last-repair.json"
         return REPAIR_RECORD
+
+    def pause(self) -> Pause | None:
+        """The repair pause in force now, if any (an expired one is none)."""
+        import time
+
+        from .host.agentfiles import PAUSE_RECORD, load_record
+        from .repair import Pause
+        path = self.agent_file(PAUSE_RECORD)
+        record = None if path is None else load_record(path)
+        return None if record is None else Pause.in_force(record, time.time())
 
     def repair_lock_path(self) -> str:
         from .host.agentfiles import REPAIR_LOCK
@@ -154,37 +174,146 @@ def _collect(app: App, as_root: bool = True):
     return cfg, facts, evaluate(facts, cfg)
 
 
+class Duration(click.ParamType):
+    """A span of time as people write it: 90s, 30m, 2h, 7d (a bare number: seconds)."""
+
+    name = "DURATION"
+    _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = str(value).strip()
+        number, unit = (text[:-1], text[-1]) if text[-1:] in self._UNITS else (text, "s")
+        if not number.isascii() or not number.isdigit() or len(number) > 9:
+            self.fail(f"{value!r} is not a duration such as 90s, 30m, 2h or 7d", param, ctx)
+        return float(int(number) * self._UNITS[unit])
+
+
 @main_group.command()
 @click.option("--json", "as_json", is_flag=True, help="Status, every check and the facts.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when everything is OK.")
+@click.option("--on-change", is_flag=True,
+              help="Print only when a check's status differs from the last such run "
+                   "(cron: one mail per change, not one per minute).")
+@click.option("--remind", type=click.FloatRange(min=0), default=24.0, show_default=True,
+              metavar="HOURS", help="With --on-change: print an unchanged problem again "
+                                    "after this many hours.")
 @click.option("--textfile", metavar="PATH",
               help="Also write the metrics for node_exporter's textfile collector.")
 @click.pass_obj
-def check(app: App, as_json: bool, quiet: bool, textfile: str | None) -> None:
+def check(app: App, as_json: bool, quiet: bool, on_change: bool, remind: float,
+          textfile: str | None) -> None:
     """Check the VPN host once; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
     from .checks import Status, worst
     from .report import detail_lines, json_report, summary_line
 
     cfg, facts, results = _collect(app)
     status = worst(r.status for r in results)
+    pause = app.pause()
     if as_json:
-        click.echo(json.dumps(json_report(facts, results, cfg), indent=2))
-    elif not (quiet and status == 0):
+        report = json_report(facts, results, cfg)
+        report["repair_pause"] = None if pause is None else pause.to_record()
+        click.echo(json.dumps(report, indent=2))
+    elif _should_print(app, results, quiet, on_change, remind):
         click.echo(summary_line(results))
         for line in detail_lines(results):
             click.echo(line)
+        if pause is not None:
+            click.echo(pause.describe())
     textfile = textfile or cfg.textfile
     if textfile:
         # After the report: a textfile that cannot be written must not hide a CRITICAL.
         from .host.agentfiles import write_textfile
         from .metrics import render
         try:
-            write_textfile(textfile, render(facts, results, cfg, app.repair_record()))
+            write_textfile(textfile, render(facts, results, cfg, app.repair_record(), pause))
         except OSError as e:
             click.echo(f"obsdvpn-agent: {textfile}: cannot write the textfile: {e.strerror}",
                        err=True)
             status = worst((status, Status.UNKNOWN))
     sys.exit(int(status))
+
+
+def _should_print(app: App, results: tuple[Result, ...], quiet: bool, on_change: bool,
+                  remind_h: float) -> bool:
+    """Whether `check` prints: --quiet hides OK; --on-change hides what it said already.
+
+    With --on-change it prints when the set of (check, status) differs from
+    the last run (a recovery included), and an unchanged problem again once
+    `remind_h` hours have passed since it was last printed.
+    """
+    import time
+
+    from .checks import Status, worst
+    from .host.agentfiles import CHECK_RECORD, load_record, save_record
+
+    status = worst(r.status for r in results)
+    if not on_change:
+        return not (quiet and status is Status.OK)
+    path = app.agent_file(CHECK_RECORD)
+    now = time.time()
+    seen = [[r.check, r.status.name] for r in results]
+    last = (None if path is None else load_record(path)) or {}
+    printed_at = last.get("printed_at")
+    if last.get("seen") != seen:
+        say = bool(last) or not (quiet and status is Status.OK)
+    else:
+        say = (status is not Status.OK and isinstance(printed_at, (int, float))
+               and now - printed_at >= remind_h * 3600)
+    if path is not None and (say or last.get("seen") != seen):
+        try:
+            save_record(path, {"seen": seen, "printed_at": now if say else printed_at})
+        except OSError as e:
+            click.echo(f"obsdvpn-agent: {path}: cannot keep what was printed: {e.strerror}",
+                       err=True)
+    return say
+
+
+@main_group.command()
+@click.option("--for", "for_s", type=Duration(), metavar="DURATION",
+              help="End the pause by itself after this long (default: until `resume`).")
+@click.option("--reason", default="", metavar="TEXT", help="Why, for check and the metrics.")
+@click.pass_obj
+def pause(app: App, for_s: float | None, reason: str) -> None:
+    """Pause repair for maintenance: it changes nothing until `resume`."""
+    import time
+
+    from .host.agentfiles import PAUSE_RECORD, save_record
+    from .repair import Pause
+
+    if any(not c.isprintable() for c in reason) or len(reason) > 200:
+        raise click.BadParameter("one line of at most 200 printable characters",
+                                 param_hint="--reason")
+    path = app.agent_file(PAUSE_RECORD)
+    if path is None:
+        fail("a snapshot cannot be paused")
+    now = time.time()
+    p = Pause(now, None if for_s is None else now + for_s, reason)
+    try:
+        save_record(path, p.to_record())
+    except OSError as e:
+        fail(f"{path}: cannot record the pause: {e.strerror}")
+    click.echo(p.describe())
+
+
+@main_group.command()
+@click.pass_obj
+def resume(app: App) -> None:
+    """End a repair pause."""
+    from .host.agentfiles import PAUSE_RECORD, remove_record
+
+    path = app.agent_file(PAUSE_RECORD)
+    if path is None:
+        fail("a snapshot cannot be paused or resumed")
+    try:
+        if not remove_record(path):
+            click.echo("repair was not paused")
+            return
+    except OSError as e:
+        fail(f"{path}: cannot end the pause: {e.strerror}")
+    click.echo("repair resumed")
 
 
 @main_group.command()
@@ -271,7 +400,7 @@ def metrics(app: App) -> None:
     from .metrics import render
 
     cfg, facts, results = _collect(app)
-    click.echo(render(facts, results, cfg, app.repair_record()).decode(), nl=False)
+    click.echo(render(facts, results, cfg, app.repair_record(), app.pause()).decode(), nl=False)
 
 
 @main_group.command()
@@ -369,13 +498,17 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
             fail(f"{app.snapshot} is a snapshot: it can only be planned with --dry-run")
         if not dry_run and not host.info().is_root:
             fail("repair changes the system and must run as root (try --dry-run)")
+        paused = app.pause()
+        if paused is not None and not dry_run:
+            click.echo(f"{paused.describe()}: nothing changed")
+            sys.exit(0)
         # A dry run changes nothing, so it takes no lock (and needs no root for one).
         lock = (contextlib.nullcontext() if dry_run or app.snapshot
                 else RepairLock(app.repair_lock_path()))
         with lock:
             facts = gather(host, cfg)
             before = evaluate(facts, cfg)
-            p = plan(before, only)
+            p = plan(before, only, cfg.repair_skip)
             for line in _plan_lines(p):
                 click.echo(line)
             if dry_run:
@@ -465,7 +598,7 @@ def collect(app: App, config_stdin: bool) -> None:
     except (ValueError, KeyError, TypeError) as e:
         fail(f"configuration from serve not understood: {e}")
     try:
-        collection = collect_in_process(host, cfg, app.repair_record())
+        collection = collect_in_process(host, cfg, app.repair_record(), app.pause())
     except HostError as e:
         fail(str(e))
     sys.stdout.write(collection.to_json())

@@ -55,6 +55,10 @@ class Config:
     textfile: str = ""
     state_limit_warning: float = 0.80
     state_limit_critical: float = 0.95
+    repair_skip: tuple[str, ...] = ()          # check ids repair leaves alone
+    # When repair loads /etc/pf.conf: "when-broken" only when the loaded ruleset
+    # no longer lets clients connect; "when-differs" whenever it differs.
+    repair_load_pf_conf: str = "when-broken"
     source: str = field(default="(built-in defaults)", compare=False)
 
     @property
@@ -80,8 +84,11 @@ _SCALARS: dict[tuple[str, ...], tuple[type | tuple[type, ...], str]] = {
     ("check", "textfile"): (str, "a path for node_exporter's textfile collector"),
     ("pf", "state_limit_warning"): ((int, float), "a fraction between 0 and 1"),
     ("pf", "state_limit_critical"): ((int, float), "a fraction between 0 and 1"),
+    ("repair", "skip"): (list, "a list of check ids, e.g. [\"pf.ruleset\"]"),
+    ("repair", "load_pf_conf"): (str, "\"when-broken\" or \"when-differs\""),
 }
-_TABLES = {"sysctl", "isakmpd", "vpn", "commands", "serve", "check", "pf"}
+_TABLES = {"sysctl", "isakmpd", "vpn", "commands", "serve", "check", "pf", "repair"}
+LOAD_PF_CONF = ("when-broken", "when-differs")
 
 
 def load(path: str | None) -> Config:
@@ -145,6 +152,8 @@ def from_dict(data: dict, path: str) -> Config:
         state_limit_warning=float(values.get("pf.state_limit_warning", d.state_limit_warning)),
         state_limit_critical=float(values.get("pf.state_limit_critical",
                                               d.state_limit_critical)),
+        repair_skip=tuple(values.get("repair.skip", d.repair_skip)),
+        repair_load_pf_conf=values.get("repair.load_pf_conf", d.repair_load_pf_conf),
         source=path,
     )
     _validate(cfg, path)
@@ -213,6 +222,16 @@ def _validate(cfg: Config, path: str) -> None:
         raise ConfigError(f"{path}: key 'serve.listen': expected ADDRESS:PORT, got {cfg.listen!r}")
     if bool(cfg.tls_cert) != bool(cfg.tls_key):
         raise ConfigError(f"{path}: keys 'serve.tls_cert' and 'serve.tls_key' go together")
+    if cfg.repair_load_pf_conf not in LOAD_PF_CONF:
+        raise ConfigError(f"{path}: key 'repair.load_pf_conf': expected \"when-broken\" or "
+                          f"\"when-differs\", got {cfg.repair_load_pf_conf!r}")
+    if cfg.repair_skip:
+        from .checks import check_ids  # the checks import this module: only at need
+        known = check_ids(cfg)
+        for cid in cfg.repair_skip:
+            if not isinstance(cid, str) or cid not in known:
+                raise ConfigError(f"{path}: key 'repair.skip': {cid!r} is not a check id "
+                                  "(see `obsdvpn-agent check --json`)")
 
 
 def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
@@ -228,12 +247,15 @@ def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
         "check": {"textfile": cfg.textfile},
         "pf": {"state_limit_warning": cfg.state_limit_warning,
                "state_limit_critical": cfg.state_limit_critical},
+        "repair": {"skip": list(cfg.repair_skip), "load_pf_conf": cfg.repair_load_pf_conf},
     }
 
 
 def to_toml(cfg: Config) -> str:
     """The effective configuration, as a file that load() reads back."""
     def value(v: object) -> str:
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
         if isinstance(v, bool):
             return str(v).lower()
         if isinstance(v, str):

@@ -22,6 +22,7 @@ from . import __version__
 from .checks import Result, Value, by_id, worst
 from .config import Config
 from .probes import Facts, failed
+from .repair import Pause
 
 P = "obsdvpn_"
 
@@ -54,7 +55,8 @@ def _add(family: GaugeMetricFamily, labels: list[str], value: Value) -> None:
 
 
 def families(facts: Facts, results: tuple[Result, ...], cfg: Config,
-             repair_record: Mapping[str, Any] | None = None) -> Iterator[Metric]:
+             repair_record: Mapping[str, Any] | None = None,
+             pause: Pause | None = None) -> Iterator[Metric]:
     judged = by_id(results)
 
     def value(check: str, key: str) -> Value:
@@ -131,6 +133,14 @@ def families(facts: Facts, results: tuple[Result, ...], cfg: Config,
 
     if repair_record:
         yield from _repair(repair_record)
+    g = _gauge("repair_paused", "1 while `obsdvpn-agent pause` keeps repair from changing "
+                                "anything.")
+    g.add_metric([], 0 if pause is None else 1)
+    yield g
+    if pause is not None and pause.until is not None:
+        g = _gauge("repair_paused_until_timestamp_seconds", "When the repair pause ends.")
+        g.add_metric([], pause.until)
+        yield g
 
 
 def _pf(facts: Facts, value: Callable[[str, str], Value]) -> Iterator[Metric]:
@@ -263,7 +273,8 @@ class _Families(Collector):
 
 
 def render(facts: Facts, results: tuple[Result, ...], cfg: Config,
-           repair_record: Mapping[str, Any] | None = None, openmetrics: bool = False) -> bytes:
+           repair_record: Mapping[str, Any] | None = None, pause: Pause | None = None,
+           openmetrics: bool = False) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(list(families(facts, results, cfg, repair_record))))
+    registry.register(_Families(list(families(facts, results, cfg, repair_record, pause))))
     return (generate_openmetrics if openmetrics else generate_latest)(registry)

@@ -5,7 +5,7 @@ pledge(2)/unveil(2) for `serve` itself.
 need root (see `needs_root` in commands.py, which cites why) go through
 `doas -n`, each allowed by one exact rule, e.g.
 
-    permit nopass _obsdvpn as root cmd /sbin/pfctl args -si
+    permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -si
 
 `args` makes doas compare every argument; a bare `args` would mean "no
 arguments at all" (doas.conf(5)), so no rule here lets _obsdvpn run anything
@@ -52,11 +52,13 @@ def doas_rule(argv: tuple[str, ...], user: str = DEFAULT_USER) -> str:
     """The doas.conf line that lets `user` run exactly `argv` as root, no password.
 
     >>> doas_rule(("/sbin/pfctl", "-si"))
-    'permit nopass _obsdvpn as root cmd /sbin/pfctl args -si'
+    'permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -si'
     """
     if not argv or not argv[0].startswith("/"):
         raise ValueError(f"doas rules name commands by absolute path, not {argv[:1]!r}")
-    words = ["permit", "nopass", _conf_word(user), "as", "root", "cmd", _conf_word(argv[0]),
+    # nolog: doas logs every success to /var/log/secure (doas.c: "%s ran command %s as %s
+    # from %s"); the probes run every interval, so their success lines would be noise.
+    words = ["permit", "nopass", "nolog", _conf_word(user), "as", "root", "cmd", _conf_word(argv[0]),
              "args", *(_conf_word(a) for a in argv[1:])]
     return " ".join(words)
 

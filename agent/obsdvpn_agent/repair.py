@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
 
 from . import commands as C
 from .checks import Action, Result, Status
@@ -36,6 +39,39 @@ class Plan:
     notes: tuple[str, ...] = ()      # failing checks repair will not touch, and why
 
 
+@dataclass(frozen=True)
+class Pause:
+    """`obsdvpn-agent pause`: repair changes nothing until `resume` or `until`."""
+
+    since: float
+    until: float | None      # None: until `resume`
+    reason: str
+
+    @classmethod
+    def in_force(cls, record: Mapping[str, Any], now: float) -> Pause | None:
+        """The pause a record holds, if it still holds at `now` (a bad record: none)."""
+        since, until, reason = record.get("since"), record.get("until"), record.get("reason", "")
+        if not isinstance(since, (int, float)) or not isinstance(reason, str):
+            return None
+        if until is not None and (not isinstance(until, (int, float)) or until <= now):
+            return None
+        return cls(float(since), None if until is None else float(until), reason)
+
+    def to_record(self) -> dict[str, Any]:
+        return {"since": self.since, "until": self.until, "reason": self.reason}
+
+    def describe(self) -> str:
+        """`repair is paused since 2026-11-29 13:00 UTC until ...: reason`."""
+        until = "until `obsdvpn-agent resume`" if self.until is None else \
+            f"until {_when(self.until)}"
+        why = f": {self.reason}" if self.reason else ""
+        return f"repair is paused since {_when(self.since)} {until}{why}"
+
+
+def _when(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 _PLACEHOLDERS = {
     "{name}={value}": re.compile(r"[a-z][a-z0-9_.]*=[A-Za-z0-9_.-]+"),
     "{daemon}": re.compile(r"isakmpd|npppd|ipsec|pf"),
@@ -53,22 +89,32 @@ def allowed(argv: tuple[str, ...]) -> bool:
                for t in C.REPAIR_ARGV_TEMPLATES)
 
 
-def plan(results: tuple[Result, ...], only: tuple[str, ...] = ()) -> Plan:
+def plan(results: tuple[Result, ...], only: tuple[str, ...] = (),
+         skip: tuple[str, ...] = ()) -> Plan:
     """The actions the failing checks ask for, in repair's phase order, each once.
 
     A check with no action, or with a note on why repair stops short, becomes a
     "not repaired" note; so does an action outside the allow-list, without
-    sinking the rest of the plan.
+    sinking the rest of the plan.  `skip` (the configuration's [repair] skip)
+    keeps repair off those checks; an action marked when_named is planned only
+    when `only` names its check.
     """
     chosen = [r for r in results if r.status is not Status.OK and (not only or r.check in only)]
     actions: dict[tuple[object, ...], Action] = {}
     notes: list[str] = []
     for r in chosen:
+        if r.check in skip:
+            notes.append(f"{r.check}: skipped ([repair] skip in the configuration)")
+            continue
+        wanted = tuple(a for a in r.actions if not a.when_named or r.check in only)
         if r.repair_note:
             notes.append(f"{r.check}: {r.repair_note}")
-        elif not r.actions:
+        elif r.actions and not wanted:
+            notes.append(f"{r.check}: {r.summary}; repair does that only when asked by name: "
+                         f"`obsdvpn-agent repair --only {r.check}`")
+        elif not wanted:
             notes.append(f"{r.check}: {r.summary}")
-        for a in r.actions:
+        for a in wanted:
             outside = [argv for argv in (a.argv, a.validate) if argv and not allowed(argv)]
             if outside:
                 notes.append(f"{r.check}: repair will not run `{' '.join(outside[0])}`: it is "

@@ -43,7 +43,8 @@ def summary_line(results: tuple[Result, ...]) -> str:
 
 
 def detail_lines(results: tuple[Result, ...]) -> list[str]:
-    return [f"{r.status.name} {r.check}: {r.summary}" for r in ordered(results)]
+    """The other non-OK checks, one a line: the first is the summary line's already."""
+    return [f"{r.status.name} {r.check}: {r.summary}" for r in ordered(results)[1:]]
 
 
 @dataclass(frozen=True)

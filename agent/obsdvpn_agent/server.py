@@ -31,6 +31,7 @@ from .config import Config
 if TYPE_CHECKING:
     from .host.base import Host
     from .probes import Facts
+    from .repair import Pause
 
 log = logging.getLogger("obsdvpn-agent")
 
@@ -73,8 +74,8 @@ class Collection:
                    doc["failed_text"].encode(), doc["failed_openmetrics"].encode())
 
 
-def collect_in_process(host: Host, cfg: Config,
-                       repair_record: Mapping[str, Any] | None) -> Collection:
+def collect_in_process(host: Host, cfg: Config, repair_record: Mapping[str, Any] | None,
+                       pause: Pause | None = None) -> Collection:
     """Gather, judge and render in this process."""
     from .checks import evaluate
     from .metrics import render
@@ -87,8 +88,8 @@ def collect_in_process(host: Host, cfg: Config,
     nothing = unknown_facts(cfg, lost, facts.collected_at,
                             (CollectorRun("collection", False, 0.0, (lost,)),))
     none_judged = evaluate(nothing, cfg)
-    return Collection(results, render(facts, results, cfg, repair_record),
-                      render(facts, results, cfg, repair_record, openmetrics=True),
+    return Collection(results, render(facts, results, cfg, repair_record, pause),
+                      render(facts, results, cfg, repair_record, pause, openmetrics=True),
                       landing_page(facts, results).encode(),
                       render(nothing, none_judged, cfg), render(nothing, none_judged, cfg,
                                                                 openmetrics=True))

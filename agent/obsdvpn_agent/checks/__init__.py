@@ -66,6 +66,9 @@ class Action:
     sysctl: tuple[str, str] | None = None   # persist name=value in sysctl.conf
     owner_root: bool = False         # chown root (narrows who can touch it)
     needs_isakmpd: bool = False      # skipped unless isakmpd runs by then
+    # Planned only when repair is asked for this check by name (`--only`): a
+    # change the admin may not have chosen yet, such as loading an edited pf.conf.
+    when_named: bool = False
     order: tuple[int, ...] = (PHASE_BOOT,)  # repair sorts by this, stably
 
     @property

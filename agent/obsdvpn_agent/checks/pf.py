@@ -36,7 +36,11 @@ def vpn_rules_missing(rules: PfRuleset, cfg: Config) -> list[str]:
 def evaluate(facts: Facts, cfg: Config) -> Results:
     load = _load_pf_conf(facts, cfg)
     yield _enabled(facts)
-    yield _ruleset(facts, load)
+    # An edited pf.conf the admin saved but has not loaded is theirs to load:
+    # repair loads it only when the loaded ruleset is broken for the VPN, when
+    # asked by name, or when the configuration says so.
+    on_request = cfg.repair_load_pf_conf != "when-differs"
+    yield _ruleset(facts, (tuple(replace(a, when_named=on_request) for a in load[0]), load[1]))
     yield _vpn_rules(facts, cfg, load)
     yield _states(facts, cfg)
 

@@ -72,3 +72,16 @@ class RepairLock:
 def write_textfile(path: str, exposition: bytes) -> None:
     """Replace node_exporter's textfile atomically: it must never read half a file."""
     replace_file(path, exposition, 0o644)
+
+
+CHECK_RECORD = "last-check.json"     # check --on-change: what was last printed
+PAUSE_RECORD = "repair-pause.json"   # pause/resume
+
+
+def remove_record(path: str) -> bool:
+    """Remove a record; False when there was none."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
