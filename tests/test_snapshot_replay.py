@@ -68,7 +68,8 @@ def test_sessions_command_lists_who_is_connected(sample_snapshot):
     p = run_cli("--snapshot", str(sample_snapshot), "sessions")
     assert p.returncode == 0
     lines = p.stdout.splitlines()
-    assert lines[0].split() == ["USER", "INTERFACE", "ADDRESS", "PEER", "SINCE", "BYTES", "IN",
+    assert lines[0].split() == ["USER", "INTERFACE", "ADDRESS", "PEER", "SINCE", "DURATION",
+                                "BYTES", "IN",
                                 "BYTES", "OUT"]
     assert lines[1].split()[:4] == ["alice", "pppx0", "10.0.0.2", "203.0.113.10:1701"]
     assert lines[2].split()[-2:] == ["512", "0"]

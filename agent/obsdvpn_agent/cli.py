@@ -321,17 +321,22 @@ def resume(app: App) -> None:
 @click.pass_obj
 def sessions(app: App, as_json: bool) -> None:
     """List who is connected: user, interface, address, peer, since, bytes."""
+    from .checks import by_id
     from .report import sessions as session_views, sessions_table
 
-    _, facts, _ = _collect(app)
+    _, facts, results = _collect(app)
     views = session_views(facts)
     if views is None:
-        fail(str(facts.sessions))
+        fail(str(facts.npppctl.sessions))
     if as_json:
         click.echo(json.dumps([vars(v) for v in views], indent=2))
         return
     if not views:
-        click.echo("no session connected")
+        npppd = by_id(results)["daemon.npppd.running"]
+        if npppd.values.get("running") is False:
+            click.echo(f"no session: {npppd.summary}")
+        else:
+            click.echo("no session connected")
         return
     for line in sessions_table(views):
         click.echo(line)

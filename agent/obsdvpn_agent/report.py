@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from .checks import Action, Result, Status, by_id, worst
@@ -57,7 +58,8 @@ class SessionView:
     peer: str
     peer_port: int | None
     tunnel: str
-    since: str
+    since: str              # as npppctl printed it: the host's local time, no zone
+    since_unix: int         # the same moment, from the collection time and the elapsed time
     elapsed_s: int
     bytes_in: int
     bytes_out: int
@@ -71,17 +73,34 @@ def sessions(facts: Facts) -> tuple[SessionView, ...] | None:
     if failed(found):
         return None
     return tuple(SessionView(s.username, s.interface, s.assigned_ipv4, s.peer_host, s.peer_port,
-                             s.tunnel_protocol, s.start_time, s.elapsed_s, s.bytes_in,
+                             s.tunnel_protocol, s.start_time,
+                             round(facts.collected_at - s.elapsed_s), s.elapsed_s, s.bytes_in,
                              s.bytes_out, s.packets_in, s.packets_out, s.ppp_id)
                  for s in found)
 
 
+def local_time(unix: float) -> str:
+    """`2026-11-29 13:02 CET`: a moment in this machine's zone, with the zone named."""
+    return datetime.fromtimestamp(unix).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def duration(seconds: float) -> str:
+    """`3d04h`, `2h05m`, `4m10s`, `42s`: the two largest units."""
+    s = max(0, int(seconds))
+    for unit, size, sub, subsize in (("d", 86400, "h", 3600), ("h", 3600, "m", 60),
+                                     ("m", 60, "s", 1)):
+        if s >= size:
+            return f"{s // size}{unit}{(s % size) // subsize:02d}{sub}"
+    return f"{s}s"
+
+
 def sessions_table(views: tuple[SessionView, ...]) -> list[str]:
-    rows = [("USER", "INTERFACE", "ADDRESS", "PEER", "SINCE", "BYTES IN", "BYTES OUT")]
+    rows = [("USER", "INTERFACE", "ADDRESS", "PEER", "SINCE", "DURATION", "BYTES IN",
+             "BYTES OUT")]
     for v in views:
         peer = f"{v.peer}:{v.peer_port}" if v.peer_port is not None else v.peer
-        rows.append((v.user, v.interface, v.address, peer, v.since, str(v.bytes_in),
-                     str(v.bytes_out)))
+        rows.append((v.user, v.interface, v.address, peer, local_time(v.since_unix),
+                     duration(v.elapsed_s), str(v.bytes_in), str(v.bytes_out)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
 
