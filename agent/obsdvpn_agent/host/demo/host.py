@@ -152,10 +152,10 @@ class DemoHost:
         /etc/pf.conf`), as on a real host.  Returns one line for the user.
         """
         if path not in WRITABLE:
-            raise HostError(f"demo write: {path} is not a file the demo simulates "
+            raise HostError(f"{path} is not a file the demo simulates "
                             f"(one of {', '.join(WRITABLE)})")
         if len(text.encode("utf-8", "surrogateescape")) > MAX_WRITE_BYTES:
-            raise HostError(f"demo write: more than {MAX_WRITE_BYTES} bytes for {path}")
+            raise HostError(f"more than {MAX_WRITE_BYTES} bytes for {path}")
         with self.store.change() as state:
             files = state["files"]
             old = files.get(path)
