@@ -11,7 +11,7 @@ from obsdvpn_agent.host.demo import DemoHost
 
 def agent(state: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([sys.executable, "-m", "obsdvpn_agent", "--demo-state", str(state),
-                           *args], input=stdin, capture_output=True, timeout=60)
+                           *args], input=stdin, capture_output=True, timeout=60, check=False)
     return subprocess.CompletedProcess(proc.args, proc.returncode,
                                        proc.stdout.decode(), proc.stderr.decode())
 

@@ -10,9 +10,13 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from obsdvpn_agent.checks.ike import (LEGACY, MODERN, client_compatibility, ike_policy_verdict,
-                                      unprotected_peers)
+from obsdvpn_agent.checks.ike import (
+    LEGACY,
+    MODERN,
+    client_compatibility,
+    ike_policy_verdict,
+    unprotected_peers,
+)
 from obsdvpn_agent.commands import IPSECCTL_NVF, isakmpd_query_line
 from obsdvpn_agent.host.base import CommandResult, HostError
 from obsdvpn_agent.host.demo import DemoHost
@@ -20,8 +24,12 @@ from obsdvpn_agent.host.demo.ipsecconf import client_can_negotiate
 from obsdvpn_agent.host.local import query_isakmpd_fifo
 from obsdvpn_agent.host.snapshot import RecordingHost, SnapshotHost, write_snapshot
 from obsdvpn_agent.parsers import ParseError
-from obsdvpn_agent.parsers.ipsecctl import (drop_psk_lines, parse_ike_nvf, parse_sa,
-                                            parse_sas)
+from obsdvpn_agent.parsers.ipsecctl import (
+    drop_psk_lines,
+    parse_ike_nvf,
+    parse_sa,
+    parse_sas,
+)
 from obsdvpn_agent.parsers.isakmpd import parse_flags, parse_passive_connections
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ipsecctl"
@@ -250,7 +258,8 @@ def test_local_fifo_query(tmp_path: Path) -> None:
     names = "from-192.0.2.1=17-to-0.0.0.0/0=17:1701\n"
     fake = FakeIsakmpd(tmp_path, {PASSIVE: names, "[Phase 1]:Default": ""})
     try:
-        paths = dict(fifo=str(fake.fifo), result=str(fake.result), lock=str(tmp_path / "lock"))
+        paths = {"fifo": str(fake.fifo), "result": str(fake.result),
+                 "lock": str(tmp_path / "lock")}
         first = query_isakmpd_fifo(isakmpd_query_line(PASSIVE), 5, **paths)
         assert first == names
         # Same answer again: the file is rewritten in place; still seen as new.
@@ -273,7 +282,7 @@ def test_local_fifo_no_answer_is_none(tmp_path: Path) -> None:
 
 def test_local_fifo_without_reader_or_fifo(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo", 0o600)
-    kw = dict(result=str(tmp_path / "r"), lock=str(tmp_path / "l"))
+    kw = {"result": str(tmp_path / "r"), "lock": str(tmp_path / "l")}
     with pytest.raises(HostError, match="no reader"):
         query_isakmpd_fifo("C get x\n", 1, fifo=str(tmp_path / "fifo"), **kw)
     with pytest.raises(HostError, match="no such FIFO"):

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from obsdvpn_agent.parsers import ParseError
-from obsdvpn_agent.parsers.isakmpd import (has_option, parse_flags, parse_passive_connections,
-                                           parse_phase1_default)
+from obsdvpn_agent.parsers.isakmpd import (
+    has_option,
+    parse_flags,
+    parse_passive_connections,
+    parse_phase1_default,
+)
 from obsdvpn_agent.parsers.rcctl import parse_get_flags
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rcctl"

@@ -16,8 +16,7 @@ from pathlib import Path
 import click
 
 from .host.base import HostError
-from .host.demo import SCENARIOS, DemoHost, EventError, default_state_path
-from .host.demo import events
+from .host.demo import SCENARIOS, DemoHost, EventError, default_state_path, events
 
 ERROR_EXIT = 3
 MAX_STDIN_BYTES = 1024 * 1024

@@ -18,6 +18,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .pfconf import PROTOCOLS, SERVICES
 
@@ -117,7 +118,7 @@ class IkeConfig:
     quick_enc: str
     policies: tuple[IkeRule, ...] = field(default=())
 
-    def policy_state(self, loaded: dict | None) -> dict:
+    def policy_state(self, loaded: dict[str, Any] | None) -> dict[str, Any]:
         """state["ike"] after `ipsecctl -f`: what isakmpd holds afterwards.
 
         ipsecctl sends `C add` for the connection names and the phase-1
@@ -253,7 +254,8 @@ def _tokens(text: str, macros: dict[str, str]) -> list[str]:
     return toks
 
 
-def _host(toks: list[str], egress_ok, lookup) -> list[str]:
+def _host(toks: list[str], egress_ok: Callable[[str], bool],
+          lookup: Callable[[str], list[str]] | None) -> list[str]:
     """Host names as ike_setup_ids() names them: `any` is 0.0.0.0/0, an interface
     or group its addresses (parse.y ifa_lookup())."""
     tok = toks.pop(0) if toks else ""
@@ -292,7 +294,8 @@ def _port(toks: list[str]) -> int:
     return 0
 
 
-def _ike(toks: list[str], egress_ok, lookup=None,
+def _ike(toks: list[str], egress_ok: Callable[[str], bool],
+         lookup: Callable[[str], list[str]] | None = None,
          psks: dict[str, str] | None = None) -> tuple[str, str, list[IkeRule]]:
     toks.pop(0)  # "ike"
     words = {"mode": "active", "satype": "esp", "tmode": "tunnel"}
@@ -327,7 +330,7 @@ def _ike(toks: list[str], egress_ok, lookup=None,
         if word in ("local", "peer"):
             hosts = _host(toks, egress_ok, lookup)
             if word == "peer":
-                peer = hosts
+                peer = list(hosts)
         elif word in ("main", "aggressive", "quick"):
             while toks and toks[0] in ("auth", "enc", "group", "lifetime"):
                 key = toks.pop(0)
@@ -366,6 +369,7 @@ def _ike(toks: list[str], egress_ok, lookup=None,
     quick_auth = P2_AUTH.get(chosen.get(("quick", "auth"), ""),
                              None if aead else "SHA2_256")
     quick_group = chosen.get(("quick", "group"))
+    peers: list[str | None] = list(peer) if peer else [None]
     rules = [IkeRule(words["mode"], words["satype"], words["tmode"], proto, src,
                      ends["from"][1], dst, ends["to"][1], p,
                      P1_AUTH.get(chosen.get(("main", "auth"), "hmac-sha1"), "SHA"),
@@ -375,11 +379,11 @@ def _ike(toks: list[str], egress_ok, lookup=None,
                      None if quick_group == "none" else GROUPS.get(quick_group or "",
                                                                    DEFAULT_GROUP),
                      digest)
-             for src in ends["from"][0] for dst in ends["to"][0] for p in (peer or [None])]
+             for src in ends["from"][0] for dst in ends["to"][0] for p in peers]
     return auth, enc, rules
 
 
-def read_ipsecconf(text: str, filename: str, egress_ok,
+def read_ipsecconf(text: str, filename: str, egress_ok: Callable[[str], bool],
                    lookup: Callable[[str], list[str]] | None = None,
                    psks: dict[str, str] | None = None) -> IkeConfig:
     """Validate the file; `egress_ok(name)` says whether an interface name exists,
@@ -441,7 +445,7 @@ CLIENTS: dict[str, tuple[tuple[str, int | None, str, str], ...]] = {
 DEFAULT_CLIENT = "windows"
 
 
-def _accepts(proposal: dict, offer: tuple[str, int | None, str, str]) -> bool:
+def _accepts(proposal: dict[str, Any], offer: tuple[str, int | None, str, str]) -> bool:
     enc, bits, hash_, group = offer
     if (proposal.get("auth_method"), proposal.get("exchange")) != ("PRE_SHARED", "ID_PROT"):
         return False
@@ -453,7 +457,7 @@ def _accepts(proposal: dict, offer: tuple[str, int | None, str, str]) -> bool:
     return span is not None and int(span.group(1)) <= bits <= int(span.group(2))
 
 
-def client_can_negotiate(state: dict, client: str = DEFAULT_CLIENT,
+def client_can_negotiate(state: dict[str, Any], client: str = DEFAULT_CLIENT,
                          client_psk: str | None = None) -> str | None:
     """None when CLIENT's IKE exchange with the demo's isakmpd succeeds, else why not.
 
@@ -474,7 +478,9 @@ def client_can_negotiate(state: dict, client: str = DEFAULT_CLIENT,
     if not any(_accepts(p, offer) for p in anyone for offer in CLIENTS[client]):
         return "no-proposal"
     if client_psk is None:
-        from .events import PSK as client_psk
+        from .events import PSK
+
+        client_psk = PSK
     if ike.get("psk_sha256") != psk_digest(client_psk):
         return "psk-mismatch"
     return None
