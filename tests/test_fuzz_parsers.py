@@ -50,8 +50,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from obsdvpn_agent import parsers
-from obsdvpn_agent.parsers import (ParseError, ifconfig, ipsecctl, npppctl, npppd_users, pfctl,
-                                   rcctl, sysctl)
+from obsdvpn_agent.parsers import (ParseError, ifconfig, ipsecctl, isakmpd, npppctl,
+                                   npppd_users, pfctl, rcctl, sysctl)
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -136,6 +136,12 @@ def _build() -> dict[str, Parser]:
     packets = _read(_files(S, n + "session-packets-*.txt"))
     clear = _read(_files(S, n + "clear-*.txt"))
     users = _read(_files(F, "npppd-users/*"))
+    nvf = _read(_files(S, "ipsecctl/regress-nvf/ike*.txt") + _files(F, "ipsecctl/*nvf*.txt"))
+    isakmpd_flags = tuple(t.strip() for t in _read(_files(F, "rcctl/*isakmpd-flags*.txt"))) + (
+        "-vfK", "-K -f /var/run/isakmpd.fifo -DA=10")
+    passive = ("from-192.0.2.1=17-to-0.0.0.0/0=17:1701\n",
+               "from-192.0.2.1=17-to-0.0.0.0/0=17:1701,from-2001:db8::1=17-to-::/0=17:1701\n",
+               "")
 
     table = [
         ("pfctl.parse_info", pfctl.parse_info, si, "pfctl"),
@@ -146,6 +152,12 @@ def _build() -> dict[str, Parser]:
         ("ipsecctl.parse_sa", ipsecctl.parse_sa, ipsec_all, "ipsecctl"),
         ("ipsecctl.parse_flows", ipsecctl.parse_flows, ipsec_sf, "ipsecctl"),
         ("ipsecctl.parse_sas", ipsecctl.parse_sas, ipsec_ss, "ipsecctl"),
+        ("ipsecctl.parse_ike_nvf", ipsecctl.parse_ike_nvf, nvf, "ipsecctl"),
+        ("isakmpd.parse_flags", isakmpd.parse_flags, isakmpd_flags, "isakmpd"),
+        ("isakmpd.parse_passive_connections", isakmpd.parse_passive_connections, passive,
+         "isakmpd"),
+        ("isakmpd.parse_phase1_default", isakmpd.parse_phase1_default,
+         ("peer-default\n", "Default-phase-1\n"), "isakmpd"),
         ("ifconfig.parse_ifconfig", ifconfig.parse_ifconfig, ifc, "ifconfig"),
         ("ifconfig.parse_ifconfig_error", ifconfig.parse_ifconfig_error, ifc_err + ifc,
          "ifconfig"),
@@ -186,7 +198,7 @@ CORPUS = tuple(sorted({t for p in PARSERS.values() for t in p.samples}))
 def test_every_parser_function_is_fuzzed():
     """A new parse_* function in parsers/ must be added to the table above."""
     public = set()
-    for module in (pfctl, ipsecctl, ifconfig, sysctl, rcctl, npppctl, npppd_users):
+    for module in (pfctl, ipsecctl, isakmpd, ifconfig, sysctl, rcctl, npppctl, npppd_users):
         for name, fn in inspect.getmembers(module, inspect.isfunction):
             if fn.__module__ == module.__name__ and (
                     name.startswith("parse_") or name in ("normalize_rule", "set_conf_value",

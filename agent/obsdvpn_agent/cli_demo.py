@@ -16,10 +16,10 @@ from pathlib import Path
 import click
 
 from .host.base import HostError
-from .host.demo import SCENARIOS, DemoHost, EventError, default_state_path
-from .host.demo import events
+from .host.demo import SCENARIOS, DemoHost, EventError, default_state_path, events
 
 ERROR_EXIT = 3
+MAX_STDIN_BYTES = 1024 * 1024
 
 
 def _state_path(ctx: click.Context) -> Path:
@@ -76,6 +76,33 @@ def run(ctx: click.Context, argv: tuple[str, ...]) -> None:
     sys.stdout.flush()
     sys.stderr.write(result.stderr)
     sys.exit(result.returncode)
+
+
+@demo.command()
+@click.argument("path")
+@click.pass_context
+def write(ctx: click.Context, path: str) -> None:
+    """Replace a simulated file (/etc/pf.conf, /etc/ipsec.conf, ...) with stdin.
+
+    Owner and mode stay; nothing is loaded until you load it, as on OpenBSD:
+
+        obsdvpn-agent demo write /etc/pf.conf < my-pf.conf
+        obsdvpn-agent demo run -- pfctl -nf /etc/pf.conf
+        obsdvpn-agent demo run -- pfctl -f /etc/pf.conf
+    """
+    data = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
+    if len(data) > MAX_STDIN_BYTES:
+        _fail(f"{path}: more than {MAX_STDIN_BYTES} bytes on stdin")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        _fail(f"{path}: stdin is not UTF-8 text (byte {exc.start})")
+    host = _host(ctx)
+    try:
+        message = host.write_simulated(path, text)
+    except HostError as exc:
+        _fail(str(exc))
+    click.echo(message)
 
 
 @demo.command()

@@ -84,6 +84,37 @@ IFCONFIG_PPPX = Command("ifconfig.pppx", (IFCONFIG, "pppx"), False, frozenset({0
 NPPPCTL_SESSIONS = Command("npppctl.sessions", (NPPPCTL, "-n", "session", "all"), True,
                            frozenset({0, 1}))
 
+# Root, and NOT for the unprivileged `serve`: ipsec.conf is mode 600 (parse.y
+# check_file_secrecy()), and the output carries the PSK in clear (ike.c rev 1.85
+# ike_section_peer(): `C set [peer-default]:Authentication=PSK force`).  A doas
+# rule for it would hand the PSK to _obsdvpn; only root's `check` runs it, and
+# parsers.ipsecctl.parse_ike_nvf() drops that line as it reads.  Exit 1 (a
+# syntax error) still prints the rules read so far: not data.
+IPSECCTL_NVF = (IPSECCTL, "-nvf", IPSEC_CONF)
+
+# isakmpd's control FIFO and result file (sbin/isakmpd/ui.c rev 1.58, ui.h).
+ISAKMPD_FIFO = "/var/run/isakmpd.fifo"
+ISAKMPD_RESULT = "/var/run/isakmpd.result"
+# One query at a time: the result file is shared by every FIFO client.  The
+# lock lives in /var/run, root's: the only caller is root (the FIFO is mode
+# 0600), and a lock in a directory _obsdvpn may write could be held or
+# replaced by a symlink from the unprivileged side.  /var/run is emptied at boot.
+ISAKMPD_QUERY_LOCK = "/var/run/obsdvpn-agent.isakmpd.lock"
+# The only FIFO commands the agent sends: `C get` of these tags, which write
+# a section name or a list of connection names, never a key.  Never `r`, `S`
+# or SIGUSR1: `r` and SIGUSR1 dump the configuration with the PSK, and every
+# other command changes isakmpd's state.
+ISAKMPD_QUERY_TAGS = ("[Phase 2]:Passive-Connections", "[Phase 1]:Default")
+
+
+def isakmpd_query_line(tag: str) -> str:
+    """The FIFO line that asks isakmpd for TAG; ValueError for a tag not allowed."""
+    if tag not in ISAKMPD_QUERY_TAGS:
+        raise ValueError(f"the agent asks isakmpd only for {', '.join(ISAKMPD_QUERY_TAGS)}, "
+                         f"not {tag[:60]!r}")
+    return f"C get {tag}\n"
+
+
 # Repair's allow-list: the only argvs that change anything.  Each is a
 # template whose placeholders repair.py fills from the configuration.
 REPAIR_ARGV_TEMPLATES: tuple[tuple[str, ...], ...] = (

@@ -97,6 +97,26 @@ class IpsecSa:
     udpencap: bool | None         # NAT-T; None when no -v detail was printed
     state: str | None             # from the -v `sa:` extension; None when not shown
 
+    @property
+    def established(self) -> bool:
+        """Whether the SA carries its transforms: keyed, not a larval SADB_GETSPI SA.
+
+        isakmpd reserves an SPI with SADB_GETSPI before quick mode ends; the
+        kernel then holds a larval SA with no algorithms, which pfkdump.c
+        rev 1.58 pfkey_print_sa() prints without `auth`/`enc` (r.xfs stays
+        NULL when sadb_sa_encrypt and sadb_sa_auth are 0), and with -v as
+        `state larval`.  Such an SA protects nothing.  An ESP SA always has
+        an encryption algorithm once keyed (`enc null` included), AH an
+        authentication one.
+        """
+        if self.state is not None and self.state not in ("mature", "dying"):
+            return False
+        if self.satype == "esp":
+            return self.enc is not None
+        if self.satype == "ah":
+            return self.auth is not None
+        return False              # ipcomp, tcpmd5, ipip: no IPsec protection by themselves
+
 
 @dataclass(frozen=True)
 class IpsecState:
@@ -117,6 +137,19 @@ class IpsecState:
     def remote_peers(self) -> frozenset[str]:
         """Flow peers that have an SA: the remote ends, without this host's own address."""
         return self.flow_peers() & self.peers_with_sa()
+
+    def protected_peers(self) -> frozenset[str]:
+        """Flow peers with an established ESP/AH SA in each direction.
+
+        Only these peers' traffic is protected: a larval SA (no transforms)
+        does not count, nor does an SA to an address no flow names as its
+        peer, nor a single direction (isakmpd installs both SAs of a
+        quick mode together; one alone cannot carry a session).
+        """
+        keyed = [sa for sa in self.sas if sa.established]
+        inbound = frozenset(sa.src for sa in keyed)
+        outbound = frozenset(sa.dst for sa in keyed)
+        return self.flow_peers() & inbound & outbound
 
 
 def parse_sa(text: str, command: str = "ipsecctl -sa") -> IpsecState:
@@ -370,3 +403,149 @@ class _Parser:
         sa = self.sas[-1]
         self.sas[-1] = replace(sa, state=state,
                                udpencap=bool(sa.udpencap) or "udpencap" in flags)
+
+
+# --- `ipsecctl -nvf /etc/ipsec.conf`: what the ike rules would tell isakmpd -------------
+#
+#     $ ipsecctl -nvf /etc/ipsec.conf
+#     C set [Phase 1]:Default=peer-default force
+#     C set [peer-default]:Phase=1 force
+#     C set [peer-default]:Authentication=<the PSK, in clear> force
+#     C set [peer-default]:Configuration=phase1-peer-default force
+#     C set [phase1-peer-default]:EXCHANGE_TYPE=ID_PROT force
+#     C add [phase1-peer-default]:Transforms=phase1-transform-peer-default-PRE_SHARED-SHA-AES128,128:256-MODP_3072 force
+#     C set [phase1-transform-...]:GROUP_DESCRIPTION=MODP_3072 force
+#     ...
+#     C add [Phase 2]:Passive-Connections=from-192.0.2.1=17-to-0.0.0.0/0=17:1701
+#
+# As read in openbsd/src sbin/ipsecctl/ike.c rev 1.85: ike_gen_config() prints,
+# per ike rule, ike_section_general() (dynamic only), ike_section_peer() (the
+# `[Phase 1]:Default` or `[Phase 1]:PEER` line, then `Authentication=` with
+# the PSK for psk rules), ike_section_p1() (one phase-1 transform: method,
+# hash, `%s_CBC` cipher, KEY_LENGTH for AES/Blowfish, group, default
+# MODP_3072), the phase-2 sections, and last ike_connect(): `C add [Phase
+# 2]:Passive-Connections=NAME` (passive) or `Connections=NAME`, without
+# `force`.  ipsecctl.c rev 1.88 ipsecctl_print_rule() puts `@N ` before a
+# rule's first line with -vv; flow and SA rules of the same file print as in
+# `-s` output.  ipsecctl exits 1 on a syntax error after printing the rules it
+# had read: the caller must not parse the stdout of a failed run.
+
+# The one tag whose value is the PSK (ike_section_peer()).  A line carrying it
+# is dropped before anything else looks at the line.
+_PSK_TAG = "]:Authentication="
+_NVF_COMMAND = re.compile(r"C (set|add) \[([^\]\n]+)\]:([^=\s]+)=(\S+)( force)?")
+_P1_ATTRIBUTES = {"AUTHENTICATION_METHOD": "auth_method", "HASH_ALGORITHM": "hash",
+                  "ENCRYPTION_ALGORITHM": "enc", "KEY_LENGTH": "key_length",
+                  "GROUP_DESCRIPTION": "group"}
+
+
+@dataclass(frozen=True)
+class IkePhase1:
+    """The phase-1 (main/aggressive mode) proposal one ike rule gives isakmpd.
+
+    Names are isakmpd's, as ipsecctl sends them: hash `SHA` (hmac-sha1) or
+    `SHA2_256`, enc `AES` / `3DES` / `BLOWFISH` / `CAST`, group `MODP_1024`.
+    """
+
+    peer: str | None          # None: `[Phase 1]:Default`, any peer (road warriors)
+    section: str              # `peer-default`, `peer-198.51.100.7`
+    exchange: str             # ID_PROT (main) or AGGRESSIVE
+    auth_method: str          # PRE_SHARED or RSA_SIG
+    hash: str
+    enc: str
+    key_length: str | None    # `128,128:256` (default,min:max bits); None for 3DES, CAST
+    group: str
+    connection: str           # the phase-2 name: `from-192.0.2.1=17-to-0.0.0.0/0=17:1701`
+    passive: bool             # Passive-Connections (waits for clients) or Connections
+
+    def key_bits(self) -> tuple[int, int] | None:
+        """(min, max) key bits isakmpd accepts, from KEY_LENGTH `default,min:max`."""
+        if self.key_length is None:
+            return None
+        match = re.fullmatch(r"[0-9]{1,4},([0-9]{1,4}):([0-9]{1,4})", self.key_length)
+        if match is None:
+            return None
+        return int(match.group(1)), int(match.group(2))
+
+
+def drop_psk_lines(text: str) -> str:
+    """TEXT without the lines that carry a PSK (`C set [X]:Authentication=PSK force`).
+
+    For anything that must keep `ipsecctl -nvf` output (a snapshot): what is
+    left parses to the same records.
+    """
+    return "".join(line for line in text.splitlines(keepends=True) if _PSK_TAG not in line)
+
+
+def parse_ike_nvf(text: str, command: str = "ipsecctl -nvf /etc/ipsec.conf"
+                  ) -> tuple[IkePhase1, ...]:
+    """The phase-1 proposal of each ike rule in `ipsecctl -nvf` output, in file order.
+
+    The PSK line is dropped as it is met, and no error names or quotes a
+    line's text (a PSK broken over lines must not reach a message either):
+    errors give the line number only.
+    """
+    rules: list[IkePhase1] = []
+    current: dict[str, str | None] | None = None
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        if _PSK_TAG in raw:
+            continue
+        line = _RULE_NUMBER.sub("", raw, count=1) if raw.startswith("@") else raw
+        if not line.strip():
+            continue
+
+        def fail(reason: str, at: int = lineno) -> ParseError:
+            return ParseError(command, reason, at, None)
+
+        if not line.startswith("C "):
+            first = line.split()[0]
+            if first == "flow" or first in SATYPES or line.startswith(("[bundle ", "\t")):
+                continue                      # a manual-keying rule of the same file
+            raise fail("neither an isakmpd FIFO command nor a flow or SA line")
+        match = _NVF_COMMAND.fullmatch(line)
+        if match is None:
+            raise fail("not a `C set|add [SECTION]:TAG=VALUE [force]` line")
+        verb, section, tag, value, _ = match.groups()
+        if section == "Phase 1" and verb == "set":
+            if current is not None:
+                raise fail("a new ike rule starts before the last one named its connection")
+            current = {"peer": None if tag == "Default" else tag, "section": value}
+        elif current is None:
+            if section != "General":
+                raise fail("an isakmpd setting outside an ike rule (no `[Phase 1]` line "
+                           "before it)")
+        elif section == current["section"] and tag == "Configuration":
+            current["config"] = value
+        elif section == current.get("config") and tag == "EXCHANGE_TYPE":
+            current["exchange"] = value
+        elif section == current.get("config") and tag == "Transforms" and verb == "add":
+            current["transform"] = value
+        elif section == current.get("transform") and tag in _P1_ATTRIBUTES:
+            if tag == "ENCRYPTION_ALGORITHM" and value.endswith("_CBC"):
+                value = value[:-len("_CBC")]
+            current[_P1_ATTRIBUTES[tag]] = value
+        elif section == "Phase 2" and verb == "add" and tag in ("Passive-Connections",
+                                                                  "Connections"):
+            rules.append(_phase1(current, value, tag == "Passive-Connections", fail))
+            current = None
+    if current is not None:
+        raise ParseError(command, "output ends inside an ike rule (no `[Phase 2]` "
+                                  "connection line): truncated?", None, None)
+    return tuple(rules)
+
+
+def _phase1(rule: dict[str, str | None], connection: str, passive: bool,
+            fail: Callable[[str], ParseError]) -> IkePhase1:
+    missing = [name for name in ("exchange", "transform", "auth_method", "hash", "enc",
+                                 "group") if rule.get(name) is None]
+    if missing:
+        raise fail(f"the ike rule ending here lacks its phase-1 {', '.join(missing)}")
+
+    def have(name: str) -> str:
+        value = rule[name]
+        assert value is not None
+        return value
+
+    return IkePhase1(rule["peer"], have("section"), have("exchange"), have("auth_method"),
+                     have("hash"), have("enc"), rule.get("key_length"), have("group"),
+                     connection, passive)

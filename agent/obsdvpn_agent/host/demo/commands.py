@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 from ... import commands as table
 from . import daemons, events, render, services
 from . import sessions as sess
+from .ipsecconf import IpsecConfError, read_ipsecconf
 from .pfconf import PfConfError, compile_pfconf
 
 NOT_MODELLED = 127
@@ -532,8 +533,8 @@ def _ipsecctl(ctx: Ctx, args: list[str]) -> int | None:
                  "[-s modifier]")
         return 1
     opts = dict(parsed[0])
-    if set(opts) - set("fFns"):
-        return None
+    if set(opts) - set("fFnsv") or ("v" in opts and "s" in opts):
+        return None  # -v with -s prints PF_KEY extensions: not modelled
     show = None
     if "s" in opts:
         show = _lookup(opts["s"], ("flow", "sa", "all"))
@@ -551,6 +552,10 @@ def _ipsecctl(ctx: Ctx, args: list[str]) -> int | None:
             raise _Exit(1)
         sess.drop_all(state)
     if "f" in opts:
+        if "v" in opts:
+            # ipsecctl_add_rule() prints each rule as parse.y reads it, before
+            # anything is loaded (ipsecctl.c rev 1.88).
+            ctx.say("".join(f"{line}\n" for line in _ipsecctl_verbose(ctx, opts["f"])))
         code = _ipsecctl_load(ctx, opts["f"], "n" in opts) or code
     if show:
         if show in ("sa", "all") and not ctx.as_root:
@@ -562,6 +567,25 @@ def _ipsecctl(ctx: Ctx, args: list[str]) -> int | None:
                                 state["ike"]["enc"]) if show != "flow" else None)
         ctx.say(render.ipsec_show(flows, sas))
     return code
+
+
+def _ipsecctl_verbose(ctx: Ctx, path: str) -> list[str]:
+    """The `C set ...` lines `-v` prints for the ike rules of PATH (ike.c rev 1.85).
+
+    The demo prints them only for a file that parses; the real ipsecctl
+    prints the rules read before a syntax error too.
+    """
+    entry = ctx.state["files"].get(path)
+    if entry is None or not events.readable(entry, ctx.as_root) or \
+            events.secrecy_error(path, entry, ctx.as_root):
+        return []
+    psks: dict[str, str] = {}
+    net = events.net(ctx.state)
+    try:
+        conf = read_ipsecconf(entry["text"], path, net.exists, net.lookup, psks)
+    except IpsecConfError:
+        return []
+    return conf.nvf_lines(psks)
 
 
 def _ipsecctl_load(ctx: Ctx, path: str, noaction: bool) -> int:

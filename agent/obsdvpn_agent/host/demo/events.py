@@ -337,7 +337,7 @@ def load_ipsecconf(state: dict, as_root: bool, path: str = IPSEC_CONF,
                 "ipsecctl: cannot open the main config file!: Undefined error: 0",
                 failed], 1
     try:
-        conf = read_ipsecconf(entry["text"], path, net(state).exists)
+        conf = read_ipsecconf(entry["text"], path, net(state).exists, net(state).lookup)
     except IpsecConfError as exc:
         return [*exc.errors, failed], 1
     if noaction:
@@ -348,8 +348,9 @@ def load_ipsecconf(state: dict, as_root: bool, path: str = IPSEC_CONF,
         return ["ipsecctl: ike_ipsec_establish: open(/var/run/isakmpd.fifo): "
                 "No such file or directory"], 2
     if conf.rules:
+        # What isakmpd holds: the names and transforms ipsecctl adds to it.
+        state["ike"] = conf.policy_state(state["ike"] if state["ike_loaded"] else None)
         state["ike_loaded"] = True
-        state["ike"] = {"auth": conf.quick_auth, "enc": conf.quick_enc}
     return [], 0
 
 
