@@ -81,6 +81,11 @@ def sample_snapshot_document() -> dict:
             cmd(["/sbin/ifconfig", "pppx"], sample("derived/ifconfig/pppx0-session.txt")),
             cmd(["/usr/sbin/npppctl", "-n", "session", "all"],
                 sample("derived/npppctl/session-all-2-sessions-pppx.txt")),
+            # root's check reads ipsec.conf's ike rules; the snapshot keeps no PSK line
+            cmd(["/sbin/ipsecctl", "-nvf", "/etc/ipsec.conf"],
+                "".join(line for line in fixture(
+                    "ipsecctl/derived-nvf-l2tp-modp2048-vv.txt").splitlines(keepends=True)
+                    if "]:Authentication=" not in line)),
         ],
         "files": [
             {"path": "/etc/ipsec.conf", "exists": True, "mode": "0600", "uid": 0, "gid": 0,
@@ -99,6 +104,8 @@ def sample_snapshot_document() -> dict:
             {"pid": 4343, "name": "npppd", "cmdline": ["/usr/sbin/npppd"]},
         ],
         "interfaces": [],
+        "isakmpd": [{"tag": "[Phase 2]:Passive-Connections",
+                     "result": "from-203.0.113.1=17-to-0.0.0.0/0=17:1701\n"}],
     }
 
 

@@ -37,7 +37,7 @@ from obsdvpn_agent.config import Config
 from obsdvpn_agent.host.local import LocalHost
 from obsdvpn_agent.server import Collector, make_server
 
-COLLECTORS = ("sysctl", "rcctl", "pf", "ipsec", "ifconfig", "npppctl", "files")
+COLLECTORS = ("sysctl", "rcctl", "pf", "ipsec", "isakmpd", "ifconfig", "npppctl", "files")
 TIMINGS: dict[str, float] = {}
 
 
@@ -69,6 +69,11 @@ class StandInHost(LocalHost):
 
     def write_file(self, path, text, mode):
         return super().write_file(self._at(path), text, mode)
+
+    def query_isakmpd(self, tag, timeout_s):
+        # isakmpd's FIFO stands in as the answer the sample snapshot recorded.
+        return next(q["result"] for q in sample_snapshot_document()["isakmpd"]
+                    if q["tag"] == tag)
 
 
 def build_root(tmp: Path, doc: dict | None = None, scripts: dict | None = None,
@@ -249,9 +254,10 @@ def test_command_that_cannot_be_executed(tmp_path):
     with exporter(StandInHost(root), FAST) as (server, _):
         _, text, _ = get(server)
         _, page, _ = get(server, "/")
-    only_failing(text, "ipsec")
-    assert check_status(text)["ipsec.ike_rules"] == 3
-    assert "permission denied" in summary(page, "ipsec.ike_rules")
+    only_failing(text, "ipsec", "isakmpd")   # -sa and -nvf: the same broken binary
+    assert check_status(text)["ipsec.sessions_sa"] == 3
+    assert "permission denied" in summary(page, "ipsec.sessions_sa")
+    assert check_status(text)["ipsec.clients"] == 3
 
 
 def test_exit_non_zero_with_stderr(tmp_path):
@@ -313,7 +319,7 @@ CUT = [  # command, the collector that must fail, the check that becomes UNKNOWN
     (PFCTL_SI, "pf", "pf.enabled"),
     (NPPPCTL, "npppctl", "sessions.users"),
     (IFCONFIG, "ifconfig", "sessions.descriptions"),
-    (IPSECCTL, "ipsec", "ipsec.ike_rules"),
+    (IPSECCTL, "ipsec", "ipsec.sessions_sa"),
 ]
 
 

@@ -248,3 +248,41 @@ def test_check_on_change_prints_only_changes_and_reminders(demo):
     back = demo(*quiet)
     assert back.returncode == 0 and back.stdout.startswith("OBSDVPN OK")  # the recovery
     assert demo(*quiet).stdout == ""
+
+
+def test_isakmpd_restarted_without_its_policy_is_critical_until_repair(demo):
+    # The most common mistake with -K: `rcctl restart isakmpd` and no `ipsecctl -f`.
+    assert demo("demo", "run", "--", "rcctl", "restart", "isakmpd").returncode == 0
+    c = checks(demo)
+    assert c["ipsec.ike_rules"]["status"] == "CRITICAL", c["ipsec.ike_rules"]
+    assert c["daemon.isakmpd.running"]["status"] == "OK"
+    p = demo("repair")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "ipsecctl -f /etc/ipsec.conf" in p.stdout
+    assert checks(demo)["ipsec.ike_rules"]["status"] == "OK"
+
+
+def test_unprivileged_serve_learns_the_policy_from_roots_last_check(demo):
+    import time
+
+    from obsdvpn_agent.checks import by_id, evaluate
+    from obsdvpn_agent.config import Config
+    from obsdvpn_agent.host.agentfiles import load_record
+    from obsdvpn_agent.host.demo import DemoHost
+    from obsdvpn_agent.probes import gather
+
+    unprivileged = DemoHost(demo.state, as_root=False)
+    alone = by_id(evaluate(gather(unprivileged, Config()), Config()))
+    assert alone["ipsec.ike_rules"].status.name == "UNKNOWN"
+    assert "root" in alone["ipsec.ike_rules"].summary
+    assert demo("check").returncode == 0           # root's check leaves its record
+    record = load_record(f"{demo.state}.observed.json")
+    from obsdvpn_agent.host.demo.events import PSK
+    assert record is not None and PSK not in json.dumps(record)
+    told = by_id(evaluate(gather(unprivileged, Config(), observed=record), Config()))
+    assert told["ipsec.ike_rules"].status.name == "OK"
+    assert "as root's check saw it" in told["ipsec.ike_rules"].summary
+    stale = dict(record, time=time.time() - 3600)
+    old = by_id(evaluate(gather(unprivileged, Config(), observed=stale), Config()))
+    assert old["ipsec.ike_rules"].status.name == "UNKNOWN"
+    assert "60 minutes old" in old["ipsec.ike_rules"].summary

@@ -45,7 +45,7 @@ def test_check_text_first_line_is_plugin_format(sample_snapshot):
     p = run_cli("--snapshot", str(sample_snapshot), "check")
     lines = p.stdout.splitlines()
     assert lines[0].startswith("OBSDVPN CRITICAL - ipsec.sessions_sa: 2 L2TP session(s) have "
-                               "no IPsec SA")
+                               "no established IPsec SA")
     # The one failing check is the summary line: no detail line repeats it.
     assert len(lines) == 1
 

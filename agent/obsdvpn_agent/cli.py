@@ -21,6 +21,7 @@ from .host.base import Host, HostError
 
 if TYPE_CHECKING:
     from .checks import Result
+    from .probes import Facts
     from .repair import Outcome, Pause
 
 EXIT_UNKNOWN = 3
@@ -99,6 +100,12 @@ class App:
         record = None if path is None else load_record(path)
         return None if record is None else Pause.in_force(record, time.time())
 
+    def observed(self) -> dict[str, Any] | None:
+        """Root's last observation of what only root can ask (see probes.observation)."""
+        from .host.agentfiles import OBSERVED_RECORD, load_record
+        path = self.agent_file(OBSERVED_RECORD)
+        return None if path is None else load_record(path)
+
     def repair_lock_path(self) -> str:
         from .host.agentfiles import REPAIR_LOCK
         if self.demo or self.demo_state:
@@ -158,7 +165,7 @@ def main_group(ctx: click.Context, config_path, demo, demo_state, snapshot) -> N
     ctx.obj = App(config_path, demo, demo_state, snapshot)
 
 
-def _collect(app: App, as_root: bool = True):
+def _collect(app: App, as_root: bool = True) -> tuple[Config, Facts, tuple[Result, ...]]:
     from .checks import evaluate
     from .probes import gather
 
@@ -166,12 +173,27 @@ def _collect(app: App, as_root: bool = True):
         cfg = app.config
         host = app.host(as_root)
         host.info()  # a host that cannot be opened is one line, not an UNKNOWN per check
-        facts = gather(host, cfg)
+        facts = gather(host, cfg, observed=app.observed())
     except ConfigError as e:
         fail(str(e))
     except HostError as e:
         fail(str(e))
     return cfg, facts, evaluate(facts, cfg)
+
+
+def _keep_observation(app: App, facts: Facts) -> None:
+    """Leave what root saw of isakmpd for the unprivileged serve (no secret is in it)."""
+    from .host.agentfiles import OBSERVED_RECORD, save_record
+    from .probes import observation
+
+    record = observation(facts)
+    path = app.agent_file(OBSERVED_RECORD)
+    if record is None or path is None:
+        return
+    try:
+        save_record(path, record)
+    except OSError as e:
+        click.echo(f"obsdvpn-agent: {path}: cannot keep what root saw: {e.strerror}", err=True)
 
 
 class Duration(click.ParamType):
@@ -210,6 +232,7 @@ def check(app: App, as_json: bool, quiet: bool, on_change: bool, remind: float,
     from .report import detail_lines, json_report, summary_line
 
     cfg, facts, results = _collect(app)
+    _keep_observation(app, facts)
     status = worst(r.status for r in results)
     pause = app.pause()
     if as_json:
@@ -603,7 +626,8 @@ def collect(app: App, config_stdin: bool) -> None:
     except (ValueError, KeyError, TypeError) as e:
         fail(f"configuration from serve not understood: {e}")
     try:
-        collection = collect_in_process(host, cfg, app.repair_record(), app.pause())
+        collection = collect_in_process(host, cfg, app.repair_record(), app.pause(),
+                                        app.observed())
     except HostError as e:
         fail(str(e))
     sys.stdout.write(collection.to_json())

@@ -34,6 +34,9 @@ class Command:
     # Exit codes that still carry a valid answer (e.g. `rcctl check` exits 1
     # for a stopped daemon, `rcctl ls failed` exits 1 when it lists something).
     data_returncodes: frozenset[int] = frozenset({0})
+    # Whether the unprivileged `serve` may run it (through doas when it needs root).
+    # False for a command whose output holds a secret: only root's `check` runs it.
+    for_serve: bool = True
 
     @property
     def display(self) -> str:
@@ -91,6 +94,7 @@ NPPPCTL_SESSIONS = Command("npppctl.sessions", (NPPPCTL, "-n", "session", "all")
 # parsers.ipsecctl.parse_ike_nvf() drops that line as it reads.  Exit 1 (a
 # syntax error) still prints the rules read so far: not data.
 IPSECCTL_NVF = (IPSECCTL, "-nvf", IPSEC_CONF)
+IPSECCTL_IKE = Command("ipsecctl.ike", IPSECCTL_NVF, True, frozenset({0, 1}), for_serve=False)
 
 # isakmpd's control FIFO and result file (sbin/isakmpd/ui.c rev 1.58, ui.h).
 ISAKMPD_FIFO = "/var/run/isakmpd.fifo"
@@ -134,9 +138,10 @@ def probe_commands(cfg) -> tuple[Command, ...]:
     """Every read-only command a collection runs for this configuration."""
     return (sysctl_command(cfg.sysctl_names), RCCTL_LS_ON,
             *(c for d in cfg.daemons for c in (rcctl_flags_command(d), rcctl_check_command(d))),
-            PFCTL_INFO, PFCTL_RULES, PFCTL_LIMITS, PFCTL_CONFIG, IPSECCTL_SA, IFCONFIG_PPPX,
-            NPPPCTL_SESSIONS)
+            PFCTL_INFO, PFCTL_RULES, PFCTL_LIMITS, PFCTL_CONFIG, IPSECCTL_SA, IPSECCTL_IKE,
+            IFCONFIG_PPPX, NPPPCTL_SESSIONS)
 
 
 def root_argvs(cfg) -> frozenset[tuple[str, ...]]:
-    return frozenset(c.argv for c in probe_commands(cfg) if c.needs_root)
+    """The argvs the unprivileged serve runs through doas: one doas.conf rule each."""
+    return frozenset(c.argv for c in probe_commands(cfg) if c.needs_root and c.for_serve)

@@ -67,7 +67,7 @@ def doas_rules(cfg, user: str = DEFAULT_USER) -> list[str]:
     """One rule per root-only probe command, in command-table order, no duplicates."""
     rules: list[str] = []
     for cmd in C.probe_commands(cfg):
-        if cmd.needs_root:
+        if cmd.needs_root and cmd.for_serve:
             rule = doas_rule(cmd.argv, user)
             if rule not in rules:
                 rules.append(rule)

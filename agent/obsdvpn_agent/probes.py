@@ -12,6 +12,7 @@ the command timeout.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -23,10 +24,10 @@ from .config import Config
 from .host.base import (CommandNotFound, CommandResult, CommandTimeout, FileInfo, Host,
                         HostError, Process)
 from .host.identity import effective_user
-from .parsers import (ParseError, first_line, ifconfig, ipsecctl, npppctl, npppd_users, pfctl,
-                      rcctl, sysctl)
+from .parsers import (ParseError, first_line, ifconfig, ipsecctl, isakmpd, npppctl, npppd_users,
+                      pfctl, rcctl, sysctl)
 from .parsers.ifconfig import Interface
-from .parsers.ipsecctl import IpsecState
+from .parsers.ipsecctl import IkePhase1, IpsecState
 from .parsers.npppctl import PppSession
 from .parsers.pfctl import PfInfo, PfLimits, PfRuleset
 from .parsers.rcctl import DaemonCheck, DaemonFlags
@@ -102,6 +103,20 @@ class IpsecFacts:
 
 
 @dataclass(frozen=True)
+class IsakmpdFacts:
+    """What the running isakmpd holds: asked by root through its FIFO, read-only.
+
+    The unprivileged `serve` cannot ask (the FIFO and ipsec.conf are root's):
+    it gets root's last answers from the observation record `check` leaves,
+    with their time in observed_at, or a skipped failure when there is none.
+    """
+
+    passive: tuple[str, ...] | ProbeFailure        # C get [Phase 2]:Passive-Connections
+    proposals: tuple[IkePhase1, ...] | ProbeFailure  # ipsecctl -nvf /etc/ipsec.conf
+    observed_at: float | None = None               # from root's check at that time
+
+
+@dataclass(frozen=True)
 class IfconfigFacts:
     pppx: tuple[Interface, ...] | ProbeFailure               # ifconfig pppx
 
@@ -126,6 +141,7 @@ class Facts:
     rcctl: RcFacts
     pf: PfFacts
     ipsec: IpsecFacts
+    isakmpd: IsakmpdFacts
     ifconfig: IfconfigFacts
     npppctl: NpppctlFacts
     files: FilesFacts
@@ -153,6 +169,8 @@ def _all_failed(name: str, cfg: Config, f: ProbeFailure) -> Any:
         return PfFacts(f, f, f, f)
     if name == "ipsec":
         return IpsecFacts(f)
+    if name == "isakmpd":
+        return IsakmpdFacts(f, f)
     if name == "ifconfig":
         return IfconfigFacts(f)
     if name == "npppctl":
@@ -163,8 +181,8 @@ def _all_failed(name: str, cfg: Config, f: ProbeFailure) -> Any:
 def _facts(collected_at: float, by_collector: Mapping[str, Any],
            runs: tuple[CollectorRun, ...]) -> Facts:
     v = by_collector
-    return Facts(collected_at, v["sysctl"], v["rcctl"], v["pf"], v["ipsec"], v["ifconfig"],
-                 v["npppctl"], v["files"], runs)
+    return Facts(collected_at, v["sysctl"], v["rcctl"], v["pf"], v["ipsec"], v["isakmpd"],
+                 v["ifconfig"], v["npppctl"], v["files"], runs)
 
 
 # Words OpenBSD tools print when the caller lacks a privilege: pfctl
@@ -183,8 +201,10 @@ def permission_problem(stderr: str) -> bool:
 class _Collect:
     """The failures and results of one collector, as it runs."""
 
-    def __init__(self, host: Host, cfg: Config, name: str) -> None:
+    def __init__(self, host: Host, cfg: Config, name: str, is_root: bool,
+                 observed: Mapping[str, Any] | None) -> None:
         self.host, self.cfg, self.name = host, cfg, name
+        self.is_root, self.observed = is_root, observed
         self.failures: list[ProbeFailure] = []
         self.waited_s = 0.0   # wall time its commands ran beyond this thread's CPU time
 
@@ -319,6 +339,85 @@ def _collect_ipsec(c: _Collect) -> IpsecFacts:
     return IpsecFacts(r if failed(r) else c.parse(C.IPSECCTL_SA, ipsecctl.parse_sa, r.stdout))
 
 
+# Root's answers are used by the unprivileged serve for this long; older ones
+# are not evidence of what isakmpd holds now.
+OBSERVATION_MAX_AGE_S = 15 * 60
+
+
+def _collect_isakmpd(c: _Collect) -> IsakmpdFacts:
+    if not c.is_root:
+        return _observed(c)
+    passive: tuple[str, ...] | ProbeFailure
+    tag = "[Phase 2]:Passive-Connections"
+    source = f"isakmpd FIFO: C get {tag}"
+    wall0, cpu0 = time.monotonic(), time.thread_time()
+    answer: str | None | ProbeFailure
+    try:
+        answer = c.host.query_isakmpd(tag, c.cfg.command_timeout_s)
+    except HostError as e:
+        answer = c.fail(source, "error", f"cannot ask isakmpd for its policy: {e}")
+    finally:
+        c.waited_s += max(0.0, (time.monotonic() - wall0) - (time.thread_time() - cpu0))
+    if answer is None:
+        passive = c.fail(source, "timeout", f"isakmpd wrote no answer to `C get {tag}` within "
+                                            f"{c.cfg.command_timeout_s:g} s")
+    elif failed(answer):
+        passive = answer
+    else:
+        passive = c.parse_file(source, isakmpd.parse_passive_connections, answer)
+    r = c.run(C.IPSECCTL_IKE)
+    proposals: tuple[IkePhase1, ...] | ProbeFailure
+    if failed(r):
+        proposals = r
+    elif r.returncode != 0:
+        # A syntax error still prints the rules read before it: not data.
+        proposals = c.failed_result(C.IPSECCTL_IKE, r)
+    else:
+        proposals = c.parse(C.IPSECCTL_IKE, ipsecctl.parse_ike_nvf, r.stdout)
+    return IsakmpdFacts(passive, proposals)
+
+
+def _observed(c: _Collect) -> IsakmpdFacts:
+    """Root's last answers, for the unprivileged serve (no secret is in them)."""
+    record = c.observed or {}
+    at = record.get("time")
+    why = ("isakmpd's FIFO and ipsec.conf are root's: root's `obsdvpn-agent check` (cron) "
+           "reports them")
+    if not isinstance(at, (int, float)):
+        skipped = ProbeFailure("isakmpd", "skipped", f"{why}, and it has left no record yet")
+        return IsakmpdFacts(skipped, skipped)
+    age = time.time() - at
+    if age > OBSERVATION_MAX_AGE_S:
+        stale = ProbeFailure("isakmpd", "skipped", f"{why}; its last record is {age / 60:.0f} "
+                                                   "minutes old")
+        return IsakmpdFacts(stale, stale)
+    try:
+        passive = record["passive"]
+        passive_value: tuple[str, ...] | ProbeFailure = (
+            tuple(str(x) for x in passive) if isinstance(passive, list)
+            else ProbeFailure("isakmpd", "skipped", f"root's check could not tell: {passive}"))
+        proposals_value: tuple[IkePhase1, ...] | ProbeFailure = (
+            tuple(IkePhase1(**p) for p in record["proposals"])
+            if isinstance(record["proposals"], list)
+            else ProbeFailure("isakmpd", "skipped",
+                              f"root's check could not tell: {record['proposals']}"))
+    except (KeyError, TypeError) as e:
+        bad = c.fail("isakmpd", "error", f"root's observation record is not understood: {e}")
+        return IsakmpdFacts(bad, bad)
+    return IsakmpdFacts(passive_value, proposals_value, float(at))
+
+
+def observation(facts: Facts) -> dict[str, Any] | None:
+    """What root saw of isakmpd, for the unprivileged serve; None when root saw nothing."""
+    ike = facts.isakmpd
+    if ike.observed_at is not None or (failed(ike.passive) and failed(ike.proposals)):
+        return None
+    return {"time": facts.collected_at,
+            "passive": str(ike.passive) if failed(ike.passive) else list(ike.passive),
+            "proposals": (str(ike.proposals) if failed(ike.proposals)
+                          else [dataclasses.asdict(p) for p in ike.proposals])}
+
+
 def _collect_ifconfig(c: _Collect) -> IfconfigFacts:
     cmd = C.IFCONFIG_PPPX
     r = c.run(cmd)
@@ -372,14 +471,16 @@ COLLECTORS: dict[str, Callable[[_Collect], Any]] = {
     "rcctl": _collect_rcctl,
     "pf": _collect_pf,
     "ipsec": _collect_ipsec,
+    "isakmpd": _collect_isakmpd,
     "ifconfig": _collect_ifconfig,
     "npppctl": _collect_npppctl,
     "files": _collect_files,
 }
 
 
-def _timed(host: Host, cfg: Config, name: str) -> tuple[Any, CollectorRun]:
-    c = _Collect(host, cfg, name)
+def _timed(host: Host, cfg: Config, name: str, is_root: bool,
+           observed: Mapping[str, Any] | None) -> tuple[Any, CollectorRun]:
+    c = _Collect(host, cfg, name, is_root, observed)
     cpu0 = time.thread_time()
     value: Any
     try:
@@ -396,12 +497,16 @@ def _timed(host: Host, cfg: Config, name: str) -> tuple[Any, CollectorRun]:
     return value, CollectorRun(name, not c.failures, own, tuple(c.failures))
 
 
-def gather(host: Host, cfg: Config, parallel: bool = True) -> Facts:
+def gather(host: Host, cfg: Config, parallel: bool = True,
+           observed: Mapping[str, Any] | None = None) -> Facts:
+    """Run every collector against host.  observed: root's last observation
+    record (see observation()), for what only root can ask."""
     now = time.time()
     names = list(COLLECTORS)
+    is_root = host.info().is_root
     if parallel:
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            done = list(pool.map(lambda n: _timed(host, cfg, n), names))
+            done = list(pool.map(lambda n: _timed(host, cfg, n, is_root, observed), names))
     else:
-        done = [_timed(host, cfg, n) for n in names]
+        done = [_timed(host, cfg, n, is_root, observed) for n in names]
     return _facts(now, {run.name: value for value, run in done}, tuple(run for _, run in done))

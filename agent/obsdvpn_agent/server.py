@@ -75,13 +75,14 @@ class Collection:
 
 
 def collect_in_process(host: Host, cfg: Config, repair_record: Mapping[str, Any] | None,
-                       pause: Pause | None = None) -> Collection:
+                       pause: Pause | None = None,
+                       observed: Mapping[str, Any] | None = None) -> Collection:
     """Gather, judge and render in this process."""
     from .checks import evaluate
     from .metrics import render
     from .probes import CollectorRun, ProbeFailure, gather, unknown_facts
 
-    facts = gather(host, cfg)
+    facts = gather(host, cfg, observed=observed)
     results = evaluate(facts, cfg)
     # What to serve should the next collection fail: nothing known since this one.
     lost = ProbeFailure("collection", "error", "collection failed")

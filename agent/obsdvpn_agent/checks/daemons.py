@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..commands import IPSEC_CONF, IPSECCTL, RCCTL
+from ..parsers import ParseError
+from ..parsers.isakmpd import parse_flags
 from ..probes import failed
 from . import PHASE_BOOT, PHASE_DAEMONS, Action, Result, Results, Status, Value
 
@@ -90,30 +92,42 @@ def _running(facts: Facts, daemon: str, index: int) -> Result:
                                         f"{then}", values, start_actions(cid, daemon, index))
 
 
-def missing_flags(wanted: str, have: str) -> list[str]:
-    """The wanted flags that `have` lacks; `-vK` counts as having -K (getopt clusters)."""
-    tokens = have.split()
-    letters = {ch for t in tokens if t.startswith("-") and not t.startswith("--")
-               and t[1:].isalpha() for ch in t[1:]}
-    return [w for w in wanted.split() if w not in tokens
-            and not (len(w) == 2 and w[0] == "-" and w[1] in letters)]
+def missing_options(wanted: str, have: str, source: str) -> list[str]:
+    """The options of `wanted` that isakmpd started with `have` would lack, spelled as in
+    `wanted`.  Both are read with isakmpd's own getopt string, so `-vK` has -K but
+    `-vfK` does not (-f takes "K" as its FIFO path).  ParseError when `have` is not
+    something isakmpd would accept."""
+    required = parse_flags(wanted, "the agent's [isakmpd] flags")
+    present = parse_flags(have, source).letters
+    return [f"-{letter}" + (f" {arg}" if arg else "") for letter, arg in required.options
+            if letter not in present]
 
 
 def _isakmpd_flags(facts: Facts, cfg: Config, index: int) -> Result:
     cid = "daemon.isakmpd.flags"
     flags = facts.rcctl.flags.get("isakmpd")
     live = running_flags(facts, "isakmpd")
-    is_running = running(facts, "isakmpd")
-    live_lacking = (missing_flags(cfg.isakmpd_flags, " ".join(live))
-                    if live is not None and is_running else [])
+    live_lacking: list[str] = []
+    if live is not None and running(facts, "isakmpd"):
+        try:
+            live_lacking = missing_options(cfg.isakmpd_flags, " ".join(live), "isakmpd's argv")
+        except ParseError:
+            live = None   # an argv isakmpd's getopt refuses is not one it runs with
     if flags is None or failed(flags):
-        values: dict[str, bool | None] = {"flags_ok": False if live_lacking else None}
+        values: dict[str, Value] = {"flags_ok": False if live_lacking else None}
         if live_lacking:
             return Result(cid, Status.CRITICAL, _live_lacking(cfg, live_lacking, live), values,
                           repair_note=_restart_note(cfg))
         return Result(cid, Status.UNKNOWN, f"cannot read isakmpd's configured flags: {flags}",
                       values)
-    lacking = missing_flags(cfg.isakmpd_flags, flags.flags)
+    try:
+        lacking = missing_options(cfg.isakmpd_flags, flags.flags, "rcctl get isakmpd flags")
+    except ParseError as e:
+        return Result(cid, Status.CRITICAL if flags.enabled else Status.WARNING,
+                      f"isakmpd's configured flags `{flags.flags}` are not options isakmpd "
+                      f"accepts ({e.reason}), so its next start fails: run `rcctl set isakmpd "
+                      f"flags {cfg.isakmpd_flags}`", {"flags_ok": False},
+                      repair_note="repair will not guess which of the flags you meant")
     new = " ".join([flags.flags, *lacking]).strip()
     actions = (Action(cid, "add the required isakmpd flags", flags.flags or "(empty)", new,
                       argv=(RCCTL, "set", "isakmpd", "flags", new),

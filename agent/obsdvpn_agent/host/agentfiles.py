@@ -76,6 +76,7 @@ def write_textfile(path: str, exposition: bytes) -> None:
 
 CHECK_RECORD = "last-check.json"     # check --on-change: what was last printed
 PAUSE_RECORD = "repair-pause.json"   # pause/resume
+OBSERVED_RECORD = "observed.json"    # what root's check saw of isakmpd, for serve
 
 
 def remove_record(path: str) -> bool:
