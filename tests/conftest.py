@@ -12,12 +12,35 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT.parent / "shared" / "openbsd-samples"
 FIXTURES = ROOT / "tests" / "fixtures"
+# A copy of the project's OpenBSD sample corpus, same tree and SOURCES.md files,
+# so that a plain clone of this repository tests with nothing beside it.
+SAMPLES = FIXTURES / "openbsd-samples"
 
 
 def sample(rel: str) -> str:
     return (SAMPLES / rel).read_text()
+
+
+def sample_files(*patterns: str) -> list[Path]:
+    """The samples under SAMPLES matching the glob patterns, sorted, for parametrize.
+
+    Every pattern must match at least one file: a corpus folder that is empty or
+    missing is a broken checkout, and it must fail collection loudly instead of
+    parametrizing a test over nothing, which pytest reports as a quiet skip.
+    """
+    found: set[Path] = set()
+    for pattern in patterns:
+        matches = [p for p in SAMPLES.glob(pattern) if p.is_file()]
+        if not matches:
+            raise FileNotFoundError(f"no sample matches {pattern!r} under {SAMPLES}")
+        found.update(matches)
+    return sorted(found)
+
+
+def sample_id(path: Path) -> str:
+    """A sample's name relative to SAMPLES: the key of the tests' EXPECTED tables."""
+    return path.relative_to(SAMPLES).as_posix()
 
 
 def fixture(rel: str) -> str:

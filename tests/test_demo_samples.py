@@ -1,4 +1,4 @@
-"""The demo host renders what the samples in ../shared/openbsd-samples show.
+"""The demo host renders what the samples in tests/fixtures/openbsd-samples show.
 
 For every sample of a command the demo answers, the demo is put into the
 state the sample shows (its invented users, addresses, counters and times)
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLES
 from obsdvpn_agent import commands as table
 from obsdvpn_agent.host.demo import DemoHost
 from obsdvpn_agent.parsers import ifconfig, ipsecctl, npppctl, pfctl, rcctl, sysctl
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NOW = 1_714_570_000.0  # a fixed clock: 2024-05-01, the samples' day
 

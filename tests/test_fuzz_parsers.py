@@ -8,7 +8,7 @@ no example database, so CI runs the same inputs every time):
   words of the real samples, which gets further into the parsers;
 - every truncation of the parser's own samples: at every line end and at
   several points inside every line (exhaustive, not sampled);
-- mutations of the real samples in /work/shared/openbsd-samples (and the
+- mutations of the real samples in tests/fixtures/openbsd-samples (and the
   tests/fixtures captures): lines deleted, duplicated, swapped, cut,
   re-indented, lines of other commands inserted, a number replaced by
   garbage (letters, a sign, a float, U+FFFD), junk inserted (TAB, NUL, CR,
@@ -49,11 +49,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from conftest import SAMPLES
 from obsdvpn_agent import parsers
 from obsdvpn_agent.parsers import (ParseError, ifconfig, ipsecctl, npppctl, npppd_users, pfctl,
                                    rcctl, sysctl)
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # Sized so the whole module runs in about 15 s on a 2-core CI runner.

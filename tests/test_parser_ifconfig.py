@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.ifconfig import (
     Inet6Address,
@@ -15,9 +16,8 @@ from obsdvpn_agent.parsers.ifconfig import (
     parse_ifconfig_error,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
-SAMPLE_FILES = sorted([*SAMPLES.glob("ifconfig/**/*.txt"),
-                       *SAMPLES.glob("derived/ifconfig/*.txt")])
+SAMPLE_FILES = sample_files("ifconfig/**/*.txt", "derived/ifconfig/*.txt",
+                            "derived2/ifconfig/*.txt")
 
 P2P_FLAGS = ("UP", "POINTOPOINT", "RUNNING", "MULTICAST")
 PPPX0 = Interface(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.ipsecctl import (
     IpsecFlow,
@@ -16,9 +17,8 @@ from obsdvpn_agent.parsers.ipsecctl import (
     parse_sas,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
-SAMPLE_FILES = sorted([*SAMPLES.glob("ipsecctl/**/*.txt"),
-                       *SAMPLES.glob("derived/ipsecctl/*.txt")])
+SAMPLE_FILES = sample_files("ipsecctl/**/*.txt", "derived/ipsecctl/*.txt",
+                            "derived2/ipsecctl/*.txt")
 # `ipsecctl -nv -f` output made of isakmpd FIFO commands only: not `-s` output at all.
 NOT_SHOW_OUTPUT = {"ipsecctl/regress-nvf/ike1.ok.txt"}
 

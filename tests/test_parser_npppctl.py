@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.npppctl import (
     NpppClear,
@@ -24,8 +25,7 @@ from obsdvpn_agent.parsers.npppctl import (
     parse_session_packets,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
-SAMPLE_FILES = sorted([*SAMPLES.glob("npppctl/**/*.txt"), *SAMPLES.glob("derived/npppctl/*.txt")])
+SAMPLE_FILES = sample_files("derived/npppctl/*.txt", "derived2/npppctl/*.txt")
 ALL_PPPX = (SAMPLES / "derived/npppctl/session-all-2-sessions-pppx.txt").read_text()
 ALL_PPPAC = (SAMPLES / "derived/npppctl/session-all-1-session-pppac.txt").read_text()
 

@@ -1,6 +1,6 @@
 """Tests of parsers/pfctl.py against real pfctl outputs and the printf formats.
 
-Samples: ../shared/openbsd-samples (see its SOURCES.md).  Fixtures:
+Samples: tests/fixtures/openbsd-samples (see its SOURCES.md).  Fixtures:
 tests/fixtures/pfctl (see tests/fixtures/SOURCES.md).  Extra lines built in
 here follow the printf formats named next to them (sbin/pfctl/pfctl_parser.c
 rev 1.352 print_status()/print_rule(), sbin/pfctl/pfctl.c rev 1.397).
@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.pfctl import (
     UNLIMITED, PfLimits, normalize_rule, parse_info, parse_limits, parse_rules,
     rulesets_equal,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pfctl"
 
-SI_FILES = sorted((SAMPLES / "derived" / "pfctl").glob("si-*.txt"))
-RULE_FILES = sorted(p for d in ("regress-nv", "regress-loaded", "regress-sr", "real")
-                    for p in (SAMPLES / "pfctl" / d).glob("*.txt"))
+SI_FILES = sample_files("derived/pfctl/si-*.txt")
+RULE_FILES = sample_files(*(f"pfctl/{d}/*.txt" for d in ("regress-nv", "regress-loaded",
+                                                          "regress-sr", "real")))
 
 
 def read(path: Path) -> str:
@@ -31,7 +31,7 @@ def read(path: Path) -> str:
 
 
 def test_the_samples_are_there():
-    # A missing shared/ checkout must fail loudly, not collect zero tests.
+    # A missing sample folder must fail loudly, not collect zero tests.
     assert len(SI_FILES) >= 3
     assert len(RULE_FILES) >= 12
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.rcctl import (
     DaemonAction,
@@ -21,8 +22,7 @@ from obsdvpn_agent.parsers.rcctl import (
     special_enabled,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
-SAMPLE_FILES = sorted([*SAMPLES.glob("rcctl/**/*.txt"), *SAMPLES.glob("derived/rcctl/*.txt")])
+SAMPLE_FILES = sample_files("rcctl/**/*.txt", "derived/rcctl/*.txt", "derived2/rcctl/*.txt")
 
 LS_ON = ("check_quotas", "cron", "dhcpleased", "ipsec", "isakmpd", "library_aslr", "npppd",
          "ntpd", "pf", "pflogd", "resolvd", "slaacd", "smtpd", "sndiod", "sshd", "syslogd")
