@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,22 @@ EXPECTED = {
         inet6=(Inet6Address("fe80::1000:ff:feab:cdff%sec1", None, 64),
                Inet6Address("2001:db8:45::45", "2001:db8:23::23", 128)),
         unknown_lines=0),),
+    # derived2/: descriptions as npppd sets them (the username): cut at IFDESCRSIZE-1 = 63
+    # bytes, UTF-8 and blanks kept as they are.
+    "derived2/ifconfig/derived-pppx-3-desc-truncated-utf8-blank.txt": (
+        dataclasses.replace(
+            PPPX0, mtu=1360,
+            description="Jean-Baptiste de la Fontaine-Rochefoucauld: field engineer, sit"),
+        dataclasses.replace(PPPX0, name="pppx1", description="m\u00fcller", index=8,
+                            inet=(InetAddress("10.0.0.1", "10.0.0.3", "0xffffffff", None),)),
+        dataclasses.replace(PPPX0, name="pppx2", description="Jean Dupont", index=9,
+                            inet=(InetAddress("10.0.0.1", "10.0.0.4", "0xffffffff", None),)),
+    ),
+    # No description line when it is empty; ` rdomain %d` on the header line.
+    "derived2/ifconfig/derived-pppx-nodesc-rdomain.txt": (
+        dataclasses.replace(PPPX0, name="pppx3", description=None, index=10,
+                            inet=(InetAddress("10.0.0.1", "10.0.0.5", "0xffffffff", None),)),
+    ),
 }
 
 

@@ -68,6 +68,17 @@ EXPECTED = {
         (DaemonAction("sshd", "ok"), DaemonAction("sshd", "ok"))),
     "rcctl/real/oams63-rcctl-stop-sndiod.txt": (
         lambda t: parse_action(t, "rcctl stop sndiod"), (DaemonAction("sndiod", "ok"),)),
+    # derived2/: flags as typed (two words, or one getopt cluster) come back verbatim;
+    # judging whether they hold -K is the check's job, not the parser's.
+    "derived2/rcctl/derived-get-isakmpd-flags-Kv.txt": (
+        lambda t: parse_get_flags(t, 0, "isakmpd"), DaemonFlags("isakmpd", True, "-K -v")),
+    "derived2/rcctl/derived-get-isakmpd-flags-cluster.txt": (
+        lambda t: parse_get_flags(t, 0, "isakmpd"), DaemonFlags("isakmpd", True, "-Kv")),
+    # Kept in the order printed (this sample has ntpd before npppd, which `sort` would not
+    # print; the parser does not reorder).
+    "derived2/rcctl/derived-ls-on-7x-many.txt": (parse_ls, (
+        "check_quotas", "cron", "ipsec", "isakmpd", "library_aslr", "ntpd", "npppd", "pf",
+        "pflogd", "slaacd", "smtpd", "sndiod", "sshd", "syslogd")),
 }
 
 

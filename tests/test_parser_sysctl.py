@@ -44,6 +44,10 @@ EXPECTED = {
         lambda text: parse_get("", text), SysctlReading((), ("net.inet.ip.nosuch",), ())),
     "derived/sysctl/unknown-top-level-stderr.txt": (
         lambda text: parse_get("", text), SysctlReading((), ("foo.bar",), ())),
+    # derived2/: both names the agent reads, in one `sysctl A B` call.
+    "derived2/sysctl/derived-get-forwarding-pipex.txt": (
+        parse_get, SysctlReading((("net.inet.ip.forwarding", "1"), ("net.pipex.enable", "1")),
+                                 (), ())),
 }
 
 
