@@ -34,10 +34,10 @@ import platform
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
-import ssl
 import tempfile
 import threading
 import time
@@ -289,11 +289,12 @@ def collector_durations(body: bytes) -> dict[str, float]:
 def cold_checks(state: Path, runs: int, env: dict[str, str] | None = None) -> dict:
     argv = agent_argv() + ["--demo-state", str(state), "check", "--quiet"]
     env = ENV if env is None else env
-    subprocess.run(argv, capture_output=True, timeout=60, env=env)  # writes the .pyc; not timed
+    # Writes the .pyc; not timed.
+    subprocess.run(argv, check=False, capture_output=True, timeout=60, env=env)
     walls, codes = [], set()
     for _ in range(runs):
         t0 = time.perf_counter()
-        p = subprocess.run(argv, capture_output=True, timeout=60, env=env)
+        p = subprocess.run(argv, check=False, capture_output=True, timeout=60, env=env)
         walls.append(time.perf_counter() - t0)
         codes.add(p.returncode)
     return {"runs": runs, "median_ms": statistics.median(walls) * 1e3,
@@ -623,8 +624,8 @@ def robustness_targets(r: dict) -> list[tuple[str, str, bool]]:
     tls, render = r["tls_stalled_client"], r["demo_render_5000_sessions"]
     p99 = load["p99_ms"]
     return [
-        (f"{LOAD_SCRAPERS} concurrent scrapers: no error, >= {LOAD_SCRAPERS * 10} scrapes "
-         f"in {LOAD_DURATION_S:g} s", f"{load['served']} scrapes, {load['error_count']} errors",
+        ((f"{LOAD_SCRAPERS} concurrent scrapers: no error, >= {LOAD_SCRAPERS * 10} scrapes "
+         f"in {LOAD_DURATION_S:g} s"), f"{load['served']} scrapes, {load['error_count']} errors",
          load["error_count"] == 0 and load["served"] >= LOAD_SCRAPERS * 10),
         (f"{LOAD_SCRAPERS} concurrent scrapers: p99 < 200 ms",
          "-" if p99 is None else f"{p99:.1f} ms", p99 is not None and p99 < 200),
@@ -647,10 +648,10 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    node = subprocess.run([node_exporter_path(), "--version"], capture_output=True,
+    node = subprocess.run([node_exporter_path(), "--version"], check=False, capture_output=True,
                           text=True).stdout.splitlines()
-    agent = subprocess.run(agent_argv() + ["--version"], capture_output=True, text=True,
-                           env=ENV).stdout.strip()
+    agent = subprocess.run(agent_argv() + ["--version"], check=False, capture_output=True,
+                           text=True, env=ENV).stdout.strip()
     return {"cpu": cpu, "cpus": os.cpu_count(), "kernel": platform.release(),
             "python": platform.python_version(), "agent": agent,
             "node_exporter": node[0] if node else "?",
@@ -675,17 +676,17 @@ def targets(results: dict) -> list[tuple[str, str, bool]]:
 def markdown(results: dict) -> str:
     m = results["machine"]
     lines = [
-        f"Measured by `make bench` on {m['cpu']} ({m['cpus']} CPUs, load "
+        (f"Measured by `make bench` on {m['cpu']} ({m['cpus']} CPUs, load "
         f"{m['loadavg_1m_at_start']:.1f} at start), Linux {m['kernel']}, Python {m['python']}, "
         f"{m['agent']}, "
         f"{m['node_exporter']}. Each server: one keep-alive HTTP/1.1 connection on loopback, "
         f"{WARMUP} warm-up then up to {SCRAPES} GET /metrics (text format, no gzip); "
         "node_exporter (`--collector.disable-defaults --collector.textfile`) serves the agent's "
-        "own exposition (`obsdvpn-agent metrics`) of the same demo host from a textfile.",
+        "own exposition (`obsdvpn-agent metrics`) of the same demo host from a textfile."),
         "",
-        "| sessions | series (agent / node_exporter) | agent p50 | agent p99 | agent CPU/scrape "
+        ("| sessions | series (agent / node_exporter) | agent p50 | agent p99 | agent CPU/scrape "
         "| node_exporter p50 | node_exporter p99 | node_exporter CPU/scrape | p50 ratio "
-        "| collection | serve RSS | cold `check --quiet` |",
+        "| collection | serve RSS | cold `check --quiet` |"),
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["sizes"]:
@@ -700,16 +701,16 @@ def markdown(results: dict) -> str:
     ci = results["check_quiet_demo_default_inherited_env"]
     lines += [
         "",
-        "*collection*: one `serve` collection (gather, checks, text and OpenMetrics render, "
+        ("*collection*: one `serve` collection (gather, checks, text and OpenMetrics render, "
         "gzip copies, status page; median of 3), done once per `--interval`; scrapes only copy "
         "its bytes. *serve RSS*: after the first collection, before any scrape. *cold `check "
         f"--quiet`*: median wall time of {CHECK_RUNS_PER_SIZE} runs, each a new process, "
         "bytecode cached as on an installed system. node_exporter's series count includes its "
-        "own (go_, process_, promhttp_, node_textfile_).",
+        "own (go_, process_, promhttp_, node_textfile_)."),
         "",
-        f"- Cold `check --quiet` on the demo host (3 sessions): median {c['median_ms']:.0f} ms "
+        (f"- Cold `check --quiet` on the demo host (3 sessions): median {c['median_ms']:.0f} ms "
         f"(min {c['min_ms']:.0f}, max {c['max_ms']:.0f}) over {c['runs']} runs; with the "
-        f"environment as inherited ({ci['note']}): {ci['median_ms']:.0f} ms.",
+        f"environment as inherited ({ci['note']}): {ci['median_ms']:.0f} ms."),
     ]
     at = next(r for r in results["sizes"] if r["sessions"] == TARGET_SIZE)
     st = at.get("serve_rss_steady")

@@ -58,8 +58,9 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 60,
     full_env.pop("OBSDVPN_AGENT_CONFIG", None)
     if env:
         full_env.update(env)
-    return subprocess.run([sys.executable, "-m", "obsdvpn_agent", *args], capture_output=True,
-                          text=True, timeout=timeout, env=full_env, input=input)
+    return subprocess.run([sys.executable, "-m", "obsdvpn_agent", *args], check=False,
+                          capture_output=True, text=True, timeout=timeout, env=full_env,
+                          input=input)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

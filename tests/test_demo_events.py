@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-
 from obsdvpn_agent import commands as table
 from obsdvpn_agent.cli_demo import demo
 from obsdvpn_agent.host.demo import SCENARIOS, DemoHost, EventError, events
@@ -246,14 +245,14 @@ def test_cli_break_list_and_break(cli):
 
 
 @pytest.mark.parametrize("args,message", [
-    (("connect", "mallory"), "obsdvpn-agent demo: no user 'mallory' in "
-                             "/etc/npppd/npppd-users\n"),
+    (("connect", "mallory"), ("obsdvpn-agent demo: no user 'mallory' in "
+                             "/etc/npppd/npppd-users\n")),
     (("crash", "nosuchd"), "obsdvpn-agent demo: no daemon called 'nosuchd' on this host\n"),
-    (("break", "nosuch"), "obsdvpn-agent demo: unknown scenario 'nosuch'; see "
-                          "`demo break --list`\n"),
+    (("break", "nosuch"), ("obsdvpn-agent demo: unknown scenario 'nosuch'; see "
+                          "`demo break --list`\n")),
     (("break",), "obsdvpn-agent demo: name a scenario (demo break --list shows them)\n"),
-    (("reset", "--sessions", "-1"), "obsdvpn-agent demo: --sessions must be between 0 and "
-                                    "60000\n"),
+    (("reset", "--sessions", "-1"), ("obsdvpn-agent demo: --sessions must be between 0 and "
+                                    "60000\n")),
 ])
 def test_cli_errors_are_one_line_exit_3(cli, args, message):
     result = cli(*args)

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import run_cli, sample_snapshot_document
 from obsdvpn_agent import cli as cli_module
 from obsdvpn_agent.config import Config
@@ -48,7 +47,7 @@ TIMINGS: dict[str, float] = {}
 class StandInHost(LocalHost):
     """LocalHost with every absolute path (commands and files) moved under `root`."""
 
-    def __init__(self, root: Path) -> None:   # noqa: D107 - skips the OpenBSD check on purpose
+    def __init__(self, root: Path) -> None:
         self.root = root
         self.label = f"stand-in:{root}"
         self._is_root = True
@@ -140,7 +139,7 @@ def get(server, path: str = "/metrics", timeout: float = 15) -> tuple[int, str, 
 def gauge(text: str, name: str) -> dict[str, float]:
     """label value -> sample value of a metric with one label."""
     return {m[1]: float(m[2]) for m in
-            re.finditer(rf'^obsdvpn_{name}\{{\w+="([^"]*)"\}} (\S+)$', text, re.M)}
+            re.finditer(rf'^obsdvpn_{name}\{{\w+="([^"]*)"\}} (\S+)$', text, re.MULTILINE)}
 
 
 def check_status(text: str) -> dict[str, float]:
@@ -149,7 +148,7 @@ def check_status(text: str) -> dict[str, float]:
 
 def summary(page: str, check: str) -> str:
     """The landing page's summary cell of one check (HTML-escaped)."""
-    m = re.search(rf"<td>{re.escape(check)}</td><td>\w+</td><td>(.*?)</td>", page, re.S)
+    m = re.search(rf"<td>{re.escape(check)}</td><td>\w+</td><td>(.*?)</td>", page, re.DOTALL)
     assert m, f"{check} not on the landing page"
     assert "\n" not in m.group(1), f"{check}: the reason is not one line"
     return m.group(1)
@@ -213,7 +212,7 @@ def test_scrapes_during_a_hanging_collection_are_answered_at_once(tmp_path):
     hang_or_answer = (f'[ -e "{flag}" ] && exec sleep 30; cat "{tmp_path}/data/{data_si}.out"; '
                       "exit 0")
     host = StandInHost(build_root(tmp_path, scripts={PFCTL_SI: hang_or_answer}))
-    with exporter(host, FAST, interval_s=0.2) as (server, collector):
+    with exporter(host, FAST, interval_s=0.2) as (server, _collector):
         _, text, _ = get(server)
         only_failing(text)
         flag.touch()
@@ -343,8 +342,8 @@ def _many_interfaces(n: int) -> bytes:
         lines += [f"pppx{i}: flags=8051<UP,POINTOPOINT,RUNNING,MULTICAST> mtu 1400",
                   f"\tdescription: user{i}", f"\tindex {i + 7} priority 0 llprio 3",
                   "\tgroups: pppx",
-                  f"\tinet 10.0.0.1 --> 10.{i // 65536}.{i // 256 % 256}.{i % 256} "
-                  "netmask 0xffffffff"]
+                  (f"\tinet 10.0.0.1 --> 10.{i // 65536}.{i // 256 % 256}.{i % 256} "
+                  "netmask 0xffffffff")]
     return ("\n".join(lines) + "\n").encode()
 
 

@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, ROOT, SAMPLES, sample_files
 
 # Every folder of the corpus that a test globs or reads.
@@ -58,7 +57,8 @@ def _sources_of(path: Path) -> str:
 
 
 FIXTURE_FILES = sorted(p for p in FIXTURES.rglob("*")
-                       if p.is_file() and p.name not in NOT_SAMPLES)
+                       if p.is_file() and p.name not in NOT_SAMPLES
+                       and "__pycache__" not in p.parts)
 
 
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.relative_to(FIXTURES).as_posix())

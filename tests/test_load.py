@@ -27,7 +27,6 @@ import time
 
 import psutil
 import pytest
-
 from conftest import ServeProcess, sample_snapshot_document
 from obsdvpn_agent.commands import probe_commands
 from obsdvpn_agent.config import Config
@@ -72,7 +71,8 @@ def load(host: str, port: int, duration_s: float, scrapers: int = SCRAPERS) -> d
                 t0 = time.monotonic()
                 body = scrape(conn)
                 mine.append(time.monotonic() - t0)
-                m = re.search(rb"^obsdvpn_last_collection_timestamp_seconds (\S+)$", body, re.M)
+                m = re.search(rb"^obsdvpn_last_collection_timestamp_seconds (\S+)$", body,
+                              re.MULTILINE)
                 seen.add(m.group(1).decode() if m else "missing")
                 if not keep:
                     conn.close()

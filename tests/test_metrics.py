@@ -7,14 +7,13 @@ import json
 import re
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from conftest import ROOT, run_cli, sample_snapshot_document
 from obsdvpn_agent.checks import evaluate
 from obsdvpn_agent.config import Config
 from obsdvpn_agent.host.snapshot import SnapshotHost
 from obsdvpn_agent.metrics import render
 from obsdvpn_agent.probes import ProbeFailure, gather
+from prometheus_client.parser import text_string_to_metric_families
 
 REPAIR = {"time": 1700000000.0, "exit_code": 1, "actions": {"applied": 2, "failed": 0}}
 
@@ -41,7 +40,7 @@ def exposed_names(text: str) -> set[str]:
 def readme_names() -> list[str]:
     readme = (ROOT / "README.md").read_text()
     table = readme.split("<!-- metrics-table -->")[1].split("<!-- /metrics-table -->")[0]
-    return re.findall(r"^\| `(obsdvpn_[a-z0-9_]+)` \|", table, re.M)
+    return re.findall(r"^\| `(obsdvpn_[a-z0-9_]+)` \|", table, re.MULTILINE)
 
 
 def test_readme_catalogue_matches_the_exposition(facts):

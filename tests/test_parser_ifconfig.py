@@ -6,7 +6,6 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-
 from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.ifconfig import (
@@ -164,12 +163,12 @@ PPPX0_TEXT = (SAMPLES / "derived/ifconfig/pppx0-session.txt").read_text()
     ("pppx: no such interface\n", 1),
     ("lorem ipsum\ndolor\n", 1),
     ("", None),                                                  # nothing at all
-    ("sec1: flags=8051<UP,POINTOPOINT,RUNNING,MULTICAST> mtu 1280\n"
+    (("sec1: flags=8051<UP,POINTOPOINT,RUNNING,MULTICAST> mtu 1280\n"
      "\tindex 7 priority 0 llprio 3\n"
-     "\tinet6 2001:db8:45::45 --> 2001:db8:23::23 tentative\n", 3),   # no prefixlen
-    ("sec1: flags=8051<UP,POINTOPOINT,RUNNING,MULTICAST> mtu 1280\n"
+     "\tinet6 2001:db8:45::45 --> 2001:db8:23::23 tentative\n"), 3),   # no prefixlen
+    (("sec1: flags=8051<UP,POINTOPOINT,RUNNING,MULTICAST> mtu 1280\n"
      "\tindex 7 priority 0 llprio 3\n"
-     "\tinet6 2001:db8:45::45 prefixlen 128 shiny\n", 3),        # unknown inet6 word
+     "\tinet6 2001:db8:45::45 prefixlen 128 shiny\n"), 3),        # unknown inet6 word
 ])
 def test_bad_output_raises(text: str, lineno: int | None):
     with pytest.raises(ParseError) as err:

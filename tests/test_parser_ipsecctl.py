@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.ipsecctl import (
@@ -333,8 +332,8 @@ SA_LINE = "esp transport from 203.0.113.10 to 192.0.2.1 spi 0x1234abcd auth hmac
     (FLOW_LINE.replace("type use", "type maybe"), 1),           # unknown flow type
     (FLOW_LINE.replace("from", "fro"), 1),
     (FLOW_LINE[:40], 1),                                         # cut mid-line
-    ("flow esp in from 10.0.0.0/24 to 10.1.0.0/24 peer 192.0.2.1 type use\n"
-     "flow esp out from 10.1.0.0/24 to", 2),
+    (("flow esp in from 10.0.0.0/24 to 10.1.0.0/24 peer 192.0.2.1 type use\n"
+     "flow esp out from 10.1.0.0/24 to"), 2),
     ("No flows\n", 1),                                           # -s all only
     ("ipsecctl: ipsecctl_get_rules: sysctl: Operation not permitted\n", 1),
     ("random garbage\nmore\n", 1),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.npppd_users import parse_usernames, redact
 

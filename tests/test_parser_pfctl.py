@@ -11,11 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.pfctl import (
-    UNLIMITED, PfInfo, PfLimits, normalize_rule, parse_info, parse_limits, parse_rules,
+    UNLIMITED,
+    PfInfo,
+    PfLimits,
+    normalize_rule,
+    parse_info,
+    parse_limits,
+    parse_rules,
     rulesets_equal,
 )
 
@@ -45,16 +50,16 @@ PFRES_NAMES_7X = ("match", "bad-offset", "fragment", "short", "normalize", "memo
                   "synproxy", "translate", "no-route")
 
 SI_EXPECTED = {
-    "si-enabled-7x.txt": dict(enabled=True, status_for_s=3723, states_current=37,
-                              searches=1234567, inserts=8910, removals=8873,
-                              match=9876, short=3, state_mismatch=2),
-    "si-disabled-7x.txt": dict(enabled=False, status_for_s=12 * 86400 + 3 * 3600 + 4 * 60 + 5,
-                               states_current=0, searches=120034, inserts=412,
-                               removals=412, match=530, short=0, state_mismatch=0),
-    "si-disabled-zero-runtime-7x.txt": dict(enabled=False, status_for_s=None,
-                                            states_current=37, searches=1234567,
-                                            inserts=8910, removals=8873, match=9876,
-                                            short=3, state_mismatch=2),
+    "si-enabled-7x.txt": {"enabled": True, "status_for_s": 3723, "states_current": 37,
+                              "searches": 1234567, "inserts": 8910, "removals": 8873,
+                              "match": 9876, "short": 3, "state_mismatch": 2},
+    "si-disabled-7x.txt": {"enabled": False, "status_for_s": 12 * 86400 + 3 * 3600 + 4 * 60 + 5,
+                               "states_current": 0, "searches": 120034, "inserts": 412,
+                               "removals": 412, "match": 530, "short": 0, "state_mismatch": 0},
+    "si-disabled-zero-runtime-7x.txt": {"enabled": False, "status_for_s": None,
+                                            "states_current": 37, "searches": 1234567,
+                                            "inserts": 8910, "removals": 8873, "match": 9876,
+                                            "short": 3, "state_mismatch": 2},
 }
 
 
@@ -268,7 +273,7 @@ def test_parse_limits_unlimited_and_unknown_line():
 
 def test_states_hard_limit_without_states_raises():
     with pytest.raises(ParseError):
-        PfLimits(limits=(("frags", 1),)).states_hard_limit
+        _ = PfLimits(limits=(("frags", 1),)).states_hard_limit
 
 
 @pytest.mark.parametrize("mutate, reason", [

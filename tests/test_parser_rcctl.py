@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
 from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.rcctl import (
@@ -48,8 +45,8 @@ EXPECTED = {
         lambda t: parse_check(t, "", 1, "npppd"), DaemonCheck("npppd", False)),
     "derived/rcctl/check-pf-special-stderr.txt": (
         _reason(lambda t: parse_check("", t, 1, "pf")),
-        "pf is a special service, not a daemon: rcctl has no rc.d(8) script to check "
-        "(see `rcctl ls on`)"),
+        ("pf is a special service, not a daemon: rcctl has no rc.d(8) script to check "
+        "(see `rcctl ls on`)")),
     "derived/rcctl/get-ipsec.txt": (
         lambda t: parse_get(t, "ipsec"), RcService("ipsec", (("flags", "YES"),), None, True)),
     "derived/rcctl/get-isakmpd-flags.txt": (

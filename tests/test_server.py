@@ -10,7 +10,6 @@ import threading
 import time
 
 import pytest
-
 from conftest import ServeProcess, sample_snapshot_document
 from obsdvpn_agent.config import Config
 from obsdvpn_agent.host.snapshot import SnapshotHost
@@ -123,8 +122,8 @@ def test_serve_process_stops_cleanly_on_sigterm(snapshot_dir):
 def test_check_state_changes_are_logged_once_each(tmp_path, caplog):
     import logging
 
-    from obsdvpn_agent.host.demo import DemoHost
     from conftest import run_cli
+    from obsdvpn_agent.host.demo import DemoHost
 
     state = tmp_path / "demo.json"
     host = DemoHost(state)
@@ -152,8 +151,8 @@ def test_sighup_reloads_the_configuration(tmp_path):
         conn = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=10)
         conn.request("GET", "/metrics")
         body = conn.getresponse().read().decode()
-        return [ln for ln in body.splitlines()
-                if ln.startswith('obsdvpn_check_status{check="pf.vpn_rules"}')][0]
+        return next(ln for ln in body.splitlines()
+                if ln.startswith('obsdvpn_check_status{check="pf.vpn_rules"}'))
 
     try:
         assert vpn_rules_status().endswith(" 0.0")
@@ -172,10 +171,9 @@ def test_sighup_reloads_the_configuration(tmp_path):
 
 
 def test_failed_collection_is_served_as_unknown_not_as_the_last_good_one(snapshot_dir):
+    from obsdvpn_agent.server import CollectionError
     from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
     from prometheus_client.parser import text_string_to_metric_families
-
-    from obsdvpn_agent.server import CollectionError
 
     host = SnapshotHost(str(snapshot_dir))
     broken = {"now": False}
