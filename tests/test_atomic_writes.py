@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import sample_snapshot_document
 from obsdvpn_agent import metrics
 from obsdvpn_agent.checks import evaluate

@@ -7,6 +7,7 @@ import dataclasses
 import json
 
 import pytest
+
 from conftest import sample_snapshot_document
 from obsdvpn_agent.checks import Result, Status, check_ids, evaluate, worst
 from obsdvpn_agent.config import Config, ExpectedSysctl

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from conftest import run_cli
 from obsdvpn_agent.config import Config, ConfigError, load, to_toml
 

@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from conftest import run_cli, sample_snapshot_document
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,6 +8,7 @@ sysctl.c, ifconfig.c rev 1.476, npppctl.c rev 1.10, ike.c, pfkey.c).
 from __future__ import annotations
 
 import pytest
+
 from obsdvpn_agent import commands as table
 from obsdvpn_agent.host.demo import DemoHost
 

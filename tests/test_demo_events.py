@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
+
 from obsdvpn_agent import commands as table
 from obsdvpn_agent.cli_demo import demo
 from obsdvpn_agent.host.demo import SCENARIOS, DemoHost, EventError, events

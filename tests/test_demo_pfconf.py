@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from obsdvpn_agent.host.demo.ipsecconf import IpsecConfError, read_ipsecconf
 from obsdvpn_agent.host.demo.pfconf import Net, PfConfError, compile_pfconf
 from obsdvpn_agent.parsers import pfctl

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import SAMPLES
 from obsdvpn_agent import commands as table
 from obsdvpn_agent.host.demo import DemoHost

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from obsdvpn_agent.host.base import HostError
 from obsdvpn_agent.host.demo import DemoHost, DemoStateError, default_state_path
 

@@ -27,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from conftest import free_port
 from test_dashboard import dashboard_queries, load_dashboard, substitute
 

@@ -30,10 +30,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from conftest import ServeProcess, free_port, run_cli, sample_snapshot_document
 from obsdvpn_agent.config import DEFAULT_LISTEN, Config, load
 from obsdvpn_agent.server import is_loopback
-from prometheus_client.parser import text_string_to_metric_families
 
 NPPPCTL = ("/usr/sbin/npppctl", "-n", "session", "all")
 IFCONFIG = ("/sbin/ifconfig", "pppx")

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from conftest import run_cli, sample_snapshot_document
 from obsdvpn_agent import cli as cli_module
 from obsdvpn_agent.config import Config

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from conftest import FIXTURES, ROOT, SAMPLES, sample_files
 
 # Every folder of the corpus that a test globs or reads.

@@ -47,9 +47,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLES
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
+from conftest import SAMPLES
 from obsdvpn_agent import parsers
 from obsdvpn_agent.parsers import (
     ParseError,

@@ -27,6 +27,7 @@ import time
 
 import psutil
 import pytest
+
 from conftest import ServeProcess, sample_snapshot_document
 from obsdvpn_agent.commands import probe_commands
 from obsdvpn_agent.config import Config

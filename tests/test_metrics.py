@@ -7,13 +7,14 @@ import json
 import re
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from conftest import ROOT, run_cli, sample_snapshot_document
 from obsdvpn_agent.checks import evaluate
 from obsdvpn_agent.config import Config
 from obsdvpn_agent.host.snapshot import SnapshotHost
 from obsdvpn_agent.metrics import render
 from obsdvpn_agent.probes import ProbeFailure, gather
-from prometheus_client.parser import text_string_to_metric_families
 
 REPAIR = {"time": 1700000000.0, "exit_code": 1, "actions": {"applied": 2, "failed": 0}}
 

@@ -14,6 +14,7 @@ import types
 from pathlib import Path
 
 import pytest
+
 from obsdvpn_agent import commands, privilege
 from obsdvpn_agent.config import Config
 from obsdvpn_agent.privilege import (

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import run_cli
 
 DRIFTS = ["reboot-drift", "isakmpd-down", "flags-lost", "ipsec-disabled", "pf-disabled",

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import ServeProcess, run_cli
 
 OUTPUTS: dict[str, str] = {}

@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+
 from conftest import ServeProcess, sample_snapshot_document
 from obsdvpn_agent.config import Config
 from obsdvpn_agent.host.snapshot import SnapshotHost
@@ -171,9 +172,10 @@ def test_sighup_reloads_the_configuration(tmp_path):
 
 
 def test_failed_collection_is_served_as_unknown_not_as_the_last_good_one(snapshot_dir):
-    from obsdvpn_agent.server import CollectionError
     from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
     from prometheus_client.parser import text_string_to_metric_families
+
+    from obsdvpn_agent.server import CollectionError
 
     host = SnapshotHost(str(snapshot_dir))
     broken = {"now": False}
