@@ -1,11 +1,13 @@
 # Two commands do all the set-up on a fresh Debian machine:
 #   make demo   installs the agent in .venv and serves the simulated VPN host
 #   make test   installs what the tests need (Debian's prometheus, mksh) and runs them all
+#   make lint   mypy --strict on the package, ruff on the package, tests and bench
+#   make golden rewrites tests/fixtures/golden/demo-metrics.prom after a deliberate change
 PYTHON ?= python3
 VENV ?= .venv
 LISTEN ?= 127.0.0.1:8469
 
-.PHONY: demo test deps venv bench
+.PHONY: demo test deps venv bench lint golden
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,14 @@ demo: venv
 
 test: deps venv
 	$(VENV)/bin/python -m pytest -q
+
+lint: venv
+	$(VENV)/bin/python -m mypy --strict agent/obsdvpn_agent
+	$(VENV)/bin/python -m ruff check agent tests bench
+
+golden: venv
+	OBSDVPN_REGEN_GOLDEN=1 $(VENV)/bin/python -m pytest -q tests/test_golden.py
+	git diff --stat -- tests/fixtures/golden/
 
 bench: deps venv
 	$(VENV)/bin/python bench/bench.py

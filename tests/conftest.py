@@ -5,19 +5,46 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT.parent / "shared" / "openbsd-samples"
 FIXTURES = ROOT / "tests" / "fixtures"
+# A copy of the project's OpenBSD sample corpus, same tree and SOURCES.md files,
+# so that a plain clone of this repository tests with nothing beside it.
+SAMPLES = FIXTURES / "openbsd-samples"
 
 
 def sample(rel: str) -> str:
     return (SAMPLES / rel).read_text()
+
+
+def sample_files(*patterns: str) -> list[Path]:
+    """The samples under SAMPLES matching the glob patterns, sorted, for parametrize.
+
+    Every pattern must match at least one file: a corpus folder that is empty or
+    missing is a broken checkout, and it must fail collection loudly instead of
+    parametrizing a test over nothing, which pytest reports as a quiet skip.
+    """
+    found: set[Path] = set()
+    for pattern in patterns:
+        matches = [p for p in SAMPLES.glob(pattern) if p.is_file()]
+        if not matches:
+            raise FileNotFoundError(f"no sample matches {pattern!r} under {SAMPLES}")
+        found.update(matches)
+    return sorted(found)
+
+
+def sample_id(path: Path) -> str:
+    """A sample's name relative to SAMPLES: the key of the tests' EXPECTED tables."""
+    return path.relative_to(SAMPLES).as_posix()
 
 
 def fixture(rel: str) -> str:
@@ -31,8 +58,103 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 60,
     full_env.pop("OBSDVPN_AGENT_CONFIG", None)
     if env:
         full_env.update(env)
-    return subprocess.run([sys.executable, "-m", "obsdvpn_agent", *args], capture_output=True,
-                          text=True, timeout=timeout, env=full_env, input=input)
+    return subprocess.run([sys.executable, "-m", "obsdvpn_agent", *args], check=False,
+                          capture_output=True, text=True, timeout=timeout, env=full_env,
+                          input=input)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on loopback `host` that nothing listens on right now.
+
+    Only where port 0 cannot be used: programs that do not say which port they
+    bound (prometheus, node-exporter) and the agent's config file (which
+    refuses port 0).  `serve --listen 127.0.0.1:0` reports the port it bound,
+    see ServeProcess.  Another process may take the port before it is used, so
+    a test fails (never hangs) if it is gone.
+    """
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# cli.py serve logs this once its socket listens, with the port the kernel chose.
+_SERVING = re.compile(r"serving .* on https?://(.+):([0-9]+)/metrics")
+
+
+class ServeProcess:
+    """`obsdvpn-agent ARGS` (a serve command) in a new process, and the port it bound.
+
+    Give serve `--listen 127.0.0.1:0` (or a config with port 0) and read `port`:
+    serve logs `serving ... on http://127.0.0.1:PORT/metrics` on stderr when its
+    socket listens.  Threads drain stdout and stderr the whole time (a chatty
+    `serve -v` would otherwise block on a full pipe) and keep them for the test.
+    """
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        full_env = dict(os.environ)
+        full_env.pop("OBSDVPN_AGENT_CONFIG", None)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen([sys.executable, "-m", "obsdvpn_agent", *args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=full_env)
+        self._lines: list[str] = []
+        self._out: list[str] = []
+        self._address: tuple[str, int] | None = None
+        self._reported = threading.Event()
+        self._readers = (threading.Thread(target=self._read, daemon=True),
+                         threading.Thread(target=self._drain_stdout, daemon=True))
+        for reader in self._readers:
+            reader.start()
+
+    def _drain_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        self._out.extend(self.proc.stdout)
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._lines.append(line)
+            m = _SERVING.search(line)
+            if m and self._address is None:
+                self._address = (m.group(1), int(m.group(2)))
+                self._reported.set()
+        self._reported.set()            # EOF: serve exited without (or after) listening
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._lines)
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self._out)
+
+    def wait_listening(self, timeout: float = 20) -> tuple[str, int]:
+        """The (host, port) serve reported; fails if it exits or stays silent first."""
+        if not self._reported.wait(timeout):
+            raise AssertionError(f"serve reported no port within {timeout} s:\n{self.stderr}")
+        if self._address is None:
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"serve exited {self.proc.returncode} without listening:\n"
+                                 f"{self.stderr}")
+        return self._address
+
+    @property
+    def port(self) -> int:
+        return self.wait_listening()[1]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> str:
+        """Signal serve (if still running), wait for it, and return all of its stderr."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for reader in self._readers:
+            reader.join(timeout)
+        return self.stderr
 
 
 # npppd-users in the layout of npppd-users(5) EXAMPLES; the passwords are the

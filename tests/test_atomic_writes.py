@@ -186,7 +186,7 @@ def test_write_atomically_crash_keeps_the_old_file(tmp_path, monkeypatch, step):
 class _Host(local.LocalHost):
     """LocalHost (its write_file) with /etc moved under a temporary root."""
 
-    def __init__(self, root: Path) -> None:   # noqa: D107 - skips the OpenBSD check
+    def __init__(self, root: Path) -> None:
         self.root, self.label, self._is_root, self._doas_argvs = root, "t", True, frozenset()
 
     def read_file(self, path):
@@ -233,16 +233,14 @@ def test_demo_state_change_that_crashes_leaves_the_old_state(tmp_path, monkeypat
         if name == "chmod":
             continue                              # the state store does not chmod
         monkeypatch.setattr(state_module.os, name, make(getattr(os, name)))
-        with pytest.raises(Crash):
-            with store.change() as state:
-                state["n"] = 2
+        with pytest.raises(Crash), store.change() as state:
+            state["n"] = 2
         monkeypatch.undo()
         assert path.read_bytes() == before, name
         assert _leftovers(tmp_path, {"state.json", "state.json.lock"}) == [], name
-    with pytest.raises(Crash):                    # an event that fails half-way
-        with store.change() as state:
-            state["n"] = 3
-            raise Crash()
+    with pytest.raises(Crash), store.change() as state:   # an event that fails half-way
+        state["n"] = 3
+        raise Crash()
     assert json.loads(path.read_text())["n"] == 1
 
 

@@ -1,7 +1,7 @@
 """The demo's pf.conf and ipsec.conf readers: print_rule() layout and parse.y errors.
 
 Expected rule lines are those OpenBSD printed in the corpus: the guide's
-`pfctl -vnf` (../shared/openbsd-samples/SOURCES.md, "Facts from the guide"),
+`pfctl -vnf` (tests/fixtures/openbsd-samples/SOURCES.md, "Facts from the guide"),
 pfctl/real/oams63-sr.txt and the regress .ok files (pf4, pf13, pf48, pf87).
 """
 

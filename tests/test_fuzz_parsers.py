@@ -8,7 +8,7 @@ no example database, so CI runs the same inputs every time):
   words of the real samples, which gets further into the parsers;
 - every truncation of the parser's own samples: at every line end and at
   several points inside every line (exhaustive, not sampled);
-- mutations of the real samples in /work/shared/openbsd-samples (and the
+- mutations of the real samples in tests/fixtures/openbsd-samples (and the
   tests/fixtures captures): lines deleted, duplicated, swapped, cut,
   re-indented, lines of other commands inserted, a number replaced by
   garbage (letters, a sign, a float, U+FFFD), junk inserted (TAB, NUL, CR,
@@ -42,18 +42,28 @@ import dataclasses
 import inspect
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from conftest import SAMPLES
 from obsdvpn_agent import parsers
-from obsdvpn_agent.parsers import (ParseError, ifconfig, ipsecctl, isakmpd, npppctl,
-                                   npppd_users, pfctl, rcctl, sysctl)
+from obsdvpn_agent.parsers import (
+    ParseError,
+    ifconfig,
+    ipsecctl,
+    isakmpd,
+    npppctl,
+    npppd_users,
+    pfctl,
+    rcctl,
+    sysctl,
+)
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # Sized so the whole module runs in about 15 s on a 2-core CI runner.
@@ -251,7 +261,7 @@ def _numbers_from_input(name: str, result: Any, text: str) -> None:
     elif name == "pfctl.parse_limits":
         values = [(k, v) for k, v in result.limits
                   if not (v == pfctl.UNLIMITED and re.search(rf"^{re.escape(k)}\s+unlimited",
-                                                             text, re.M))]
+                                                             text, re.MULTILINE))]
     elif name.startswith("npppctl.parse_session_all"):
         sessions = result.sessions if name.endswith("report") else result
         for s in sessions:
@@ -533,8 +543,8 @@ def _si_with(old: str, new: str) -> str:
     ("pfctl.parse_info", _si_with("37", "9" * 5000)),
     ("pfctl.parse_rules", f"@{'9' * 5000} pass all\n"),
     ("npppctl.parse_clear", "Successfully disconnected " + "9" * 5000 + " sessions.\n"),
-    ("ifconfig.parse_ifconfig", f"pppx0: flags=8051<UP> mtu {'9' * 5000}\n"
-                                "\tindex 7 priority 0 llprio 3\n"),
+    ("ifconfig.parse_ifconfig", (f"pppx0: flags=8051<UP> mtu {'9' * 5000}\n"
+                                "\tindex 7 priority 0 llprio 3\n")),
 ], ids=["pfctl-sm", "pfctl-si", "pfctl-sr", "npppctl-clear", "ifconfig"])
 def test_bug_number_with_5000_digits_is_a_parse_error(name, text):
     with pytest.raises(ParseError):

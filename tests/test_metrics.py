@@ -45,7 +45,7 @@ def exposed_names(text: str) -> set[str]:
 def readme_names() -> list[str]:
     readme = (ROOT / "README.md").read_text()
     table = readme.split("<!-- metrics-table -->")[1].split("<!-- /metrics-table -->")[0]
-    return re.findall(r"^\| `(obsdvpn_[a-z0-9_]+)` \|", table, re.M)
+    return re.findall(r"^\| `(obsdvpn_[a-z0-9_]+)` \|", table, re.MULTILINE)
 
 
 def test_readme_catalogue_matches_the_exposition(facts):

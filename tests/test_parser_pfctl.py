@@ -1,6 +1,6 @@
 """Tests of parsers/pfctl.py against real pfctl outputs and the printf formats.
 
-Samples: ../shared/openbsd-samples (see its SOURCES.md).  Fixtures:
+Samples: tests/fixtures/openbsd-samples (see its SOURCES.md).  Fixtures:
 tests/fixtures/pfctl (see tests/fixtures/SOURCES.md).  Extra lines built in
 here follow the printf formats named next to them (sbin/pfctl/pfctl_parser.c
 rev 1.352 print_status()/print_rule(), sbin/pfctl/pfctl.c rev 1.397).
@@ -12,18 +12,24 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.pfctl import (
-    UNLIMITED, PfLimits, normalize_rule, parse_info, parse_limits, parse_rules,
+    UNLIMITED,
+    PfInfo,
+    PfLimits,
+    normalize_rule,
+    parse_info,
+    parse_limits,
+    parse_rules,
     rulesets_equal,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pfctl"
 
-SI_FILES = sorted((SAMPLES / "derived" / "pfctl").glob("si-*.txt"))
-RULE_FILES = sorted(p for d in ("regress-nv", "regress-loaded", "regress-sr", "real")
-                    for p in (SAMPLES / "pfctl" / d).glob("*.txt"))
+SI_FILES = sample_files("derived/pfctl/si-*.txt")
+RULE_FILES = sample_files(*(f"pfctl/{d}/*.txt" for d in ("regress-nv", "regress-loaded",
+                                                          "regress-sr", "real")))
 
 
 def read(path: Path) -> str:
@@ -31,7 +37,7 @@ def read(path: Path) -> str:
 
 
 def test_the_samples_are_there():
-    # A missing shared/ checkout must fail loudly, not collect zero tests.
+    # A missing sample folder must fail loudly, not collect zero tests.
     assert len(SI_FILES) >= 3
     assert len(RULE_FILES) >= 12
 
@@ -45,16 +51,16 @@ PFRES_NAMES_7X = ("match", "bad-offset", "fragment", "short", "normalize", "memo
                   "synproxy", "translate", "no-route")
 
 SI_EXPECTED = {
-    "si-enabled-7x.txt": dict(enabled=True, status_for_s=3723, states_current=37,
-                              searches=1234567, inserts=8910, removals=8873,
-                              match=9876, short=3, state_mismatch=2),
-    "si-disabled-7x.txt": dict(enabled=False, status_for_s=12 * 86400 + 3 * 3600 + 4 * 60 + 5,
-                               states_current=0, searches=120034, inserts=412,
-                               removals=412, match=530, short=0, state_mismatch=0),
-    "si-disabled-zero-runtime-7x.txt": dict(enabled=False, status_for_s=None,
-                                            states_current=37, searches=1234567,
-                                            inserts=8910, removals=8873, match=9876,
-                                            short=3, state_mismatch=2),
+    "si-enabled-7x.txt": {"enabled": True, "status_for_s": 3723, "states_current": 37,
+                              "searches": 1234567, "inserts": 8910, "removals": 8873,
+                              "match": 9876, "short": 3, "state_mismatch": 2},
+    "si-disabled-7x.txt": {"enabled": False, "status_for_s": 12 * 86400 + 3 * 3600 + 4 * 60 + 5,
+                               "states_current": 0, "searches": 120034, "inserts": 412,
+                               "removals": 412, "match": 530, "short": 0, "state_mismatch": 0},
+    "si-disabled-zero-runtime-7x.txt": {"enabled": False, "status_for_s": None,
+                                            "states_current": 37, "searches": 1234567,
+                                            "inserts": 8910, "removals": 8873, "match": 9876,
+                                            "short": 3, "state_mismatch": 2},
 }
 
 
@@ -80,6 +86,77 @@ def test_parse_info_samples(path):
     assert info.counter("short") == want["short"]
     assert info.counter("state-mismatch") == want["state_mismatch"]
     assert info.counter("no-such-counter") is None
+
+
+# ---------------------------------------------------------------------------
+# derived2/pfctl: newer releases and edge cases (derived2/SOURCES.md), each with its
+# parser and the exact result, or the ParseError it must raise.
+
+DERIVED2_PFCTL_FILES = sample_files("derived2/pfctl/*.txt")
+FREEBSD_PFRES_NAMES = PFRES_NAMES_7X[:15]        # FreeBSD 12: up to synproxy
+
+
+def _counters(names: tuple[str, ...], **nonzero: int) -> tuple[tuple[str, int], ...]:
+    return tuple((name, nonzero.get(name.replace("-", "_"), 0)) for name in names)
+
+
+TELEGRAF_FREEBSD = PfInfo(
+    enabled=True, status_for_s=161 * 86400 + 21 * 3600 + 24 * 60 + 45, debug="Urgent",
+    states_current=649, states_half_open=None,
+    state_counters=(("searches", 18421725761), ("inserts", 156762508),
+                    ("removals", 156761859)),
+    counters=_counters(FREEBSD_PFRES_NAMES, match=473002784, fragment=2729, short=107,
+                       normalize=1685, memory=101, ip_option=152301, proto_cksum=108,
+                       state_mismatch=24393, state_insert=92))
+
+DERIVED2_PFCTL_EXPECTED = {
+    # `set loginterface` block skipped; 97000 states of a 100000 limit.
+    "derived-si-loginterface-7x-near-limit.txt": (parse_info, PfInfo(
+        enabled=True, status_for_s=42 * 60 + 17, debug="err", states_current=97000,
+        states_half_open=0,
+        state_counters=(("searches", 5000000), ("inserts", 120000), ("removals", 23000)),
+        counters=_counters(PFRES_NAMES_7X, match=120500))),
+    "derived-sm-7x.txt": (parse_limits, PfLimits(limits=(
+        ("states", 100000), ("src-nodes", 10000), ("frags", 65536), ("tables", 1000),
+        ("table-entries", 200000), ("pktdelay-pkts", 10000), ("anchors", 512)))),
+    "derived-sm-states-unlimited.txt": (parse_limits, PfLimits(limits=(
+        ("states", UNLIMITED), ("src-nodes", 10000), ("frags", 65536), ("tables", 1000),
+        ("table-entries", 200000), ("pktdelay-pkts", 10000), ("anchors", 512)))),
+    # -v: Hostid, Checksum, Source Tracking Table, Limit Counters and the adaptive
+    # syncookies watermarks are tolerated, not read.
+    "derived-vsi-7x-verbose.txt": (parse_info, PfInfo(
+        enabled=True, status_for_s=3 * 86400 + 4 * 3600 + 5 * 60 + 6, debug="err",
+        states_current=1284, states_half_open=3,
+        state_counters=(("searches", 98765432), ("inserts", 234567), ("removals", 233283)),
+        counters=_counters(PFRES_NAMES_7X, match=345678, fragment=12, short=3,
+                           proto_cksum=1, state_mismatch=57))),
+    # FreeBSD 12.2, cut after proto-cksum by the issue it was posted in: no half-open line,
+    # the old `Urgent` debug name.
+    "monitorix297-s-info-head.txt": (parse_info, PfInfo(
+        enabled=True, status_for_s=5 * 86400 + 13 * 3600 + 9 * 60 + 50, debug="Urgent",
+        states_current=920, states_half_open=None,
+        state_counters=(("searches", 65233309), ("inserts", 576460), ("removals", 575540)),
+        counters=_counters(PFRES_NAMES_7X[:10], match=942134, ip_option=951))),
+    # telegraf's own format-change fixture: a renamed `current entries` must raise, never
+    # read as zero states.
+    "telegraf-fixture-current-entrys.txt": (parse_info, ParseError),
+    "telegraf-freebsd-s-info-loginterface.txt": (parse_info, TELEGRAF_FREEBSD),
+}
+
+
+def test_every_derived2_pfctl_sample_has_expectations():
+    assert {p.name for p in DERIVED2_PFCTL_FILES} == set(DERIVED2_PFCTL_EXPECTED)
+
+
+@pytest.mark.parametrize("path", DERIVED2_PFCTL_FILES, ids=lambda p: p.name)
+def test_derived2_pfctl_sample(path):
+    parse, expected = DERIVED2_PFCTL_EXPECTED[path.name]
+    if expected is ParseError:
+        with pytest.raises(ParseError) as err:
+            parse(read(path))
+        assert "current entries" in err.value.reason
+        return
+    assert parse(read(path)) == expected
 
 
 ENABLED = SAMPLES / "derived" / "pfctl" / "si-enabled-7x.txt"
@@ -197,7 +274,7 @@ def test_parse_limits_unlimited_and_unknown_line():
 
 def test_states_hard_limit_without_states_raises():
     with pytest.raises(ParseError):
-        PfLimits(limits=(("frags", 1),)).states_hard_limit
+        _ = PfLimits(limits=(("frags", 1),)).states_hard_limit
 
 
 @pytest.mark.parametrize("mutate, reason", [

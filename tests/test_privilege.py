@@ -17,8 +17,13 @@ import pytest
 
 from obsdvpn_agent import commands, privilege
 from obsdvpn_agent.config import Config
-from obsdvpn_agent.privilege import (doas_rule, doas_rules, harden_serve, pledge_promises,
-                                     unveil_plan)
+from obsdvpn_agent.privilege import (
+    doas_rule,
+    doas_rules,
+    harden_serve,
+    pledge_promises,
+    unveil_plan,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -93,7 +93,7 @@ def test_snapshot_never_contains_npppd_passwords(sample_snapshot, tmp_path):
     text = (out / "snapshot.json").read_text()
     assert "alice-Secret-pw1" not in text and "bob-Secret-pw2" not in text
     assert "alice-Secret-pw1" in NPPPD_USERS_TEXT  # the test would see it if it leaked
-    doc = json.loads(text)
+    json.loads(text)
     replay = run_cli("--snapshot", str(out), "check", "--json")
     assert json.loads(replay.stdout)["checks"] == json.loads(
         run_cli("--snapshot", str(sample_snapshot), "check", "--json").stdout)["checks"]

@@ -68,6 +68,12 @@ _ERRORS = re.compile(r"([0-9]+) \([0-9]+\.[0-9]%\)")
 # NI_NUMERICSERV prints the u_int16 port in at most 5 digits.
 _PEER = re.compile(r"(.+):([0-9]{1,5})")
 _CLEAR = re.compile(r"(Successfully disconnected|Failed to disconnect) ([0-9]+) sessions?\.")
+# fprint_who_brief() prints "%10u %-15s %-20s %-5s %s" (npppctl.c rev 1.10): the username
+# is the only free text and may hold blanks ("Jean Dupont"), so the id and address are
+# taken from the left, the protocol and peer from the right, and the username is what
+# lies between them less the %-20s padding (so its own leading or trailing blanks, which
+# the padding hides, are not kept).
+_BRIEF_ROW = re.compile(r" *(\S+) +(\S+) (.*) (\S+) +(\S+) *")
 # `%9.1f` of a byte count / 1024 fits in 20 digits before the point like any
 # u_int64; float() alone would take '١٢.٣', or make 'inf' of 400 digits.
 _KBYTES = re.compile(r"[0-9]{1,20}\.[0-9]")
@@ -317,13 +323,12 @@ def parse_session_brief(text: str, command: str = "npppctl session brief"
     header = ("Ppp", "Id", "Assigned", "IPv4", "Username", "Proto", "Tunnel", "From")
     rows = []
     for lineno, line in _table(text, command, (header,)):
-        cols = line.split()
-        if len(cols) == 4 and cols[2] in TUNNEL_PROTOCOLS:
-            cols.insert(2, "")        # an empty username prints as 20 blanks
-        if len(cols) != 5:
+        row = _BRIEF_ROW.fullmatch(line)
+        if row is None:
             raise ParseError(command, "expected id, IPv4, username, protocol, peer",
                              lineno, line)
-        ppp_id, address, username, protocol, tunnel_from = cols
+        ppp_id, address, padded_username, protocol, tunnel_from = row.groups()
+        username = padded_username.strip(" ")   # an empty username prints as 20 blanks
         if protocol not in TUNNEL_PROTOCOLS:
             raise ParseError(command, "unknown tunnel protocol", lineno, line)
         try:
