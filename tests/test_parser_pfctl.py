@@ -15,8 +15,8 @@ import pytest
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.pfctl import (
     UNLIMITED, PfLimits, normalize_rule, parse_info, parse_limits, parse_rules,
-    rulesets_equal,
 )
+from obsdvpn_agent.checks.pfdiff import rulesets_equal
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pfctl"

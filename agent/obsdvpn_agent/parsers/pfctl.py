@@ -29,7 +29,6 @@ Formats, as read in openbsd/src:
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -39,6 +38,8 @@ from . import UNSIGNED, ParseError, unsigned
 INFO_COMMAND = "pfctl -si"
 LIMITS_COMMAND = "pfctl -sm"
 RULES_COMMAND = "pfctl -sr"
+RULES_TREE_COMMAND = "pfctl -a * -sr"
+INTERFACES_COMMAND = "pfctl -sI -v"
 
 # pfctl_show_limits() prints "unlimited" for the kernel's UINT_MAX.
 UNLIMITED = 2**32 - 1
@@ -281,6 +282,12 @@ class PfRule:
     anchor_path: str | None = None
     expanded: bool = False
     info: tuple[str, ...] = ()
+    anchor_name: str | None = None    # `anchor "vpn"` -> 'vpn'; None for `anchor` (unnamed)
+    on_rdomain: str | None = None     # `on rdomain 1` -> '1' ('! 1' when negated)
+    os: str | None = None             # `from A os "OpenBSD" to B` -> '"OpenBSD"'
+    # Every token print_rule() printed after from/to (or `all`), as split by
+    # _tokens(): `flags S/SA`, `keep state`, `user = 55`, `nat-to (vio0)`, ...
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -445,6 +452,8 @@ class _Head:
     src_port: str | None = None
     dst: str = "any"
     dst_port: str | None = None
+    rdomain: str | None = None
+    os: str | None = None
     tail: tuple[str, ...] = ()
 
 
@@ -491,6 +500,7 @@ def _parse_head(tokens: list[str]) -> _Head:
         if name == "rdomain":       # `on rdomain N`: a routing domain, not an interface
             if not UNSIGNED.fullmatch(peek() or ""):    # isdigit() would take '²'.
                 raise _BadRule("bad rdomain")
+            h.rdomain = ("! " if negated else "") + tokens[i]
             i += 1
             continue
         h.interface, h.interface_negated = name, negated
@@ -509,6 +519,7 @@ def _parse_head(tokens: list[str]) -> _Head:
         if peek() == "os":
             if not (peek(1) or "").startswith('"'):
                 raise _BadRule("bad os")
+            h.os = tokens[i + 1]
             i += 2
         if peek() != "to":
             raise _BadRule("expected 'to'")
@@ -597,6 +608,7 @@ def _rule(h: _Head, line: str, depth: int, path: str, anchor_path: str | None,
         label=label.strip('"') if label is not None else None,
         text=normalize_rule(line), depth=depth, number=h.number, path=path,
         anchor_path=anchor_path, expanded=expanded, info=info,
+        anchor_name=h.anchor_name, on_rdomain=h.rdomain, os=h.os, options=tail,
     )
 
 
@@ -679,41 +691,126 @@ def parse_rules(text: str, command: str = RULES_COMMAND) -> PfRuleset:
 
 
 # ---------------------------------------------------------------------------
-# Comparing the loaded ruleset with pf.conf
+# pfctl -a '*' -sr: the ruleset with every anchor's rules, as a tree
 
-_MAX_DIFFERENCES = 50
+
+@dataclass(frozen=True)
+class PfNode:
+    """One rule of the tree; an anchor rule carries the rules of its anchor.
+
+    `children` is None for every rule that is not an anchor, and for an
+    anchor whose block pfctl did not print (plain `pfctl -sr` prints a named
+    anchor as `anchor "vpn" all` only): what that anchor holds is not known.
+    """
+
+    rule: PfRule
+    children: tuple[PfNode, ...] | None = None
+
+
+@dataclass(frozen=True)
+class PfRuleTree:
+    """`pfctl -a '*' -sr`: the main ruleset, anchors expanded in place, in order."""
+
+    rules: tuple[PfNode, ...]
+
+
+def parse_rule_tree(text: str, command: str = RULES_TREE_COMMAND) -> PfRuleTree:
+    """Parse `pfctl -a '*' -sr` (or `-sr`, `-nvf`) output into a rule tree.
+
+    pfctl.c rev 1.397 pfctl_show_rules(): `-a '*'` sets PF_OPT_RECURSE with an
+    empty anchor path, so every rule is printed with print_rule() after
+    INDENT(depth) (two blanks a level), and an anchor rule is followed by ` {`,
+    the rules of its ruleset one level deeper, and `}` at its own depth.
+    Without the `*` only unnamed (`_N`) anchors are expanded.  The layout
+    is checked by parse_rules(); this only nests what it returns.
+    """
+    flat = parse_rules(text, command)
+    if flat.unknown_lines:
+        raise ParseError(command, f"{flat.unknown_lines} line(s) that are not rules: "
+                         "not `pfctl -sr` output")
+    pos = 0
+
+    def level(path: str, depth: int) -> tuple[PfNode, ...]:
+        nonlocal pos
+        nodes: list[PfNode] = []
+        while pos < len(flat.rules):
+            rule = flat.rules[pos]
+            if rule.depth < depth or rule.path != path:
+                break
+            pos += 1
+            children = None
+            if rule.action == "anchor" and rule.expanded:
+                children = level(rule.anchor_path or "", depth + 1)
+            nodes.append(PfNode(rule, children))
+        return tuple(nodes)
+
+    rules = level("", 0)
+    if pos != len(flat.rules):      # parse_rules() keeps blocks balanced: cannot happen
+        raise ParseError(command, "rule outside its anchor block")
+    return PfRuleTree(rules)
+
+
+# ---------------------------------------------------------------------------
+# pfctl -sI -v: interfaces and groups pf knows, and which are skipped
+
+# IFNAMSIZ is 16 with the NUL (sys/net/if.h): at most 15 characters.
+_IFACE = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,14})( \(skip\))?")
+
+
+@dataclass(frozen=True)
+class PfInterfaces:
+    """`pfctl -sI -v`: every interface and interface group pf has a kif for.
+
+    `skipped` are those `set skip on` marked: pf passes their packets
+    unfiltered.  pf_if.c rev 1.112 pfi_xcommit() copies a group's skip flag
+    onto its member interfaces, so `set skip on pppx` marks `pppx` and each
+    `pppxN` that is in the group; pfi_group_addmember() does it again for a
+    member added later (a new npppd session).
+    """
+
+    names: tuple[str, ...]
+    skipped: frozenset[str]
+
+
+def parse_interfaces(text: str, command: str = INTERFACES_COMMAND) -> PfInterfaces:
+    """Parse `pfctl -sI -v` as pfctl_table.c rev 1.91 print_iface() prints it.
+
+    print_iface(): `printf("%s", p->pfik_name)`, then ` (skip)` when
+    PF_OPT_VERBOSE and PFI_IFLAG_SKIP, then a newline; the TAB-indented
+    Cleared/References/counter lines come only with -vv and are skipped here.
+    pfi_all (`all`) always exists (pf_if.c pfi_initialize()), so empty
+    output is an error, not "no interface".
+    """
+    names: list[str] = []
+    skipped: set[str] = set()
+    for lineno, line in enumerate(text.splitlines(), 1):
+        _check_line(command, lineno, line.replace("\t", " "))
+        if not line.strip() or line.startswith("\t"):
+            continue
+        m = _IFACE.fullmatch(line)
+        if m is None:
+            raise ParseError(command, "expected `NAME` or `NAME (skip)`", lineno, line)
+        if m[1] in names:
+            raise ParseError(command, f"{m[1]!r} printed twice", lineno, line)
+        names.append(m[1])
+        if m[2]:
+            skipped.add(m[1])
+    if not names:
+        raise ParseError(command, "no interface printed (pf always has `all`): truncated")
+    return PfInterfaces(tuple(names), frozenset(skipped))
+
+
+# ---------------------------------------------------------------------------
+# Comparing the loaded ruleset with pf.conf: moved to checks/pfdiff.py
 
 
 def rulesets_equal(loaded: PfRuleset, config: PfRuleset) -> tuple[bool, tuple[str, ...]]:
-    """Compare the rules of `pfctl -sr` (loaded) and `pfctl -nvf` (config), in order.
+    """DEPRECATED: judgment, now checks.pfdiff.rulesets_equal().
 
-    Differences read like `diff loaded config`: '- RULE' is loaded but not in
-    the config, '+ RULE' is in the config but not loaded; a rule inside an
-    anchor is shown as '- [one/two] RULE'.  Options, tables and macros are not
-    compared.  Rules inside an anchor are compared only where both sides
-    print that anchor's block: `-sr` expands only unnamed `{ }` anchors, while
-    `-nvf` also prints the inline rules of named ones.  Not modelled: rules
-    that `load anchor` adds after the main ruleset in `-nvf`, and expired
-    `once` rules that `-sr` hides.  At most 50 lines are returned, the last
-    one saying how many were left out.
+    Kept only while checks/pf.py and metrics.py import it from here.
     """
-    def keys(rs: PfRuleset, shown: set[str]) -> list[str]:
-        return [f"[{r.path}] {r.text}" if r.path else r.text
-                for r in rs.rules if not r.path or r.path in shown]
-
-    expanded_both = ({r.anchor_path for r in loaded.rules if r.expanded}
-                     & {r.anchor_path for r in config.rules if r.expanded})
-    a, b = keys(loaded, expanded_both), keys(config, expanded_both)
-    diffs: list[str] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-        if op in ("delete", "replace"):
-            diffs += [f"- {k}" for k in a[i1:i2]]
-        if op in ("insert", "replace"):
-            diffs += [f"+ {k}" for k in b[j1:j2]]
-    if len(diffs) > _MAX_DIFFERENCES:
-        left = len(diffs) - (_MAX_DIFFERENCES - 1)
-        diffs = diffs[:_MAX_DIFFERENCES - 1] + [f"... and {left} more differences"]
-    return not diffs, tuple(diffs)
+    from ..checks.pfdiff import rulesets_equal as moved
+    return moved(loaded, config)
 
 
 # ---------------------------------------------------------------------------
