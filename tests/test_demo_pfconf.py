@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from obsdvpn_agent.host.demo.ipsecconf import IpsecConfError, read_ipsecconf
-from obsdvpn_agent.host.demo.pfconf import Net, PfConfError, compile_pfconf
+from obsdvpn_agent.host.demo.pfconf import Net, PfConfError, compile_pfconf, rule_lines
 from obsdvpn_agent.parsers import pfctl
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -21,7 +21,7 @@ NET = Net({"vio0": ["192.0.2.1"], "lo0": ["127.0.0.1"], "enc0": []},
 
 
 def rules(text: str) -> list[str]:
-    return list(compile_pfconf(text, "/etc/pf.conf", NET).rules)
+    return rule_lines(compile_pfconf(text, "/etc/pf.conf", NET).rules, recurse=True)
 
 
 @pytest.mark.parametrize("line,printed", [
@@ -92,9 +92,9 @@ def test_verbose_lines_macros_and_options():
     assert compiled.printed == ('a = "vio0"', 'b = "{ 500 4500 }"', "set skip on { lo enc0 }",
                                 "set block-policy return", "set reassemble no ",
                                 "set limit states 5000", "set debug notice")
-    assert compiled.rules == (
+    assert rule_lines(compiled.rules, recurse=False) == [
         "block return in on vio0 proto udp from any to any port = 500",
-        "block return in on vio0 proto udp from any to any port = 4500")
+        "block return in on vio0 proto udp from any to any port = 4500"]
     assert compiled.limits == {"states": 5000}
     assert compiled.debug == "notice"
 

@@ -8,6 +8,8 @@ A client of an L2TP/IPsec host needs six kinds of packets to pass pf:
     l2tp     UDP 1701 (L2TP, decapsulated) in on enc0
     ppp-in   the VPN network's traffic in on the ppp interface (pppx or pppac)
     nat-out  the VPN network's traffic out on egress, translated by nat-to
+             (both represented by a client's HTTPS connection, TCP 443, to an
+             internet host whose address is not known)
 
 evaluate_path() runs each through the loaded ruleset (parsers.pfctl.parse_rule_tree
 of `pfctl -a '*' -sr`) the way pf(4) evaluates it, as pf.conf(5) describes:
@@ -126,12 +128,18 @@ def _packets(egress: EgressInterface | None, vpn_network: str,
     out.append((_Packet("l2tp", "L2TP (UDP 1701) in on enc0", "in", "enc0",
                         frozenset({"enc", "all"}), _UDP, None, l2tp_dst, 1701, True), "l2tp"))
     ppp_name, ppp_groups = _interface_of(ppp_interface)
-    out.append((_Packet("ppp-in", f"traffic from {vpn} in on {ppp_interface}", "in",
-                        ppp_name, ppp_groups, None, (vpn,), None, None, False), "ppp-in"))
+    # A client's traffic through the tunnel is represented by one HTTPS
+    # connection (TCP 443) to an internet host: rules that only concern other
+    # ports (the stock X11 block) do not cut the path, and the host's address
+    # stays unknown, so a rule on destinations splits the class.
+    out.append((_Packet("ppp-in", f"a client's connection from {vpn} (TCP 443) in on "
+                        f"{ppp_interface}", "in", ppp_name, ppp_groups, _TCP, (vpn,), None,
+                        443, False), "ppp-in"))
     if egress is not None:
-        out.append((_Packet("nat-out", f"traffic from {vpn} out on {egress.name}", "out",
-                            egress.name, frozenset({*egress.groups, "egress", "all"}), None,
-                            (vpn,), None, None, False, needs_nat=True), "nat-out"))
+        out.append((_Packet("nat-out", f"a client's connection from {vpn} (TCP 443) out on "
+                            f"{egress.name}", "out", egress.name,
+                            frozenset({*egress.groups, "egress", "all"}), _TCP, (vpn,), None,
+                            443, False, needs_nat=True), "nat-out"))
     else:
         out.append((None, "nat-out"))
     return out
@@ -168,9 +176,8 @@ def _match_interface(rule: PfRule, p: _Packet) -> tuple[str, str]:
     name = rule.interface
     if name is None:
         return YES, ""
-    if name == "any":               # pf_if.c pfi_kif_alloc(): PFI_IFLAG_ANY, not loopback
-        res = YES
-    elif name == p.ifname or name in p.groups:
+    # `any`: pf_if.c pfi_kif_alloc() PFI_IFLAG_ANY, every interface but loopback.
+    if name == "any" or name == p.ifname or name in p.groups:
         res = YES
     elif p.ifname is None and any(re.fullmatch(re.escape(g) + "[0-9]+", name)
                                   for g in p.groups if g != "all"):
@@ -187,7 +194,7 @@ def _addr_set(text: str) -> tuple[_Net, ...] | None:
     try:
         if " - " in text:
             first, last = (ipaddress.ip_address(a) for a in text.split(" - "))
-            return tuple(ipaddress.summarize_address_range(first, last))  # type: ignore[arg-type]
+            return tuple(ipaddress.summarize_address_range(first, last))
         return (ipaddress.ip_network(text.split("%")[0], strict=False),)
     except (ValueError, TypeError):
         return None
@@ -198,7 +205,7 @@ def _inside(packet: tuple[_Net, ...], rule: tuple[_Net, ...]) -> str:
         return any(n.version == r.version and n.subnet_of(r) for r in rule)  # type: ignore[arg-type]
 
     def touches(n: _Net) -> bool:
-        return any(n.version == r.version and n.overlaps(r) for r in rule)  # type: ignore[arg-type]
+        return any(n.version == r.version and n.overlaps(r) for r in rule)
 
     if all(covered(n) for n in packet):
         return YES
@@ -222,10 +229,10 @@ def _match_address(printed: str, addrs: tuple[_Net, ...] | None, p: _Packet,
             rule_addrs = tuple(ipaddress.ip_network(a) for a in egress.addresses)
             return _negate(_inside(addrs, rule_addrs), negated), ""
         return SOME, f"the addresses of `{text}` are not known here"
-    rule_addrs = _addr_set(text)
-    if rule_addrs is None:          # <table>, self, no-route, urpf-failed, route "label"
+    literal = _addr_set(text)
+    if literal is None:             # <table>, self, no-route, urpf-failed, route "label"
         return SOME, f"`{side} {printed}` cannot be resolved from the ruleset"
-    return _negate(_inside(addrs, rule_addrs), negated), ""
+    return _negate(_inside(addrs, literal), negated), ""
 
 
 _PORT = re.compile(r"[0-9]{1,5}")
@@ -322,8 +329,8 @@ def _match_options(rule: PfRule, p: _Packet) -> _Match:
             while i < len(tokens) and tokens[i] not in _POOL_END and tokens[i] not in _PATH:
                 i += 1
         elif tok in _CRITERIA:
-            crit.append((SOME, f"`{' '.join(tokens[i:i + 2])}` cannot be decided from the "
-                               "ruleset"))
+            shown = " ".join(tokens[i:i + 2])
+            crit.append((SOME, f"`{shown}` cannot be decided from the ruleset"))
             i += 2 if tok not in ("fragment",) else 1
         else:
             crit.append((SOME, f"option `{tok}` is not understood here"))

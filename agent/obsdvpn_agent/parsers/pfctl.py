@@ -664,9 +664,9 @@ def parse_rules(text: str, command: str = RULES_COMMAND) -> PfRuleset:
                 children[name] = uses + 1
                 component = name if not uses else f"{name}#{uses + 1}"
                 anchor_path = f"{parent}/{component}" if parent else component
-            rules.append(dict(h=head, line=stripped, depth=len(stack) - 1,
-                              path=parent, anchor_path=anchor_path, expanded=opens,
-                              info=()))
+            rules.append({"h": head, "line": stripped, "depth": len(stack) - 1,
+                          "path": parent, "anchor_path": anchor_path, "expanded": opens,
+                          "info": ()})
             if opens:
                 stack.append((anchor_path or "", {}))
             continue
