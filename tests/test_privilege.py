@@ -29,6 +29,8 @@ DEFAULT_RULES = [
     "permit nopass _obsdvpn as root cmd /sbin/pfctl args -sr",
     "permit nopass _obsdvpn as root cmd /sbin/pfctl args -sm",
     "permit nopass _obsdvpn as root cmd /sbin/pfctl args -nvf /etc/pf.conf",
+    'permit nopass _obsdvpn as root cmd /sbin/pfctl args -a "*" -sr',
+    "permit nopass _obsdvpn as root cmd /sbin/pfctl args -sI -v",
     "permit nopass _obsdvpn as root cmd /sbin/ipsecctl args -sa",
     "permit nopass _obsdvpn as root cmd /usr/sbin/npppctl args -n session all",
 ]

@@ -91,6 +91,9 @@ class _Packet:
     dst_port: int | None              # None: not known (any port)
     local: bool                       # to this host (a socket's user is known) or forwarded
     needs_nat: bool = False
+    # An unknown destination is known to be outside these (an internet host
+    # is neither in the VPN network nor this host's address).
+    dst_outside: tuple[_Net, ...] = ()
 
 
 _UDP, _TCP, _ESP = 17, 6, 50
@@ -132,14 +135,15 @@ def _packets(egress: EgressInterface | None, vpn_network: str,
     # connection (TCP 443) to an internet host: rules that only concern other
     # ports (the stock X11 block) do not cut the path, and the host's address
     # stays unknown, so a rule on destinations splits the class.
+    outside = (vpn, *(ipaddress.ip_network(a) for a in (egress.addresses if egress else ())))
     out.append((_Packet("ppp-in", f"a client's connection from {vpn} (TCP 443) in on "
                         f"{ppp_interface}", "in", ppp_name, ppp_groups, _TCP, (vpn,), None,
-                        443, False), "ppp-in"))
+                        443, False, dst_outside=outside), "ppp-in"))
     if egress is not None:
         out.append((_Packet("nat-out", f"a client's connection from {vpn} (TCP 443) out on "
                             f"{egress.name}", "out", egress.name,
                             frozenset({*egress.groups, "egress", "all"}), _TCP, (vpn,), None,
-                            443, False, needs_nat=True), "nat-out"))
+                            443, False, needs_nat=True, dst_outside=outside), "nat-out"))
     else:
         out.append((None, "nat-out"))
     return out
@@ -220,7 +224,13 @@ def _match_address(printed: str, addrs: tuple[_Net, ...] | None, p: _Packet,
     text = printed[2:] if negated else printed
     if text == "any":
         return _negate(YES, negated), ""
+    if text.startswith("<"):
+        return SOME, f"the contents of table {text} are not known here"
     if addrs is None:
+        literal = _addr_set(text)
+        outside = p.dst_outside if side == "to" else ()
+        if literal is not None and outside and _inside(literal, outside) == YES:
+            return _negate(NO, negated), ""
         who = "client" if side == "from" else "destination"
         return SOME, f"`{side} {printed}` depends on the {who}'s address"
     if text.startswith("(") and text.endswith(")"):
