@@ -10,9 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from obsdvpn_agent.checks.pfpath import (
-    DEFAULT_PASS, PACKETS, EgressInterface, egress_interfaces, evaluate_path,
+    DEFAULT_PASS,
+    PACKETS,
+    EgressInterface,
+    egress_interfaces,
+    evaluate_path,
 )
 from obsdvpn_agent.parsers.ifconfig import parse_ifconfig
 from obsdvpn_agent.parsers.pfctl import parse_interfaces, parse_rule_tree

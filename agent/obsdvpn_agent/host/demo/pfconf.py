@@ -698,8 +698,8 @@ def compile_pfconf(text: str, filename: str, net: Net) -> Compiled:
                 if not inside:
                     raise _Error(head.line)
                 rule, _, entries, _ = stack.pop()
-                assert rule is not None
-                _close_anchor(rule, entries, stack[-1][2], stack[-1][3], head.line)
+                if rule is not None:    # None: its opening line already failed
+                    _close_anchor(rule, entries, stack[-1][2], stack[-1][3], head.line)
             elif len(toks) >= 2 and toks[1].text == "=" and toks[1].kind == "p" \
                     and head.kind == "w":
                 if inside:
@@ -719,7 +719,12 @@ def compile_pfconf(text: str, filename: str, net: Net) -> Compiled:
                 if any(t.kind == "p" and t.text == "{" and i == len(body) - 1
                        for i, t in enumerate(body)):
                     raise _Error(head.line)
-                rule = _Parser(body, net, options["block_policy"]).anchor_rule()
+                try:
+                    rule = _Parser(body, net, options["block_policy"]).anchor_rule()
+                except _Error:
+                    if opens:           # yacc resynchronises at the newline: the block
+                        stack.append((None, head.line, [], set()))   # still nests
+                    raise
                 if opens:
                     stack.append((rule, head.line, [], set()))
                 else:
