@@ -32,6 +32,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from . import UNSIGNED, ParseError, unsigned
 
@@ -478,7 +479,7 @@ def _parse_head(tokens: list[str]) -> _Head:
     if h.action == "anchor" and (peek() or "").startswith('"'):
         h.anchor_name = tokens[i].strip('"')
         i += 1
-    if h.action == "block" and peek() and _BLOCK_MODIFIER.fullmatch(peek()):
+    if h.action == "block" and _BLOCK_MODIFIER.fullmatch(peek() or ""):
         i += 1
     if peek() in ("in", "out"):
         h.direction = tokens[i]
@@ -508,7 +509,7 @@ def _parse_head(tokens: list[str]) -> _Head:
         h.af = tokens[i]
         i += 1
     if peek() == "proto":
-        if peek(1) is None or not _NAME.fullmatch(peek(1)):
+        if not _NAME.fullmatch(peek(1) or ""):
             raise _BadRule("bad proto")
         h.proto = tokens[i + 1]
         i += 2
@@ -621,7 +622,7 @@ def parse_rules(text: str, command: str = RULES_COMMAND) -> PfRuleset:
     recorded; any other line is counted in unknown_lines.  Anchor blocks must
     be balanced, so output cut inside a block raises too.
     """
-    rules: list[dict] = []           # _rule() arguments, complete once the info lines are read
+    rules: list[dict[str, Any]] = []  # _rule() arguments, complete once the info lines are read
     options: list[str] = []
     tables: list[str] = []
     macros: list[tuple[str, str]] = []
@@ -884,16 +885,18 @@ def _covers(src: str, net: _Network | None) -> bool | None:
             first, last = (ipaddress.ip_address(a) for a in addr.split(" - "))
             if net is None:
                 return False
-            inside = (first.version == net.version
-                      and first <= net.network_address and net.broadcast_address <= last)
-            overlaps = (first.version == net.version
-                        and first <= net.broadcast_address and net.network_address <= last)
+            if first.version != net.version:
+                return negated          # no overlap: only a negation covers it
+            lo, hi = int(first), int(last)
+            inside = lo <= int(net.network_address) and int(net.broadcast_address) <= hi
+            overlaps = lo <= int(net.broadcast_address) and int(net.network_address) <= hi
         else:
             rnet = ipaddress.ip_network(addr.split("%")[0], strict=False)
             if net is None:
                 return False
-            inside = rnet.version == net.version and net.subnet_of(rnet)
-            overlaps = rnet.version == net.version and net.overlaps(rnet)
+            same = rnet.version == net.version
+            inside = same and net.subnet_of(rnet)  # type: ignore[arg-type]
+            overlaps = same and net.overlaps(rnet)
     except ValueError:
         return False                # no-route, urpf-failed, route "label"
     return not overlaps if negated else inside
