@@ -325,7 +325,7 @@ def test_demo_kernel_agrees_with_the_agent_engine(path):
     c = compiled_fixture(path)
     sr = "".join(f"{line}\n" for line in rule_lines(c.rules, recurse=True))
     ifaces = pfctl.parse_interfaces(render.pf_interfaces(list(c.rules), PATH_NET, True))
-    verdicts = evaluate_path(pfctl.parse_rule_tree(sr), ifaces.skipped,
+    verdicts = evaluate_path(pfctl.parse_rule_tree(sr), frozenset(ifaces.skipped),
                              EgressInterface("vio0", ("egress",), ("192.0.2.1",)),
                              "10.0.0.0/24", "pppx")
     ours = kernel(c.rules)

@@ -69,7 +69,7 @@ CASES = {
 
 def fixture(name: str) -> tuple[str, frozenset[str]]:
     sr = (PATH / f"{name}.sr-recursive.txt").read_text()
-    return sr, parse_interfaces((PATH / f"{name}.sI-v.txt").read_text()).skipped
+    return sr, frozenset(parse_interfaces((PATH / f"{name}.sI-v.txt").read_text()).skipped)
 
 
 def test_every_fixture_has_a_case():

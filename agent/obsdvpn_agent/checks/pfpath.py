@@ -516,7 +516,7 @@ def evaluate_path(rules: PfRuleTree, skipped: frozenset[str], egress: EgressInte
     """pf's verdict for each packet class a client's connection needs, in PACKETS order.
 
     `rules`: parse_rule_tree() of `pfctl -a '*' -sr`; `skipped`: parse_interfaces()
-    of `pfctl -sI -v` .skipped; `egress`: from `ifconfig egress` (None when
+    of `pfctl -sI -v`, frozenset(.skipped); `egress`: from `ifconfig egress` (None when
     unknown: the classes on egress are UNKNOWN); `vpn_network` and
     `ppp_interface` ('pppx' or 'pppac0') from the configuration.
     """

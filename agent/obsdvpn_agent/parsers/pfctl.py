@@ -770,7 +770,7 @@ class PfInterfaces:
     """
 
     names: tuple[str, ...]
-    skipped: frozenset[str]
+    skipped: tuple[str, ...]          # in printed order
 
 
 def parse_interfaces(text: str, command: str = INTERFACES_COMMAND) -> PfInterfaces:
@@ -783,7 +783,7 @@ def parse_interfaces(text: str, command: str = INTERFACES_COMMAND) -> PfInterfac
     output is an error, not "no interface".
     """
     names: list[str] = []
-    skipped: set[str] = set()
+    skipped: list[str] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         _check_line(command, lineno, line.replace("\t", " "))
         if not line.strip() or line.startswith("\t"):
@@ -795,10 +795,10 @@ def parse_interfaces(text: str, command: str = INTERFACES_COMMAND) -> PfInterfac
             raise ParseError(command, f"{m[1]!r} printed twice", lineno, line)
         names.append(m[1])
         if m[2]:
-            skipped.add(m[1])
+            skipped.append(m[1])
     if not names:
         raise ParseError(command, "no interface printed (pf always has `all`): truncated")
-    return PfInterfaces(tuple(names), frozenset(skipped))
+    return PfInterfaces(tuple(names), tuple(skipped))
 
 
 # ---------------------------------------------------------------------------
