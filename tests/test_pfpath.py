@@ -346,3 +346,34 @@ def test_egress_interfaces_from_ifconfig():
             "\tgroups: egress\n"
             "\tinet 192.0.2.1 netmask 0xffffff00 broadcast 192.0.2.255\n")
     assert egress_interfaces(parse_ifconfig(text, "ifconfig egress")) == (EGRESS,)
+
+
+def test_an_anchor_that_matches_some_clients_splits_the_class():
+    sr = ('pass all flags S/SA\nanchor "bad" in from <bad> to any {\n'
+          '  block return all\n}\n' + NAT)
+    v = verdicts(sr)
+    assert v["ike"].decision == "unknown" and "<bad>" in v["ike"].reason
+    # the same anchor holding only passes changes nothing
+    sr = 'pass all flags S/SA\nanchor "ok" in from <ok> to any {\n  pass all flags S/SA\n}\n'
+    assert decisions(sr + NAT) == ALL_PASS
+
+
+def test_a_quick_anchor_whose_inside_matches_only_some_packets():
+    sr = ('anchor "a" quick all {\n  pass in from <t> to any flags S/SA\n}\n'
+          'block return all\n' + NAT)
+    assert decisions(sr)["ike"] == "unknown"
+
+
+@pytest.mark.parametrize("rule,ike", [
+    ("pass in proto udp from any to self", "pass"),
+    ("pass in proto udp from any to (self)", "pass"),
+    ("pass in proto udp from self to any", "block"),
+    ("pass in proto udp from any to ! (self)", "block"),
+])
+def test_self_is_this_hosts_addresses(rule, ike):
+    assert decisions(f"block return all\n{rule}\n" + NAT)["ike"] == ike
+
+
+def test_negated_tagged_is_unknown_not_misread():
+    v = verdicts("block return all\npass in proto esp all ! tagged VPN\n" + NAT)
+    assert v["esp"].decision == "unknown" and "tagged VPN" in v["esp"].reason

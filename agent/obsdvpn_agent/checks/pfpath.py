@@ -226,6 +226,12 @@ def _match_address(printed: str, addrs: tuple[_Net, ...] | None, p: _Packet,
         return _negate(YES, negated), ""
     if text.startswith("<"):
         return SOME, f"the contents of table {text} are not known here"
+    if text in ("self", "(self)"):
+        # Every local address (pf_if.c pfi_dynaddr_setup(): `self` is group `all`):
+        # the egress address a client connects to is one; a client's own address
+        # and an internet host are not.
+        local = side == "to" and p.local
+        return _negate(YES if local else NO, negated), ""
     if addrs is None:
         literal = _addr_set(text)
         outside = p.dst_outside if side == "to" else ()
@@ -289,7 +295,7 @@ def _match_proto(rule: PfRule, p: _Packet) -> tuple[str, str]:
 _PLAIN = frozenset({"allow-opts", "keep", "modulate", "synproxy", "state", "no", "log"})
 _WITH_VALUE = frozenset({"label", "tag", "set", "scrub", "flags"})
 _CRITERIA = frozenset({"prio", "tos", "probability", "received-on", "!received-on",
-                       "icmp-type", "icmp6-type", "code", "fragment", "tagged", "!"})
+                       "icmp-type", "icmp6-type", "code", "fragment", "tagged"})
 _PATH = frozenset({"route-to", "reply-to", "dup-to", "rdr-to", "af-to", "divert-to",
                    "divert-reply", "divert-packet", "rtable", "once", "max-pkt-rate"})
 _POOL_END = frozenset({"route-to", "reply-to", "dup-to"})
@@ -338,6 +344,8 @@ def _match_options(rule: PfRule, p: _Packet) -> _Match:
             i += 1
             while i < len(tokens) and tokens[i] not in _POOL_END and tokens[i] not in _PATH:
                 i += 1
+        elif tok == "!":            # print_rule(): ` !` before ` tagged NAME`
+            i += 1
         elif tok in _CRITERIA:
             shown = " ".join(tokens[i:i + 2])
             crit.append((SOME, f"`{shown}` cannot be decided from the ruleset"))
@@ -396,9 +404,9 @@ def _shown(rule: PfRule, path: str) -> str:
 
 
 def _walk(nodes: tuple[PfNode, ...], path: str, st: _State, p: _Packet,
-          egress: EgressInterface | None) -> bool:
-    """Evaluate NODES in order; True if some packets matched a rule in them."""
-    matched = False
+          egress: EgressInterface | None) -> str:
+    """Evaluate NODES in order on ST; YES, SOME or NO: did packets match a rule in them?"""
+    matched = NO
     for node in nodes:
         if not st.alive:
             break
@@ -406,30 +414,30 @@ def _walk(nodes: tuple[PfNode, ...], path: str, st: _State, p: _Packet,
         m = _match_rule(rule, p, egress)
         if m.result == NO:
             continue
-        matched = True
+        matched = YES if YES in (matched, m.result) else SOME
         if m.result == SOME:
             st.splits.append(f"{_shown(rule, path)}: {m.why}")
         if rule.action == "anchor":
-            inner = rule.anchor_path or ""
             if node.children is None:
                 opaque = {replace(o, rule=rule, path=path,
-                                  rule_unknown=f"the rules of anchor {rule.anchor_name!r} were not "
-                                          "printed (read them with pfctl -a '*' -sr)")
+                                  rule_unknown=f"the rules of anchor {rule.anchor_name!r} "
+                                               "were not printed (read them with "
+                                               "pfctl -a '*' -sr)")
                           for o in st.alive}
                 st.alive = opaque if m.result == YES else st.alive | opaque
                 continue
-            if m.result == YES:
-                inner_matched = _walk(node.children, inner, st, p, egress)
-            else:
-                branch = _State(set(st.alive), set(), st.splits)
-                inner_matched = _walk(node.children, inner, branch, p, egress)
-                st.alive |= branch.alive
-                st.done |= branch.done
-            if rule.quick and inner_matched:
-                # pf.conf(5): a quick anchor ends evaluation when a rule inside matched.
-                st.done |= st.alive
-                if m.result == YES and not st.splits:
-                    st.alive = set()
+            # The packets that enter the anchor: all of them, or a branch of them.
+            inside = st if m.result == YES else _State(set(st.alive), set(), st.splits)
+            inner = _walk(node.children, rule.anchor_path or "", inside, p, egress)
+            if rule.quick and inner != NO:
+                # pf.conf(5): a quick anchor ends evaluation once a rule inside matched;
+                # when that rule matched only some packets, the others go on too.
+                inside.done |= inside.alive
+                if inner == YES:
+                    inside.alive = set()
+            if inside is not st:
+                st.alive |= inside.alive
+                st.done |= inside.done
             continue
         if rule.action == "match":
             if m.effects or rule.quick:
