@@ -9,6 +9,14 @@
     $ pfctl -nvf /etc/pf.conf
     ext_if = "vio0"
     pass in on vio0 proto udp from any to any port = 500
+    $ pfctl -a '*' -sr
+    block return all
+    anchor "vpn" all {
+      pass in on egress proto esp all
+    }
+    $ pfctl -sI -v
+    all
+    enc0 (skip)
 
 Formats, as read in openbsd/src:
 - sbin/pfctl/pfctl_parser.c rev 1.352: print_status() (`-si`), print_rule(),
@@ -16,6 +24,7 @@ Formats, as read in openbsd/src:
   PF_OPT_PORTNAMES), print_pool(), print_tabledef(), print_queuespec().
 - sbin/pfctl/pf_print_state.c: print_addr() (`<table>`, `(ifname[:mod])`,
   `A - B` ranges; `:N` counts only with `-vv`).
+- sbin/pfctl/pfctl_table.c rev 1.91: print_iface() (`-sI`, ` (skip)` with -v).
 - sbin/pfctl/pfctl.c rev 1.397: pfctl_show_limits() (`"%-13s "` then
   `"hard limit %8u"` or `"unlimited"`), pfctl_show_rules() (anchor blocks
   `{`/`}`, two blanks of indent per level unless -v),

@@ -3,7 +3,8 @@
 It parses pf.conf the way sbin/pfctl/parse.y does for that subset (macros,
 `set skip/block-policy/reassemble/loginterface/limit`, pass/block/match rules
 with on/af/proto/from/to/port/user/flags/state options/label/tag/tagged/
-nat-to/rdr-to) and prints each loaded rule with print_rule() of
+nat-to/rdr-to, inline anchors `anchor ["NAME"] [criteria] {` ... `}` and
+`anchor "NAME"`) and prints each loaded rule with print_rule() of
 sbin/pfctl/pfctl_parser.c rev 1.352: ports as numbers (7.x prints names only
 with -P), `flags S/SA` on stateful tcp rules, `all` for from any to any,
 expansion of `{ }` lists in expand_rule() order.  What `pfctl -nvf` prints
@@ -11,9 +12,11 @@ first: macros as `name = "value"` (parse.y varset) and `set ...` lines, in
 file order; the rules follow once the whole file parsed.
 
 Errors are reported like parse.y's yyerror: `FILE:LINE: message`.  A
-construct outside the subset (tables definitions, anchors, queues, route-to,
-scrub, ...) is reported as a syntax error: that is where the demo differs
-from a real pfctl.  The ruleset optimizer (-o basic) is not modelled.
+construct outside the subset (table definitions, `load anchor`, antispoof,
+queues, route-to, scrub, ...) is reported as a syntax error: that is where
+the demo differs from a real pfctl.  The ruleset optimizer (-o basic) is not
+modelled.  decide() is the demo's kernel: pf's decision for one packet over
+the loaded entries, which `demo connect` can use to fail a blocked client.
 """
 
 from __future__ import annotations
