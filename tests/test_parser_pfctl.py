@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLES, sample_files
+from obsdvpn_agent.checks.pfdiff import rulesets_equal
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.pfctl import (
     UNLIMITED,
@@ -20,9 +21,10 @@ from obsdvpn_agent.parsers.pfctl import (
     PfLimits,
     normalize_rule,
     parse_info,
+    parse_interfaces,
     parse_limits,
+    parse_rule_tree,
     parse_rules,
-    rulesets_equal,
 )
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pfctl"
@@ -664,3 +666,110 @@ def test_truncated_real_anchor_output_raises():
     lines = read(SAMPLES / "pfctl" / "regress-sr" / "pf112.ok.txt").splitlines()
     with pytest.raises(ParseError):
         parse_rules("\n".join(lines[:-1]))
+
+
+# ---------------------------------------------------------------------------
+# pfctl -a '*' -sr: the rule tree
+
+# openbsd/src regress/sbin/pfctl/pf112.ok (recent -current; the copy seen in a
+# mislabeled mirror, see ../shared/openbsd-samples/SOURCES.md): the real
+# output of `pfctl -a 'regress/*' -sr` after loading nested inline anchors.
+PF112_OK = ('anchor "one" all {\n'
+            '  anchor "two" all {\n'
+            '    pass from <foo> to any flags S/SA\n'
+            '  }\n'
+            '}\n')
+PATH_FIXTURES = FIXTURES / "path"
+
+
+def test_rule_tree_nests_the_real_pf112_output():
+    tree = parse_rule_tree(PF112_OK)
+    (one,) = tree.rules
+    assert one.rule.anchor_name == "one" and one.children is not None
+    (two,) = one.children
+    assert two.rule.anchor_name == "two"
+    (rule,) = two.children
+    assert rule.rule.text == "pass from <foo> to any flags S/SA"
+    assert rule.children is None and rule.rule.path == "one/two"
+
+
+def test_rule_tree_of_a_plain_sr_leaves_named_anchors_unexpanded():
+    tree = parse_rule_tree('block return all\nanchor "vpn" all\npass all flags S/SA\n',
+                           "pfctl -sr")
+    assert [n.rule.action for n in tree.rules] == ["block", "anchor", "pass"]
+    assert tree.rules[1].children is None
+
+
+def test_rule_tree_of_an_empty_expanded_anchor():
+    tree = parse_rule_tree('anchor "ext" all {\n}\npass all flags S/SA\n')
+    assert tree.rules[0].children == () and tree.rules[1].rule.depth == 0
+
+
+@pytest.mark.parametrize("path", sorted(PATH_FIXTURES.glob("*.sr-recursive.txt")),
+                         ids=lambda p: p.name)
+def test_rule_tree_fixtures(path):
+    text = path.read_text()
+    tree = parse_rule_tree(text)
+
+    def count(nodes) -> int:
+        return sum(1 + count(n.children or ()) for n in nodes)
+
+    lines = [line for line in text.splitlines() if line.strip() != "}"]
+    assert count(tree.rules) == len(lines)
+
+
+def test_rule_tree_keeps_the_options_the_engine_reads():
+    tree = parse_rule_tree("pass in on rdomain 1 proto udp from any os \"Windows\" to any "
+                           "port = 500 keep state (if-bound) route-to (em1 192.0.2.254)\n")
+    rule = tree.rules[0].rule
+    assert rule.on_rdomain == "1" and rule.os == '"Windows"'
+    assert rule.options == ("keep", "state", "(if-bound)", "route-to", "(em1 192.0.2.254)")
+
+
+@pytest.mark.parametrize("text,reason", [
+    ('anchor "a" all {\n  pass all flags S/SA\n', "not closed"),
+    ("pass all flags S/SA\n}\n", "without an open anchor"),
+    ("pass all\nvio0 (skip)\n", "not rules"),
+    ("pfctl: /dev/pf: Permission denied\n", "error instead"),
+])
+def test_rule_tree_rejects(text, reason):
+    with pytest.raises(ParseError, match=reason):
+        parse_rule_tree(text)
+
+
+# ---------------------------------------------------------------------------
+# pfctl -sI -v
+
+
+@pytest.mark.parametrize("path", sorted(PATH_FIXTURES.glob("*.sI-v.txt")),
+                         ids=lambda p: p.name)
+def test_parse_interfaces_fixtures(path):
+    ifaces = parse_interfaces(path.read_text())
+    assert ifaces.names[0] == "all" and list(ifaces.names) == sorted(ifaces.names)
+    assert {"lo", "lo0"} <= set(ifaces.skipped)
+
+
+def test_parse_interfaces_skip_marks():
+    ifaces = parse_interfaces((PATH_FIXTURES / "healthy-skip.sI-v.txt").read_text())
+    assert ifaces.skipped == ("enc0", "lo", "lo0", "pppx")
+    assert "enc" in ifaces.names and "enc" not in ifaces.skipped
+
+
+def test_parse_interfaces_ignores_the_vv_detail_lines():
+    # print_iface() with -vv: TAB-indented Cleared/References/counter lines
+    text = ("all\n\tCleared:     Sun Nov 29 12:00:00 2026\n"
+            "\tReferences:  [ States:  0                  Rules: 1                  ]\n"
+            "lo0 (skip)\n")
+    assert parse_interfaces(text).names == ("all", "lo0")
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("", "no interface"),
+    ("all\nall\n", "printed twice"),
+    ("all\nvio0 (skipped)\n", "NAME"),
+    ("all\nthis-name-is-far-too-long0\n", "NAME"),
+    ("pfctl: /dev/pf: Permission denied\n", "error instead"),
+])
+def test_parse_interfaces_rejects(text, reason):
+    with pytest.raises(ParseError, match=reason):
+        parse_interfaces(text)

@@ -34,6 +34,8 @@ DEFAULT_RULES = [
     "permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -sr",
     "permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -sm",
     "permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -nvf /etc/pf.conf",
+    'permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -a "*" -sr',
+    "permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -sI -v",
     "permit nopass nolog _obsdvpn as root cmd /sbin/ipsecctl args -sa",
     "permit nopass nolog _obsdvpn as root cmd /usr/sbin/npppctl args -n session all",
 ]

@@ -74,6 +74,13 @@ PFCTL_INFO = Command("pfctl.info", (PFCTL, "-si"), True)
 PFCTL_RULES = Command("pfctl.rules", (PFCTL, "-sr"), True)
 # Root: the same /dev/pf open as -si (sbin/pfctl/pfctl.c main()).
 PFCTL_LIMITS = Command("pfctl.limits", (PFCTL, "-sm"), True)
+# Root: the same /dev/pf open (pfctl.c rev 1.397 main() opens pf_device O_RDONLY for -s).
+# `-a '*'` sets PF_OPT_RECURSE with an empty anchor path: every anchor's rules
+# are printed in place (pfctl_show_rules()); the argv holds the `*` itself, no shell.
+PFCTL_RULES_TREE = Command("pfctl.rules_tree", (PFCTL, "-a", "*", "-sr"), True)
+# Root: -sI reads the kifs with DIOCIGETIFACES on the same /dev/pf (pfctl_table.c rev 1.91
+# pfctl_show_ifaces() -> pfi_get_ifaces()); -v adds ` (skip)` (print_iface()).
+PFCTL_INTERFACES = Command("pfctl.interfaces", (PFCTL, "-sI", "-v"), True)
 # Root: -n goes on without /dev/pf, but etc/Makefile installs /etc/pf.conf mode 600 root.
 PFCTL_CONFIG = Command("pfctl.config", (PFCTL, "-nvf", PF_CONF), True, frozenset({0, 1}))
 # Root: sysctl NET_KEY_SADB_DUMP (the SAs of -sa) is suser()-only in sys/net/pfkeyv2.c.
@@ -82,6 +89,11 @@ IPSECCTL_SA = Command("ipsecctl.sa", (IPSECCTL, "-sa"), True)
 # session there is no group and ifconfig exits 1, which means "no sessions".
 # No root: SIOCGIFGMEMB and the SIOCGIF* reads have no suser() check in sys/net/if.c.
 IFCONFIG_PPPX = Command("ifconfig.pppx", (IFCONFIG, "pppx"), False, frozenset({0, 1}))
+# `ifconfig egress`: the interface(s) in group egress (the default route's) and
+# their addresses, which pf rules `on egress` / `(egress)` stand for.  Exit 1
+# with `egress: no such interface` when there is no default route.
+# No root: the same SIOCGIFGMEMB/SIOCGIF* reads as `ifconfig pppx`.
+IFCONFIG_EGRESS = Command("ifconfig.egress", (IFCONFIG, "egress"), False, frozenset({0, 1}))
 # Root: npppd/control.c makes /var/run/npppd.sock mode 0660, owned root:wheel.
 # npppctl exits 1 when npppd is down (err(1, "connect")): that means "no session".
 NPPPCTL_SESSIONS = Command("npppctl.sessions", (NPPPCTL, "-n", "session", "all"), True,
@@ -138,8 +150,9 @@ def probe_commands(cfg) -> tuple[Command, ...]:
     """Every read-only command a collection runs for this configuration."""
     return (sysctl_command(cfg.sysctl_names), RCCTL_LS_ON,
             *(c for d in cfg.daemons for c in (rcctl_flags_command(d), rcctl_check_command(d))),
-            PFCTL_INFO, PFCTL_RULES, PFCTL_LIMITS, PFCTL_CONFIG, IPSECCTL_SA, IPSECCTL_IKE,
-            IFCONFIG_PPPX, NPPPCTL_SESSIONS)
+            PFCTL_INFO, PFCTL_RULES, PFCTL_LIMITS, PFCTL_CONFIG, PFCTL_RULES_TREE,
+            PFCTL_INTERFACES, IPSECCTL_SA, IPSECCTL_IKE, IFCONFIG_PPPX, IFCONFIG_EGRESS,
+            NPPPCTL_SESSIONS)
 
 
 def root_argvs(cfg) -> frozenset[tuple[str, ...]]:

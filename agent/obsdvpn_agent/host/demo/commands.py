@@ -10,14 +10,14 @@ option outside the model returns 127 with a `demo:` line on stderr.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from ... import commands as table
 from . import daemons, events, render, services
 from . import sessions as sess
 from .ipsecconf import IpsecConfError, read_ipsecconf
-from .pfconf import PfConfError, compile_pfconf
+from .pfconf import PfConfError, compile_pfconf, rule_lines
 
 NOT_MODELLED = 127
 # Who is who on the demo host: root, and the non-root user the agent may run as.
@@ -421,7 +421,7 @@ def _pfctl(ctx: Ctx, args: list[str]) -> int | None:
         ctx.err.append(_PFCTL_USAGE)
         return 1
     letters = [o for o, _ in opts]
-    if set(letters) - set("defFnqsv"):
+    if set(letters) - set("adefFnqsv"):
         return None
     get = {o: v for o, v in opts}
     verbose = letters.count("v")
@@ -436,9 +436,19 @@ def _pfctl(ctx: Ctx, args: list[str]) -> int | None:
         ctx.warn(f"pfctl: Unknown flush modifier '{get['F']}'")
         ctx.err.append(_PFCTL_USAGE)
         return 1
-    if (show and show not in ("rules", "info", "memory")) or \
+    # -a: only `-a '*' -sr` (main ruleset, every anchor recursed) is modelled.
+    recurse = False
+    if "a" in get:
+        if get["a"] == "":
+            ctx.warn("pfctl: anchor name must not be empty")
+            raise _Exit(1)
+        if get["a"] != "*" or show != "rules" or clear or "f" in get or "e" in letters \
+                or "d" in letters:
+            return None
+        recurse = True
+    if (show and show not in ("rules", "info", "memory", "Interfaces")) or \
             (clear and clear not in ("rules", "states", "info")) or \
-            (verbose and show):
+            (verbose and show and show != "Interfaces") or verbose > 1:
         return None
     pf = ctx.state["pf"]
     if not noaction:
@@ -457,7 +467,9 @@ def _pfctl(ctx: Ctx, args: list[str]) -> int | None:
         pf.update(enabled=False, since=ctx.now)
         _quiet(ctx, letters, "pf disabled")
     if show == "rules":
-        ctx.say("".join(f"{rule}\n" for rule in pf["rules"]))
+        ctx.say("".join(f"{line}\n" for line in rule_lines(pf["rules"], recurse)))
+    elif show == "Interfaces":
+        ctx.say(render.pf_interfaces(pf["rules"], events.net(ctx.state), bool(verbose)))
     elif show == "info":
         ctx.say(render.pf_info(pf, ctx.now))
     elif show == "memory":
@@ -516,7 +528,8 @@ def _pfctl_load(ctx: Ctx, path: str, noaction: bool, verbose: int) -> int:
             ctx.warn(failed)
         raise _Exit(1)
     if verbose:
-        ctx.say("".join(f"{line}\n" for line in (*compiled.printed, *compiled.rules)))
+        lines = (*compiled.printed, *rule_lines(compiled.rules, True, nvf=True))
+        ctx.say("".join(f"{line}\n" for line in lines))
     if not noaction:
         events.load_pfconf(ctx.state, entry["text"], path)
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from . import sessions as sess
+from .pfconf import Net, groups_of, skipped
 
 # --- pfctl -si: print_status(), sbin/pfctl/pfctl_parser.c rev 1.352 ------------
 
@@ -225,3 +226,40 @@ def npppctl_clear(count: int) -> str:
     if count > 0:
         return f"Successfully disconnected {count} session{'s' if count > 1 else ''}.\n"
     return "No session to disconnect.\n"
+
+
+# --- pfctl -sI [-v]: pfctl_show_ifaces()/print_iface(), sbin/pfctl/pfctl_table.c rev 1.91 ---
+
+def pf_interfaces(entries: list, net: Net, verbose: bool) -> str:
+    """Every kif pf has, sorted as pf_if.c rev 1.112 keeps them (pfi_if_compare: strncmp).
+
+    pf has a kif for `all` (pfi_initialize()), each interface
+    (pfi_attach_ifnet()) and group (pfi_attach_ifgroup()), each interface
+    name a rule uses (pfi_kif_get() when the rule is loaded) and each
+    `set skip` name (pfi_set_flags() creates it).  print_iface() prints the
+    name and, with -v, ` (skip)` when PFI_IFLAG_SKIP is set: on the name
+    itself, or on an interface one of whose groups is skipped (pfi_xcommit()).
+    """
+    skip = set(skipped(entries))
+    interfaces = set(net.addresses)
+    names = {"all", *interfaces, *net.groups, *skip}
+    names |= {g for i in interfaces for g in groups_of(net, i)}
+
+    def referenced(items: list) -> None:
+        for e in items:
+            if "skip" in e:
+                continue
+            m = e["m"]
+            if m["ifname"] is not None:
+                names.add(m["ifname"])
+            for side in ("src", "dst"):
+                if m[side]["kind"] == "dyn":
+                    names.add(m[side]["value"])
+            referenced(e.get("children") or [])
+
+    referenced(entries)
+    out = []
+    for name in sorted(names):
+        flagged = name in skip or (name in interfaces and bool(groups_of(net, name) & skip))
+        out.append(f"{name}{' (skip)' if verbose and flagged else ''}\n")
+    return "".join(out)
