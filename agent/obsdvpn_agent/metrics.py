@@ -118,7 +118,7 @@ def families(facts: Facts, results: tuple[Result, ...], cfg: Config,
         _add(ie, [], value("ipsec.enabled", "enabled"))
         yield ie
 
-    yield from _pf(facts, value)
+    yield from _pf(facts, judged, value)
     yield from _ipsec(facts)
     yield from _sessions(facts)
 
@@ -143,7 +143,8 @@ def families(facts: Facts, results: tuple[Result, ...], cfg: Config,
         yield g
 
 
-def _pf(facts: Facts, value: Callable[[str, str], Value]) -> Iterator[Metric]:
+def _pf(facts: Facts, judged: Mapping[str, Result],
+        value: Callable[[str, str], Value]) -> Iterator[Metric]:
     i = facts.pf.info
     if not failed(i):
         g = _gauge("pf_enabled", "1 when pf is enabled.")
@@ -173,9 +174,14 @@ def _pf(facts: Facts, value: Callable[[str, str], Value]) -> Iterator[Metric]:
         g = _gauge("pf_rules", "Rules in the loaded main ruleset.")
         g.add_metric([], len(rules.rules))
         yield g
+    g = _gauge("pf_path_pass", "1 when pf passes the packets of a client's connection of this "
+                               "class (ike, nat-t, esp, l2tp, ppp-in, nat-out), 0 when it "
+                               "blocks them; absent when it cannot be told.", ["packet"])
+    for r in judged.values():
+        if r.check.startswith("pf.path."):
+            _add(g, [str(r.values.get("packet"))], r.values.get("pass"))
+    yield g
     for name, check, key, doc in (
-            ("pf_vpn_rules_present", "pf.vpn_rules", "present",
-             "1 when the loaded ruleset has every VPN rule."),
             ("pf_config_valid", "pf.ruleset", "config_valid",
              "1 when pfctl -nf /etc/pf.conf accepts the file."),
             ("pf_ruleset_matches_config", "pf.ruleset", "matches_config",

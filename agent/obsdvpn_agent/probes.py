@@ -29,7 +29,7 @@ from .parsers import (ParseError, first_line, ifconfig, ipsecctl, isakmpd, npppc
 from .parsers.ifconfig import Interface
 from .parsers.ipsecctl import IkePhase1, IpsecState
 from .parsers.npppctl import PppSession
-from .parsers.pfctl import PfInfo, PfLimits, PfRuleset
+from .parsers.pfctl import PfInfo, PfInterfaces, PfLimits, PfRuleset, PfRuleTree
 from .parsers.rcctl import DaemonCheck, DaemonFlags
 from .parsers.sysctl import SysctlConf, SysctlReading
 
@@ -90,11 +90,23 @@ class RcFacts:
 
 
 @dataclass(frozen=True)
+class PfConfig:
+    """What `pfctl -nvf /etc/pf.conf` says the file would load."""
+
+    rules: PfRuleset                                         # flat, for the comparison
+    tree: PfRuleTree | ProbeFailure                          # nested, for the path
+    skip: frozenset[str]                                     # its `set skip on` names
+
+
+@dataclass(frozen=True)
 class PfFacts:
     info: PfInfo | ProbeFailure                              # pfctl -si
     limits: PfLimits | ProbeFailure                          # pfctl -sm
     rules: PfRuleset | ProbeFailure                          # pfctl -sr
-    config: PfRuleset | PfConfigInvalid | ProbeFailure       # pfctl -nvf /etc/pf.conf
+    config: PfConfig | PfConfigInvalid | ProbeFailure        # pfctl -nvf /etc/pf.conf
+    tree: PfRuleTree | ProbeFailure                          # pfctl -a '*' -sr
+    interfaces: PfInterfaces | ProbeFailure                  # pfctl -sI -v
+    egress: tuple[Interface, ...] | ProbeFailure             # ifconfig egress
 
 
 @dataclass(frozen=True)
@@ -166,7 +178,7 @@ def _all_failed(name: str, cfg: Config, f: ProbeFailure) -> Any:
     if name == "rcctl":
         return RcFacts(f, per_daemon, per_daemon, f)
     if name == "pf":
-        return PfFacts(f, f, f, f)
+        return PfFacts(f, f, f, f, f, f, f)
     if name == "ipsec":
         return IpsecFacts(f)
     if name == "isakmpd":
@@ -320,8 +332,22 @@ def _collect_pf(c: _Collect) -> PfFacts:
     limits = r if failed(r) else c.parse(C.PFCTL_LIMITS, pfctl.parse_limits, r.stdout)
     r = c.run(C.PFCTL_RULES)
     rules = r if failed(r) else c.parse(C.PFCTL_RULES, pfctl.parse_rules, r.stdout, "pfctl -sr")
+    r = c.run(C.PFCTL_RULES_TREE)
+    tree = r if failed(r) else c.parse(C.PFCTL_RULES_TREE, pfctl.parse_rule_tree, r.stdout)
+    r = c.run(C.PFCTL_INTERFACES)
+    ifaces = r if failed(r) else c.parse(C.PFCTL_INTERFACES, pfctl.parse_interfaces, r.stdout)
+    egress: tuple[Interface, ...] | ProbeFailure
+    r = c.run(C.IFCONFIG_EGRESS)
+    if failed(r):
+        egress = r
+    elif r.returncode != 0:
+        # `ifconfig: egress: no such interface`: no default route, so no egress at all.
+        egress = (() if ifconfig.parse_ifconfig_error(r.stderr) is not None
+                  else c.failed_result(C.IFCONFIG_EGRESS, r))
+    else:
+        egress = c.parse(C.IFCONFIG_EGRESS, ifconfig.parse_ifconfig, r.stdout, "ifconfig egress")
     r = c.run(C.PFCTL_CONFIG)
-    config: PfRuleset | PfConfigInvalid | ProbeFailure
+    config: PfConfig | PfConfigInvalid | ProbeFailure
     if failed(r):
         config = r
     elif r.returncode != 0:
@@ -330,8 +356,11 @@ def _collect_pf(c: _Collect) -> PfFacts:
         config = (c.failed_result(C.PFCTL_CONFIG, r) if permission_problem(r.stderr)
                   else PfConfigInvalid(first_line(r.stderr) or "pfctl -n failed"))
     else:
-        config = c.parse(C.PFCTL_CONFIG, pfctl.parse_rules, r.stdout, "pfctl -nvf " + C.PF_CONF)
-    return PfFacts(info, limits, rules, config)
+        flat = c.parse(C.PFCTL_CONFIG, pfctl.parse_rules, r.stdout, "pfctl -nvf " + C.PF_CONF)
+        config = flat if failed(flat) else PfConfig(
+            flat, c.parse(C.PFCTL_CONFIG, pfctl.parse_rule_tree, r.stdout,
+                          "pfctl -nvf " + C.PF_CONF), pfctl.parse_skip(r.stdout))
+    return PfFacts(info, limits, rules, config, tree, ifaces, egress)
 
 
 def _collect_ipsec(c: _Collect) -> IpsecFacts:

@@ -6,46 +6,69 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..commands import PF_CONF, PFCTL, RCCTL
-from ..parsers.pfctl import PfRuleset, rulesets_equal
-from ..probes import PfConfigInvalid, failed
-from . import PHASE_PF, Action, Result, Results, Status
+from ..probes import PfConfigInvalid, ProbeFailure, failed
+from . import PHASE_PF, Action, Result, Results, Status, Value
+from .pfdiff import rulesets_equal
+from .pfpath import PacketVerdict, egress_interfaces, evaluate_path
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..probes import Facts
 
 
-def vpn_rules_missing(rules: PfRuleset, cfg: Config) -> list[str]:
-    """The VPN rules the ruleset lacks, as short descriptions (empty: all there).
-
-    A nat-to rule whose source pfctl shows as a table or interface address is
-    not counted as missing: whether it covers the VPN network cannot be read.
-    """
-    wanted = [
-        ("pass proto esp", rules.passes(proto="esp")),
-        ("pass udp port 500 (isakmp)", rules.passes(proto="udp", dst_port=500)),
-        ("pass udp port 4500 (ipsec-nat-t)", rules.passes(proto="udp", dst_port=4500)),
-        ("pass on enc0", rules.passes(interface="enc0")),
-        (f"pass on {cfg.ppp_interface}", rules.passes(interface=cfg.ppp_interface)),
-        (f"nat-to for {cfg.vpn_network}",
-         rules.nat_rule_for(cfg.vpn_network) is not None or bool(rules.nat_unresolved())),
-    ]
-    return [what for what, present in wanted if not present]
+# Check ids of the packet classes (pfpath.PACKETS): what a client's connection needs.
+PATH_CHECKS = {"ike": "pf.path.ike", "nat-t": "pf.path.nat_t", "esp": "pf.path.esp",
+               "l2tp": "pf.path.l2tp", "ppp-in": "pf.path.ppp_in", "nat-out": "pf.path.nat_out"}
 
 
 def evaluate(facts: Facts, cfg: Config) -> Results:
-    load = _load_pf_conf(facts, cfg)
+    path = _path(facts, cfg)
+    config_path = _config_path(facts, cfg)
+    load = _load_pf_conf(facts, config_path, path)
     yield _enabled(facts)
     # An edited pf.conf the admin saved but has not loaded is theirs to load:
     # repair loads it only when the loaded ruleset is broken for the VPN, when
     # asked by name, or when the configuration says so.
     on_request = cfg.repair_load_pf_conf != "when-differs"
     yield _ruleset(facts, (tuple(replace(a, when_named=on_request) for a in load[0]), load[1]))
-    yield _vpn_rules(facts, cfg, load)
+    for packet, cid in PATH_CHECKS.items():
+        yield _path_check(facts, cid, packet, path, load)
     yield _states(facts, cfg)
 
 
-def _load_pf_conf(facts: Facts, cfg: Config) -> tuple[tuple[Action, ...], str]:
+def _path(facts: Facts, cfg: Config) -> dict[str, PacketVerdict] | ProbeFailure:
+    """pf's verdict on each packet a client needs, from the loaded ruleset."""
+    tree, interfaces, egress = facts.pf.tree, facts.pf.interfaces, facts.pf.egress
+    if failed(tree):
+        return tree
+    if failed(interfaces):
+        return interfaces
+    if failed(egress):
+        return egress
+    first = egress_interfaces(egress)
+    verdicts = evaluate_path(tree, frozenset(interfaces.skipped), first[0] if first else None,
+                             cfg.vpn_network, cfg.ppp_interface)
+    return {v.packet: v for v in verdicts}
+
+
+def _config_path(facts: Facts, cfg: Config) -> dict[str, PacketVerdict] | str:
+    """The same verdicts for the ruleset pf.conf would load, or why there are none."""
+    config, egress = facts.pf.config, facts.pf.egress
+    if failed(config) or isinstance(config, PfConfigInvalid):
+        return ""
+    if failed(config.tree):
+        return f"its rules cannot be judged ({config.tree})"
+    if failed(egress):
+        return f"the egress interface is not known ({egress})"
+    first = egress_interfaces(egress)
+    verdicts = evaluate_path(config.tree, config.skip, first[0] if first else None,
+                             cfg.vpn_network, cfg.ppp_interface)
+    return {v.packet: v for v in verdicts}
+
+
+def _load_pf_conf(facts: Facts, config_path: dict[str, PacketVerdict] | str,
+                  path: dict[str, PacketVerdict] | ProbeFailure
+                  ) -> tuple[tuple[Action, ...], str]:
     """What loading pf.conf takes: (actions, "") or ((), why repair will not)."""
     config = facts.pf.config
     if failed(config):
@@ -54,10 +77,16 @@ def _load_pf_conf(facts: Facts, cfg: Config) -> tuple[tuple[Action, ...], str]:
         # Planned all the same: its validation refuses it, and says why, at repair time.
         before = "loaded ruleset"
     else:
-        lacking = vpn_rules_missing(config, cfg)
-        if lacking:
-            return (), (f"{PF_CONF} itself lacks {', '.join(lacking)}; repair will not load a "
-                        "pf.conf that would cut the VPN off: fix the file first")
+        if isinstance(config_path, str):
+            return (), (f"{PF_CONF} would load rules whose effect on the VPN cannot be judged: "
+                        f"{config_path}; load it yourself after `pfctl -nvf {PF_CONF}`")
+        # Never load what blocks a client's packet, nor what cannot be judged where
+        # the loaded rules pass it: the VPN must not end up worse than it is.
+        blocked = [PATH_CHECKS[p] for p, v in config_path.items() if v.decision == "block" or (
+            v.decision == "unknown" and (failed(path) or path[p].decision == "pass"))]
+        if blocked:
+            return (), (f"{PF_CONF} itself does not pass {', '.join(blocked)}; repair will not "
+                        "load a pf.conf that would cut the VPN off: fix the file first")
         before = "loaded ruleset differs"
     return (Action("", f"load {PF_CONF}", before,
                    PF_CONF if before == "loaded ruleset" else f"the rules of {PF_CONF}",
@@ -68,6 +97,37 @@ def _load_pf_conf(facts: Facts, cfg: Config) -> tuple[tuple[Action, ...], str]:
 def _for(cid: str, load: tuple[tuple[Action, ...], str]) -> tuple[tuple[Action, ...], str]:
     actions, note = load
     return tuple(replace(a, check=cid) for a in actions), note
+
+
+def _path_check(facts: Facts, cid: str, packet: str,
+                path: dict[str, PacketVerdict] | ProbeFailure,
+                load: tuple[tuple[Action, ...], str]) -> Result:
+    info = facts.pf.info
+    if not failed(info) and not info.enabled:
+        # A disabled pf filters nothing, and translates nothing either.
+        if packet == "nat-out":
+            return Result(cid, Status.CRITICAL, "pf is disabled, so the VPN network gets no "
+                                                "nat-to and clients cannot reach out: run "
+                                                "`pfctl -e`", {"packet": packet, "pass": False})
+        return Result(cid, Status.OK, "pf is disabled, so it does not filter this",
+                      {"packet": packet, "pass": True})
+    if failed(path):
+        return Result(cid, Status.UNKNOWN, f"cannot tell what pf does with a client's "
+                                           f"{packet} packets: {path}",
+                      {"packet": packet, "pass": None})
+    v = path[packet]
+    values: dict[str, Value] = {"packet": packet, "pass": _passes(v), "rule": v.rule or None}
+    if v.decision == "pass":
+        return Result(cid, Status.OK, v.reason, values)
+    if v.decision == "unknown":
+        return Result(cid, Status.UNKNOWN, v.reason, values)
+    return Result(cid, Status.CRITICAL, f"{v.reason}, so VPN clients cannot connect: fix the "
+                                        f"rules and load them with `pfctl -f {PF_CONF}`",
+                  values, *_for(cid, load))
+
+
+def _passes(v: PacketVerdict) -> bool | None:
+    return None if v.decision == "unknown" else v.decision == "pass"
 
 
 def _enabled(facts: Facts) -> Result:
@@ -110,7 +170,7 @@ def _ruleset(facts: Facts, load: tuple[tuple[Action, ...], str]) -> Result:
                       "passes", values, *_for(cid, load))
     if failed(loaded):
         return Result(cid, Status.UNKNOWN, f"cannot read the loaded ruleset: {loaded}", values)
-    same, diff = rulesets_equal(loaded, config)
+    same, diff = rulesets_equal(loaded, config.rules)
     values["matches_config"] = same
     if same:
         return Result(cid, Status.OK, f"the loaded ruleset is what {PF_CONF} loads "
@@ -120,28 +180,6 @@ def _ruleset(facts: Facts, load: tuple[tuple[Action, ...], str]) -> Result:
                   f"the loaded ruleset differs from {PF_CONF} ({shown}): review with "
                   f"`pfctl -nvf {PF_CONF}` and load it with `pfctl -f {PF_CONF}`", values,
                   *_for(cid, load))
-
-
-def _vpn_rules(facts: Facts, cfg: Config, load: tuple[tuple[Action, ...], str]) -> Result:
-    cid = "pf.vpn_rules"
-    loaded = facts.pf.rules
-    if failed(loaded):
-        return Result(cid, Status.UNKNOWN, f"cannot read the loaded ruleset: {loaded}",
-                      {"present": None})
-    missing = vpn_rules_missing(loaded, cfg)
-    if missing:
-        return Result(cid, Status.CRITICAL,
-                      f"the loaded ruleset lacks {', '.join(missing)}, so VPN clients cannot "
-                      f"connect or reach out: load the VPN rules with `pfctl -f {PF_CONF}`",
-                      {"present": False}, *_for(cid, load))
-    if loaded.nat_rule_for(cfg.vpn_network) is None:
-        return Result(cid, Status.UNKNOWN,
-                      f"VPN pass rules are loaded, but the nat-to rule's source is a table or "
-                      f"interface address, so whether it covers {cfg.vpn_network} cannot be read",
-                      {"present": True})
-    return Result(cid, Status.OK, "ESP, UDP 500/4500, enc0, "
-                                  f"{cfg.ppp_interface} and nat-to for {cfg.vpn_network} "
-                                  "are loaded", {"present": True})
 
 
 def _states(facts: Facts, cfg: Config) -> Result:

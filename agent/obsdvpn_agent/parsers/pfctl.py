@@ -909,3 +909,20 @@ def _covers(src: str, net: _Network | None) -> bool | None:
     except ValueError:
         return False                # no-route, urpf-failed, route "label"
     return not overlaps if negated else inside
+
+
+_SET_SKIP = re.compile(r"set skip on (?:\{((?: [^ {}]+)+) \}|([^ {}]+))")
+
+
+def parse_skip(text: str) -> frozenset[str]:
+    """The interfaces and groups `set skip on` names in `pfctl -nvf` output.
+
+    pfctl -nv prints its option lines in file order (FORMATS.md: `set skip on
+    …`), one statement per line: `set skip on { lo enc0 }` or `set skip on lo`.
+    """
+    names: set[str] = set()
+    for line in text.splitlines():
+        m = _SET_SKIP.fullmatch(line.strip())
+        if m:
+            names.update((m.group(1) or m.group(2)).split())
+    return frozenset(names)

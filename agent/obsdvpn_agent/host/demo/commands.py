@@ -629,6 +629,9 @@ def _ifconfig(ctx: Ctx, args: list[str]) -> int | None:
         if npppd["iface"] == "pppac" and daemons.running(state, "npppd"):
             ctx.say(render.ifconfig_pppac(npppd))
             return 0
+    elif name in ("egress", state["egress"]["ifname"]):
+        ctx.say(render.ifconfig_egress(state["egress"]))
+        return 0
     else:
         return None
     ctx.warn(f"{name}: no such interface")

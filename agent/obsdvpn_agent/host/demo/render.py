@@ -6,6 +6,8 @@ dicts) and return text; they never read the state file or the clock.
 
 from __future__ import annotations
 
+import ipaddress
+
 import time
 
 from . import sessions as sess
@@ -127,6 +129,23 @@ def ifconfig_pppx(s: dict, local: str) -> str:
     out.append("\tgroups: pppx\n")
     out.append(f"\tinet {local} --> {s['ip']} netmask 0xffffffff\n")
     return "".join(out)
+
+
+def ifconfig_egress(egress: dict) -> str:
+    """The egress vio(4) interface, as sbin/ifconfig/ifconfig.c status() prints an
+    Ethernet one: flags and mtu, lladdr, index/priority/llprio, groups, media,
+    status, then in_status()'s `inet A netmask 0x%08x broadcast B`.  vio(4) is
+    not a cloned interface, so its only group is the one the default route
+    gives it, egress (netinet/in.c / if.c if_addgroup "egress")."""
+    net = ipaddress.ip_network(f"{egress['address']}/24", strict=False)
+    return (f"{egress['ifname']}: flags=8843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST> mtu 1500\n"
+            "\tlladdr fe:e1:ba:d0:4a:01\n"
+            "\tindex 1 priority 0 llprio 3\n"
+            "\tgroups: egress\n"
+            "\tmedia: Ethernet autoselect\n"
+            "\tstatus: active\n"
+            f"\tinet {egress['address']} netmask 0x{int(net.netmask):08x} broadcast "
+            f"{net.broadcast_address}\n")
 
 
 def ifconfig_pppac(npppd: dict) -> str:
