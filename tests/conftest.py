@@ -199,6 +199,11 @@ def sample_snapshot_document() -> dict:
             cmd(["/sbin/pfctl", "-sr"], fixture("pfctl/vpn-l2tp-sr.txt")),
             cmd(["/sbin/pfctl", "-sm"], fixture("pfctl/sm-default.txt")),
             cmd(["/sbin/pfctl", "-nvf", "/etc/pf.conf"], fixture("pfctl/vpn-l2tp-nvf.txt")),
+            # No anchor in that ruleset: `-a '*' -sr` prints the same lines as -sr.
+            cmd(["/sbin/pfctl", "-a", "*", "-sr"], fixture("pfctl/vpn-l2tp-sr.txt")),
+            cmd(["/sbin/pfctl", "-sI", "-v"],
+                fixture("pfctl/path/healthy-default-deny.sI-v.txt")),
+            cmd(["/sbin/ifconfig", "egress"], fixture("ifconfig/derived-egress-vio0.txt")),
             cmd(["/sbin/ipsecctl", "-sa"], sample("derived/ipsecctl/sa-flows-no-sas.txt")),
             cmd(["/sbin/ifconfig", "pppx"], sample("derived/ifconfig/pppx0-session.txt")),
             cmd(["/usr/sbin/npppctl", "-n", "session", "all"],

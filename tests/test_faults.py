@@ -267,8 +267,8 @@ def test_exit_non_zero_with_stderr(tmp_path):
         _, text, _ = get(server)
         _, page, _ = get(server, "/")
     only_failing(text, "pf")
-    assert check_status(text)["pf.vpn_rules"] == 3
-    assert summary(page, "pf.vpn_rules") == (
+    assert check_status(text)["pf.ruleset"] == 3
+    assert summary(page, "pf.ruleset") == (
         "cannot read the loaded ruleset: `/sbin/pfctl -sr` exited 1: "
         "pfctl: DIOCGETRULES: Device busy")
 

@@ -162,6 +162,8 @@ def _build() -> dict[str, Parser]:
          rules + _read(_files(F, "pfctl/path/*.sr-recursive.txt")), "pfctl"),
         ("pfctl.parse_interfaces", pfctl.parse_interfaces,
          _read(_files(F, "pfctl/path/*.sI-v.txt")), "pfctl"),
+        ("pfctl.parse_skip", pfctl.parse_skip,
+         rules + ("set skip on { lo enc0 pppx }\n", "set skip on lo\n"), "pfctl"),
         ("pfctl.normalize_rule[lines]", _normalize_lines, rules, "pfctl"),
         ("ipsecctl.parse_sa", ipsecctl.parse_sa, ipsec_all, "ipsecctl"),
         ("ipsecctl.parse_flows", ipsecctl.parse_flows, ipsec_sf, "ipsecctl"),

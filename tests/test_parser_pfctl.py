@@ -25,6 +25,7 @@ from obsdvpn_agent.parsers.pfctl import (
     parse_limits,
     parse_rule_tree,
     parse_rules,
+    parse_skip,
 )
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pfctl"
@@ -419,8 +420,6 @@ def test_pf48_tables_nat_to_rdr_to():
     assert (r[1].interface, r[1].interface_negated, r[1].src, r[1].nat_to) == \
         ("lo0", True, "! <regress.1>", "127.0.0.1")
     assert (r[2].direction, r[2].rdr_to, r[2].nat_to) == ("in", "::1", None)
-    assert rs.nat_rule_for("10.0.0.0/24") is None
-    assert rs.nat_unresolved() == (r[0], r[1])
 
 
 def test_pf87_service_names_become_numbers():
@@ -495,66 +494,6 @@ def test_rule_order_matters():
     swapped = [text[1], text[0], *text[2:]]
     equal, diffs = rulesets_equal(parse_rules("\n".join(swapped)), vpn("vpn-l2tp-sr.txt"))
     assert not equal and len(diffs) == 2
-
-
-def test_vpn_helpers():
-    rs = vpn("vpn-l2tp-sr.txt")
-    assert rs.passes(proto="esp", interface="vio0", direction="in")
-    assert rs.passes(proto="udp", dst_port=500, interface="vio0")
-    assert rs.passes(proto="udp", dst_port="ipsec-nat-t", interface="vio0")
-    assert rs.passes(interface="enc0")
-    assert rs.passes(interface="pppx0", af="inet")       # `on pppx`: the group
-    nat = rs.nat_rule_for("10.0.0.0/24")
-    assert nat is not None and nat.nat_to == "(vio0)" and nat.action == "match"
-    assert rs.nat_rule_for("10.0.0.128/25") is nat      # inside the NAT source
-    assert rs.nat_rule_for("10.0.1.0/24") is None
-    assert rs.nat_rule_for("fd00::/64") is None
-    assert rs.nat_unresolved() == ()
-    assert vpn("vpn-l2tp-sr-drifted.txt").nat_rule_for("10.0.0.0/24") is None
-
-
-# Rules below are written in print_rule()'s grammar (pfctl_parser.c rev 1.352)
-# to exercise the helpers without the default `pass all` rule.
-STRICT = """\
-block return all
-pass in on vio0 proto udp from any to any port = 500
-pass in on vio0 proto udp from any to any port 1700:1702
-pass in on ! lo0 proto tcp from any to any port != 22 flags S/SA
-pass out on egress proto udp from any to any port 5000 >< 5010
-pass on enc0 all flags S/SA keep state (if-bound)
-match out on egress inet from <vpn> to any nat-to (egress:0)
-match out on egress inet from ! 172.16.0.0/12 to any nat-to 192.0.2.1
-match out on egress inet from 172.16.0.0 - 172.16.0.255 to any nat-to 192.0.2.2
-"""
-
-
-def test_passes_without_default_pass():
-    rs = parse_rules(STRICT)
-    assert not rs.passes(proto="esp", interface="vio0")
-    assert not rs.passes(proto="udp", dst_port=4500, interface="vio0")
-    assert rs.passes(proto="udp", dst_port=500, interface="vio0", direction="in")
-    assert not rs.passes(proto="udp", dst_port=500, interface="vio0", direction="out")
-    assert not rs.passes(proto="udp", dst_port=500, interface="em0")
-    assert rs.passes(proto="udp", dst_port=1701, interface="vio0")
-    assert not rs.passes(proto="udp", dst_port=1703, interface="vio0")
-    assert rs.passes(proto="tcp", dst_port=443, interface="vio0")
-    assert not rs.passes(proto="tcp", dst_port=22, interface="vio0")
-    assert not rs.passes(proto="tcp", dst_port=443, interface="lo0")
-    assert rs.passes(proto="udp", dst_port=5005, interface="egress")
-    assert not rs.passes(proto="udp", dst_port=5010, interface="egress")
-    assert rs.passes(proto="udp", dst_port=5010)            # `pass on enc0 all`
-    assert rs.passes(proto="esp", interface="enc0")
-    assert not rs.passes(proto="udp", interface="pppx0")
-    assert rs.passes(proto="tcp", interface="pppx0")       # `on ! lo0`
-
-
-def test_nat_sources():
-    rs = parse_rules(STRICT)
-    assert [r.src for r in rs.nat_unresolved()] == ["<vpn>"]
-    assert rs.nat_rule_for("10.0.0.0/24").nat_to == "192.0.2.1"       # ! 172.16/12
-    assert rs.nat_rule_for("172.16.0.0/24").nat_to == "192.0.2.2"     # A - B range
-    assert rs.nat_rule_for("172.16.0.0/23") is None
-    assert rs.nat_rule_for("172.16.1.0/24") is None
 
 
 def test_named_anchor_expanded_only_by_nvf_is_equal():
@@ -672,7 +611,7 @@ def test_truncated_real_anchor_output_raises():
 # pfctl -a '*' -sr: the rule tree
 
 # openbsd/src regress/sbin/pfctl/pf112.ok (recent -current; the copy seen in a
-# mislabeled mirror, see ../shared/openbsd-samples/SOURCES.md): the real
+# mislabeled mirror, see tests/fixtures/openbsd-samples/SOURCES.md): the real
 # output of `pfctl -a 'regress/*' -sr` after loading nested inline anchors.
 PF112_OK = ('anchor "one" all {\n'
             '  anchor "two" all {\n'
@@ -773,3 +712,9 @@ def test_parse_interfaces_ignores_the_vv_detail_lines():
 def test_parse_interfaces_rejects(text, reason):
     with pytest.raises(ParseError, match=reason):
         parse_interfaces(text)
+
+
+def test_parse_skip_reads_both_forms_pfctl_prints():
+    assert parse_skip("set skip on { lo enc0 pppx }\npass all\nset skip on pflog0\n") == \
+        frozenset({"lo", "enc0", "pppx", "pflog0"})
+    assert parse_skip("pass in on lo0 all\n# set skip on lo\n") == frozenset()

@@ -153,7 +153,7 @@ def test_sighup_reloads_the_configuration(tmp_path):
         conn.request("GET", "/metrics")
         body = conn.getresponse().read().decode()
         return next(ln for ln in body.splitlines()
-                if ln.startswith('obsdvpn_check_status{check="pf.vpn_rules"}'))
+                if ln.startswith('obsdvpn_check_status{check="pf.path.nat_out"}'))
 
     try:
         assert vpn_rules_status().endswith(" 0.0")

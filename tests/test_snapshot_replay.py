@@ -36,7 +36,8 @@ def test_check_json_on_real_outputs_reports_sessions_users_and_sas(sample_snapsh
     for cid in ("sysctl.net.inet.ip.forwarding", "sysctl.net.pipex.enable",
                 "daemon.isakmpd.enabled", "daemon.isakmpd.running", "daemon.isakmpd.flags",
                 "daemon.npppd.enabled", "daemon.npppd.running", "ipsec.enabled", "pf.enabled",
-                "pf.ruleset", "pf.vpn_rules", "pf.states", "sessions.descriptions",
+                "pf.ruleset", "pf.path.ike", "pf.path.nat_t", "pf.path.esp", "pf.path.l2tp",
+                "pf.path.ppp_in", "pf.path.nat_out", "pf.states", "ipsec.ike_rules", "ipsec.clients", "sessions.descriptions",
                 "sessions.users", "files.ipsec_conf", "files.npppd_users"):
         assert st[cid] == "OK", (cid, report["checks"])
 
