@@ -359,7 +359,7 @@ def _collect_pf(c: _Collect) -> PfFacts:
         flat = c.parse(C.PFCTL_CONFIG, pfctl.parse_rules, r.stdout, "pfctl -nvf " + C.PF_CONF)
         config = flat if failed(flat) else PfConfig(
             flat, c.parse(C.PFCTL_CONFIG, pfctl.parse_rule_tree, r.stdout,
-                          "pfctl -nvf " + C.PF_CONF), pfctl.parse_skip(r.stdout))
+                          "pfctl -nvf " + C.PF_CONF), frozenset(pfctl.parse_skip(r.stdout)))
     return PfFacts(info, limits, rules, config, tree, ifaces, egress)
 
 

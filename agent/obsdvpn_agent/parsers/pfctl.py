@@ -775,15 +775,15 @@ def parse_interfaces(text: str, command: str = INTERFACES_COMMAND) -> PfInterfac
 _SET_SKIP = re.compile(r"set skip on (?:\{((?: [^ {}]+)+) \}|([^ {}]+))")
 
 
-def parse_skip(text: str) -> frozenset[str]:
+def parse_skip(text: str) -> tuple[str, ...]:
     """The interfaces and groups `set skip on` names in `pfctl -nvf` output.
 
     pfctl -nv prints its option lines in file order (FORMATS.md: `set skip on
     …`), one statement per line: `set skip on { lo enc0 }` or `set skip on lo`.
     """
-    names: set[str] = set()
+    names: dict[str, None] = {}
     for line in text.splitlines():
         m = _SET_SKIP.fullmatch(line.strip())
         if m:
-            names.update((m.group(1) or m.group(2)).split())
-    return frozenset(names)
+            names.update(dict.fromkeys((m.group(1) or m.group(2)).split()))
+    return tuple(names)
