@@ -287,9 +287,9 @@ def _ppp_attempt(s: _Session) -> Attempt:
     user = next((e.user for e in ev if e.user and e.kind in (
         "auth-failure", "auth-success", "user-unknown", "password-mismatch", "tunnel-start")
         and e.user != "<unknown>"), None)
-    logged_in = tstart is not None or (usage is not None and usage.user != "<unknown>")
     l2tp_timeout = "l2tp-timeout" in kinds
-    if logged_in:
+    failure = _ppp_failure(kinds)
+    if tstart is not None:
         if "keepalive-failure" in kinds:
             verdict = "keepalive-lost"
         elif l2tp_timeout:
@@ -298,27 +298,13 @@ def _ppp_attempt(s: _Session) -> Attempt:
             verdict = "disconnected"
         else:
             verdict = "connected"
-    elif "user-unknown" in kinds:
-        verdict = "unknown-user"
-    elif "password-mismatch" in kinds:
-        verdict = "wrong-password"
-    elif "auth-failure" in kinds:
-        verdict = "auth-failed"
-    elif kinds & {"auth-protocol", "chap-timeout"}:
-        verdict = "auth-protocol"
-    elif "pool-exhausted" in kinds:
-        verdict = "pool-exhausted"
-    elif "session-limit" in kinds:
-        verdict = "session-limit"
-    elif "keepalive-failure" in kinds:
-        verdict = "keepalive-lost"
-    elif l2tp_timeout:
-        verdict = "l2tp-timeout"
-    elif "no-ppp-frames" in kinds or "config-timeout" in kinds:
-        verdict = "no-response"
+    elif failure is not None:
+        verdict = failure
+    elif usage is not None and usage.user != "<unknown>":
+        verdict = "disconnected"   # its TUNNELSTART is before the log read
     else:
         verdict = "unknown"
-    if tstart is not None or logged_in:
+    if tstart is not None or verdict == "disconnected":
         stage = "connected"
     elif "auth-success" in kinds:
         stage = "ipcp"
@@ -344,6 +330,19 @@ def _ppp_attempt(s: _Session) -> Attempt:
         iface=final.iface if final else None,
         assigned_ip=tstart.assigned_ip if tstart else None,
         ended=usage is not None, evidence=_lines(events))
+
+
+def _ppp_failure(kinds: set[str]) -> str | None:
+    """The verdict of a session that never started, most telling line first."""
+    for kind, verdict in (("user-unknown", "unknown-user"), ("password-mismatch", "wrong-password"),
+                          ("auth-failure", "auth-failed"), ("auth-protocol", "auth-protocol"),
+                          ("chap-timeout", "auth-protocol"), ("pool-exhausted", "pool-exhausted"),
+                          ("session-limit", "session-limit"), ("keepalive-failure", "keepalive-lost"),
+                          ("l2tp-timeout", "l2tp-timeout"), ("no-ppp-frames", "no-response"),
+                          ("config-timeout", "no-response")):
+        if kind in kinds:
+            return verdict
+    return None
 
 
 def _l2tp_attempt(c: _Ctrl) -> Attempt:
@@ -412,22 +411,20 @@ def why(query: str, since: datetime | None, records: Sequence[Record] | Stitched
                 + (f" since {since:%b %d %H:%M}" if since else "") + ".",))
         return _answer(query, mine[-1], expected_phase1, notes=notes)
     mine = [a for a in recent if _user_matches(a.user, query)]
-    if mine:
-        latest = mine[-1]
-        if known and query not in known:
-            notes = (f"{query} is not in npppd-users.",)
-        return _answer(query, latest, expected_phase1, notes=notes)
-    # No PPP attempt: IKE failures from the addresses this user connected from before.
-    before = {a.peer for a in attempts if _user_matches(a.user, query) and a.peer}
-    ike = [a for a in recent if a.kind == "ike" and a.peer in before]
     if known and query not in known:
         notes = (f"{query} is not in npppd-users.",)
-    if ike:
-        latest = ike[-1]
-        return _answer(query, latest, expected_phase1, user=query, notes=notes + (
-            f"no PPP login by {query}" + (f" since {since:%b %d %H:%M}" if since else "")
-            + f"; this IKE failure is from {latest.peer}, an address {query} connected "
-            "from before (isakmpd logs no user names).",))
+    # isakmpd names no user, npppd none before authentication: attempts without a user
+    # from the addresses this user connected from before may be theirs.
+    before = {a.peer for a in attempts if _user_matches(a.user, query) and a.peer}
+    if not (mine and mine[-1].verdict == "connected"):
+        mine += [a for a in recent if a.user is None and a.peer in before]
+    if mine:
+        latest = max(mine, key=lambda a: a.at)
+        if latest.user is None:
+            notes += ((f"no later PPP login by {query}; this attempt from {latest.peer}, an "
+                       f"address {query} connected from before, names no user (isakmpd logs "
+                       "none, npppd none before authentication)."),)
+        return _answer(query, latest, expected_phase1, user=query, notes=notes)
     return _answer(query, None, expected_phase1, user=query, notes=notes + (
         f"no line names {query}" + (f" since {since:%b %d %H:%M}" if since else "")
         + (f"; {query} connected from {', '.join(sorted(before))} before." if before else "."),))
@@ -517,7 +514,8 @@ def history(records: Sequence[Record] | Stitched, user: str | None = None
             ) -> tuple[EndedSession, ...]:
     out = []
     for a in _stitched(records).attempts:
-        if a.kind != "ppp" or not a.ended or a.user is None or a.stage != "connected":
+        if a.kind != "ppp" or not a.ended or a.user is None or a.verdict not in (
+                "disconnected", "keepalive-lost", "l2tp-timeout"):
             continue
         if user is not None and not _user_matches(a.user, user):
             continue
@@ -665,13 +663,15 @@ def update_counts(previous: LogCounts, records: Iterable[Record],
                 ppp["auth-protocol"] += n
         elif r.kind == "tunnel-start":
             started += n
+            pending[key] = "started"
         elif r.kind == "tunnel-usage":
-            pending.pop(key, None)
-            if r.user != "<unknown>":
+            # closed pairs with started: a session refused after login (pool, limit) also
+            # logs TUNNELUSAGE with its user, but never started.
+            if pending.pop(key, None) == "started":
                 closed += n
-                if r.user in known:
-                    bytes_in[r.user] = bytes_in.get(r.user, 0) + (r.bytes_in or 0) * n
-                    bytes_out[r.user] = bytes_out.get(r.user, 0) + (r.bytes_out or 0) * n
+            if r.user != "<unknown>" and r.user in known:
+                bytes_in[r.user] = bytes_in.get(r.user, 0) + (r.bytes_in or 0) * n
+                bytes_out[r.user] = bytes_out.get(r.user, 0) + (r.bytes_out or 0) * n
         elif (ike_why := ike_reason(r)) is not None:
             ike[ike_why] += n
         while len(pending) > MAX_PENDING:

@@ -184,6 +184,17 @@ NPPPD_PATTERNS = (
     _p("l2tp-timeout", "l2tp_ctrl.c:539", _L2TP_CTRL + r"(?P<detail>timeout waiting call)"),
     _p("l2tp-stop", "l2tp_ctrl.c:1398", _L2TP_CTRL + r"(?P<detail>SendStopCCN result=.*)"),
     _p("l2tp-stop", "l2tp_ctrl.c:1496", _L2TP_CTRL + r"(?P<detail>RecvStopCCN result=.*)"),
+    # Lifecycle lines read but not needed for a verdict: known, so not "unmatched".
+    _p("info", "l2tp_ctrl.c:945 :1048 :1610 :1652", _L2TP_CTRL + r"(?:RecvZLB|RecvSCCN|SendSCCRP|SendZLB)"),
+    _p("info", "l2tp_call.c:425", _L2TP_CALL + rf"SendICRP session_id={NUM}"),
+    _p("info", "l2tp_call.c:613", _L2TP_CALL + rf"RecvICCN session_id={NUM} .*"),
+    _p("info", "l2tp_call.c:830", _L2TP_CALL + r"SendZLB"),
+    _p("info", "ppp.c:1143", _BASE + r"Using pipex=(?:yes|no)"),
+    _p("info", "ipcp.c:260 :424 ccp.c:221 lcp.c:1020", _FSM
+       + r"(?:IP Address peer=.* our=.*\.|IPCP is stopped|CCP is stopped|RecvId magic=.*)"),
+    _p("info", "mppe.c:197", _PPP + r"layer=mppe logtype=Opened our=.* peer=.*"),
+    _p("info", "npppd.c:261", rf"Starting npppd pid={NUM} version=\S+"),
+    _p("info", "npppd.c:214", r"Terminate npppd\."),
     _p("l2tp-call", "l2tp_call.c:379", _L2TP_CALL + rf"RecvICRQ session_id={NUM}"),
     _p("l2tp-bind", "l2tp_call.c:1028", _L2TP_CALL + r"logtype=PPPBind ppp=(?P<ppp_id>[0-9]{1,20})"),
     _p("l2tp-unbind", "l2tp_call.c:979", _L2TP_CALL + r"logtype=PPPUnbind"),
