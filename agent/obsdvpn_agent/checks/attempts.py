@@ -435,7 +435,13 @@ def _address_notes(mine: list[Attempt]) -> tuple[str, ...]:
     if len(failed) < 2:
         return ()
     names = {a.user for a in failed if a.user}
-    return (f"{len(failed)} failed logins from this address, {len(names)} user name(s).",)
+    notes: tuple[str, ...] = (
+        f"{len(failed)} failed logins from this address, {len(names)} user name(s).",)
+    if len(names) >= 3:
+        notes += (("many names from one address: likely a brute-force run; "
+                   "`obsdvpn-agent offenders` lists such addresses for a pf table "
+                   "(nothing is blocked automatically)."),)
+    return notes
 
 
 def _answer(query: str, a: Attempt | None, expected_phase1: str | None,
