@@ -15,13 +15,15 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Iterator
 
 import click
 
-from .checks.attempts import Stitched, history as ended_sessions, offenders as find_offenders
-from .checks.attempts import stitch, why as judge
+from .checks.attempts import Stitched, stitch
+from .checks.attempts import history as ended_sessions
+from .checks.attempts import offenders as find_offenders
+from .checks.attempts import why as judge
 from .host.base import HostError
 from .parsers.syslog import parse_lines
 

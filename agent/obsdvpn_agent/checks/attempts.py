@@ -285,7 +285,8 @@ def _ppp_attempt(s: _Session) -> Attempt:
     tstart = next((e for e in ev if e.kind == "tunnel-start"), None)
     peer_ev = started or tstart or usage or ctrl_start
     user = next((e.user for e in ev if e.user and e.kind in (
-        "auth-failure", "auth-success", "user-unknown", "password-mismatch", "tunnel-start")
+        "auth-failure", "auth-success", "user-unknown", "password-mismatch", "tunnel-start",
+        "tunnel-usage")
         and e.user != "<unknown>"), None)
     l2tp_timeout = "l2tp-timeout" in kinds
     failure = _ppp_failure(kinds)
