@@ -12,9 +12,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from obsdvpn_agent.checks import attempts as A
-from obsdvpn_agent.parsers.syslog import (Event, Unread, parse_line, parse_lines, resolve_year)
+from obsdvpn_agent.parsers.syslog import (
+    Event,
+    Unread,
+    parse_line,
+    parse_lines,
+    resolve_year,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "logs"
 LOG = (FIXTURES / "daemon-interleaved.log").read_text().splitlines()
@@ -129,8 +134,8 @@ def test_year_resolution_across_new_year():
 
 
 def test_last_message_repeated_repeats_the_line_before():
-    lines = ["Nov 28 09:00:00 vpn isakmpd[5]: dropped message from 192.0.2.9 port 500 due to "
-             "notification type NO_PROPOSAL_CHOSEN",
+    lines = [("Nov 28 09:00:00 vpn isakmpd[5]: dropped message from 192.0.2.9 port 500 due to "
+             "notification type NO_PROPOSAL_CHOSEN"),
              "Nov 28 09:00:30 vpn last message repeated 3 times"]
     out = list(parse_lines(lines, NOW))
     assert isinstance(out[1], Event) and (out[1].kind, out[1].repeat) == ("ike-dropped", 3)

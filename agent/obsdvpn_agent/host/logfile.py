@@ -20,6 +20,7 @@ returns at most max_lines lines; the rest come with the next call.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -38,6 +39,8 @@ class Position:
     dev: int
     ino: int
     offset: int
+    # sha256 of the file's first line: a new file may get a deleted one's inode number.
+    head: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,19 @@ def _decode(raw: bytes, max_line_bytes: int) -> str:
     if len(raw) > max_line_bytes:
         raw = raw[:max_line_bytes]
     return raw.rstrip(b"\n").decode("utf-8", "replace")
+
+
+def _head(f: IO[bytes]) -> str:
+    f.seek(0)
+    first = f.readline(4096)
+    return hashlib.sha256(first).hexdigest() if first.endswith(b"\n") else ""
+
+
+def _same(f: IO[bytes], position: Position) -> bool:
+    st = os.fstat(f.fileno())
+    if (st.st_dev, st.st_ino) != (position.dev, position.ino):
+        return False
+    return not position.head or _head(f) == position.head
 
 
 def _read_from(f: IO[bytes], offset: int, budget: int, max_line_bytes: int,
@@ -105,8 +121,9 @@ def read_new_lines(path: str, position: Position | None, max_lines: int = MAX_LI
         offset = 0
         if position is not None:
             if (st.st_dev, st.st_ino) == (position.dev, position.ino):
-                if st.st_size < position.offset:
-                    notes.append(f"{path} was truncated: reading it again from the start")
+                if st.st_size < position.offset or not _same(f, position):
+                    notes.append(f"{path} was truncated or replaced: reading it again from "
+                                 "the start")
                 else:
                     offset = position.offset
             else:
@@ -120,12 +137,14 @@ def read_new_lines(path: str, position: Position | None, max_lines: int = MAX_LI
                         end = _read_from(old, min(position.offset, ost.st_size), max_lines,
                                          max_line_bytes, lines)
                         if len(lines) >= max_lines:
-                            return ReadResult(tuple(lines), Position(position.dev, position.ino,
-                                                                     end), tuple(notes), True)
+                            return ReadResult(tuple(lines), Position(
+                                position.dev, position.ino, end, position.head), tuple(notes),
+                                True)
                     notes.append(f"{path} was rotated: finished the old file, reading the new one")
         end = _read_from(f, offset, max_lines, max_line_bytes, lines)
         more = len(lines) >= max_lines
-        return ReadResult(tuple(lines), Position(st.st_dev, st.st_ino, end), tuple(notes), more)
+        return ReadResult(tuple(lines), Position(st.st_dev, st.st_ino, end, _head(f)),
+                          tuple(notes), more)
 
 
 def _rotated(path: str, position: Position) -> IO[bytes] | None:
@@ -135,8 +154,7 @@ def _rotated(path: str, position: Position) -> IO[bytes] | None:
             f = open(candidate, "rb")  # noqa: SIM115 - returned open to the caller
         except OSError:
             continue
-        st = os.fstat(f.fileno())
-        if (st.st_dev, st.st_ino) == (position.dev, position.ino):
+        if _same(f, position):
             return f
         f.close()
     return None
@@ -188,7 +206,9 @@ def load_state(path: str) -> LogState:
     position = None
     if isinstance(pos, dict) and all(isinstance(pos.get(k), int) and not isinstance(
             pos.get(k), bool) and pos[k] >= 0 for k in ("dev", "ino", "offset")):
-        position = Position(pos["dev"], pos["ino"], pos["offset"])
+        head = pos.get("head")
+        position = Position(pos["dev"], pos["ino"], pos["offset"],
+                            head if isinstance(head, str) else "")
     totals = data.get("totals")
     return LogState(position, totals if isinstance(totals, dict) else {})
 
@@ -198,7 +218,7 @@ def save_state(path: str, state: LogState) -> None:
     pos = state.position
     data = {"version": STATE_VERSION,
             "position": None if pos is None else {"dev": pos.dev, "ino": pos.ino,
-                                                  "offset": pos.offset},
+                                                  "offset": pos.offset, "head": pos.head},
             "totals": state.totals}
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
