@@ -46,6 +46,20 @@ def test_rotation_finishes_the_old_file_then_reads_the_new(tmp_path: Path) -> No
     assert (pos.dev, pos.ino) == (os.stat(log).st_dev, os.stat(log).st_ino)
 
 
+def test_rotation_into_a_compressed_file_is_followed(tmp_path: Path) -> None:
+    log = tmp_path / "daemon"
+    log.write_text("Nov 28 1\nNov 28 2\n")
+    _, pos, _ = read_all(str(log), None)
+    with open(log, "a") as f:
+        f.write("Nov 28 3\n")
+    with open(log, "rb") as src, gzip.open(tmp_path / "daemon.0.gz", "wb") as dst:
+        dst.write(src.read())             # newsyslog with Z: daemon.0.gz at once
+    log.unlink()
+    log.write_text("Nov 29 4\n")
+    lines, _, r = read_all(str(log), pos)
+    assert lines == ["Nov 28 3", "Nov 29 4"] and any("rotated" in n for n in r.notes)
+
+
 def test_rotation_with_the_old_file_gone_says_lines_are_lost(tmp_path: Path) -> None:
     log = tmp_path / "daemon"
     log.write_text("1\n")

@@ -5,8 +5,8 @@ with the caller's running totals in one small JSON state file written by
 replace_file(), so position and totals change together: a crash before the
 write rereads the same lines next time, never counts them twice or skips them.
 
-newsyslog(8) rotates /var/log/daemon by renaming it to daemon.0 (and
-compressing older ones to daemon.1.gz ...) and creating a new daemon.  When
+newsyslog(8) rotates /var/log/daemon by renaming it to daemon.0 (daemon.0.gz
+with the Z flag) and creating a new daemon.  When
 the file at the path is not the one the position names, read_new_lines()
 finishes the renamed file (found by its identity among PATH.0, PATH.1) from
 the kept offset, then reads the new file from its start.  A file that
@@ -25,11 +25,11 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, cast
 
 from .atomic import replace_file
 
-MAX_LINE_BYTES = 8192      # syslogd's MAXLINE is 8192 in current OpenBSD (1024 before 6.x)
+X
 MAX_LINES = 100_000
 STATE_VERSION = 1
 
@@ -120,22 +120,22 @@ def read_new_lines(path: str, position: Position | None, max_lines: int = MAX_LI
         st = os.fstat(f.fileno())
         offset = 0
         if position is not None:
-            if (st.st_dev, st.st_ino) == (position.dev, position.ino):
-                if st.st_size < position.offset or not _same(f, position):
-                    notes.append(f"{path} was truncated or replaced: reading it again from "
-                                 "the start")
-                else:
-                    offset = position.offset
+            same_file = (st.st_dev, st.st_ino) == (position.dev, position.ino) and _same(
+                f, position)
+            if same_file and st.st_size >= position.offset:
+                offset = position.offset
+            elif same_file:
+                notes.append(f"{path} was truncated: reading it again from the start")
             else:
                 old = _rotated(path, position)
                 if old is None:
-                    notes.append(f"{path} was rotated and its old file is gone: lines after "
-                                 "the last read are lost")
+                    notes.append(f"{path} was truncated or replaced, and no rotated file "
+                                 "holds the rest of the old one: lines after the last read "
+                                 "are lost")
                 else:
                     with old:
-                        ost = os.fstat(old.fileno())
-                        end = _read_from(old, min(position.offset, ost.st_size), max_lines,
-                                         max_line_bytes, lines)
+                        end = _read_from(old, position.offset, max_lines, max_line_bytes,
+                                         lines)
                         if len(lines) >= max_lines:
                             return ReadResult(tuple(lines), Position(
                                 position.dev, position.ino, end, position.head), tuple(notes),
@@ -148,7 +148,8 @@ def read_new_lines(path: str, position: Position | None, max_lines: int = MAX_LI
 
 
 def _rotated(path: str, position: Position) -> IO[bytes] | None:
-    """The renamed file the position belongs to (newsyslog: PATH.0, then PATH.1)."""
+    """The renamed file the position belongs to: PATH.0 or PATH.1 by identity, or
+    PATH.0.gz (newsyslog's Z flag compresses it at once) by the hash of its first line."""
     for candidate in (path + ".0", path + ".1"):
         try:
             f = open(candidate, "rb")  # noqa: SIM115 - returned open to the caller
@@ -157,6 +158,14 @@ def _rotated(path: str, position: Position) -> IO[bytes] | None:
         if _same(f, position):
             return f
         f.close()
+    if position.head:
+        try:
+            z = cast(IO[bytes], gzip.open(path + ".0.gz", "rb"))  # noqa: SIM115 - returned
+            if _head(z) == position.head:
+                return z
+            z.close()
+        except (OSError, EOFError):
+            pass
     return None
 
 
