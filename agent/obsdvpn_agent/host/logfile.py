@@ -29,7 +29,7 @@ from typing import IO, cast
 
 from .atomic import replace_file
 
-X
+MAX_LINE_BYTES = 8192      # longer lines are cut (and then read as unknown lines)
 MAX_LINES = 100_000
 STATE_VERSION = 1
 
