@@ -7,9 +7,8 @@ happened; the CLI prints it.  fresh_state() documents the state's fields.
 
 from __future__ import annotations
 
-from . import daemons, services
+from . import daemons, services, syslog
 from . import sessions as sess
-from . import syslog
 from .ipsecconf import IpsecConfError, read_ipsecconf
 from .pfconf import Compiled, Net, PfConfError, compile_pfconf
 from .render import pf_counters
