@@ -134,7 +134,7 @@ def test_log_families() -> None:
 
     class C:
         def collect(self):
-            return log_families(counts, read_success=True)
+            return log_families(counts, read_success=True, users=("carol", "kim", "dave"))
     reg = CollectorRegistry()
     reg.register(C())
     v = reg.get_sample_value
@@ -147,7 +147,8 @@ def test_log_families() -> None:
     assert v("obsdvpn_ppp_user_receive_bytes_total", {"user": "carol"}) == 5123456
     assert v("obsdvpn_ppp_user_transmit_bytes_total", {"user": "kim"}) == 5000
     assert v("obsdvpn_ppp_user_receive_bytes_total", {"user": "judy"}) is None
+    assert v("obsdvpn_ppp_user_transmit_bytes_total", {"user": "dave"}) == 0   # from 0 on
     assert v("obsdvpn_log_lines_total", {"result": "unmatched"}) == 1
     assert v("obsdvpn_log_read_success") == 1
     users = {s.labels["user"] for m in reg.collect() for s in m.samples if "user" in s.labels}
-    assert users == {"carol", "kim"}
+    assert users == {"carol", "kim", "dave"}

@@ -203,6 +203,10 @@ def test_no_proposal_names_offered_and_expected(stitched):
     assert w.expected == "aes-128 sha1 modp3072" and "expects aes-128 sha1 modp3072" in w.summary
 
 
+def test_since_keeps_a_session_still_up(stitched):
+    assert A.why("alice", datetime(2026, 11, 28, 11, 0), stitched, USERS).verdict == "connected"
+
+
 def test_since_excludes_older_attempts(stitched):
     assert A.why("bob", datetime(2026, 11, 28, 9, 30), stitched, USERS).verdict == "no-attempt"
     # erin's PSK failures are at 09:50, after the window starts

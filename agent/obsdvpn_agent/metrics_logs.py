@@ -12,7 +12,7 @@ name or a peer address is chosen by whoever connects and never becomes a label.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -22,7 +22,10 @@ from .checks.attempts import IKE_REASONS, PPP_AUTH_REASONS, LogCounts
 P = "obsdvpn_"
 
 
-def log_families(counts: LogCounts, read_success: bool = True) -> Iterator[Metric]:
+def log_families(counts: LogCounts, read_success: bool = True,
+                 users: Iterable[str] = ()) -> Iterator[Metric]:
+    """`users`: the names of npppd-users; each gets its byte counters from 0 on, so
+    increase() sees a user's first ended session too."""
     auth = CounterMetricFamily(
         P + "ppp_auth_failures", "PPP logins npppd refused, by reason (auth-failed: PAP or "
         "MD5-CHAP, which do not tell a wrong password from an unknown user).", labels=["reason"])
@@ -49,10 +52,10 @@ def log_families(counts: LogCounts, read_success: bool = True) -> Iterator[Metri
     tx = CounterMetricFamily(P + "ppp_user_transmit_bytes", "Bytes sent to the user in ended "
                              "sessions (TUNNELUSAGE data_out), users of npppd-users only.",
                              labels=["user"])
-    for user in sorted(counts.user_bytes_in):
-        rx.add_metric([user], counts.user_bytes_in[user])
-    for user in sorted(counts.user_bytes_out):
-        tx.add_metric([user], counts.user_bytes_out[user])
+    names = sorted(set(counts.user_bytes_in) | set(counts.user_bytes_out) | set(users))
+    for user in names:
+        rx.add_metric([user], counts.user_bytes_in.get(user, 0))
+        tx.add_metric([user], counts.user_bytes_out.get(user, 0))
     yield rx
     yield tx
     lines = CounterMetricFamily(P + "log_lines", "Log lines read: isakmpd/npppd lines understood "

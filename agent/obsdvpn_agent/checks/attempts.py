@@ -399,7 +399,9 @@ def why(query: str, since: datetime | None, records: Sequence[Record] | Stitched
         known_users: Iterable[str] = (), expected_phase1: str | None = None) -> WhyAnswer:
     """The latest attempt of a user or from an address since `since`, judged."""
     attempts = _stitched(records).attempts
-    recent = [a for a in attempts if since is None or a.last >= since]
+    # A session still up counts whenever it started.
+    recent = [a for a in attempts
+              if since is None or a.last >= since or a.verdict == "connected"]
     known = set(known_users)
     notes: tuple[str, ...] = ()
     if _is_address(query):
@@ -562,7 +564,7 @@ def offenders(records: Sequence[Record] | Stitched, since: datetime | None = Non
 
 # --- counters for the metrics ---------------------------------------------------------------
 
-MAX_PENDING = 4096
+MAX_PENDING = 65536   # sessions open at once (a started mark each), plus stray details
 
 
 @dataclass(frozen=True)
