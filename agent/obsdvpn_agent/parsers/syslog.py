@@ -304,6 +304,40 @@ ISAKMPD_PATTERNS = (
     _p("ike-quick-done", "ike_quick_mode.c:1472", r"isakmpd: quick mode done(?P<detail>.*)"),
 )
 
+def _by_key(patterns: tuple[tuple[str, str, re.Pattern[str]], ...]
+            ) -> dict[str, tuple[tuple[str, str, re.Pattern[str]], ...]]:
+    """npppd patterns by the message's first word, and `ppp id=` ones by their layer,
+    so a line is tried against a handful of patterns, not all of them."""
+    keys: dict[str, list[tuple[str, str, re.Pattern[str]]]] = {}
+    for entry in patterns:
+        src = entry[2].pattern
+        if src.startswith("ppp id="):
+            layers = re.findall(r"layer=\(\?:([a-z|]+)\)|layer=\(\?P<auth>(pap)\)|layer=([a-z]+)",
+                                src)
+            names = {n for group in layers for part in group for n in part.split("|") if n}
+            for name in names:
+                keys.setdefault("ppp:" + name, []).append(entry)
+        elif src.startswith("l2tpd"):
+            keys.setdefault("l2tpd", []).append(entry)
+        else:
+            keys.setdefault("", []).append(entry)
+    return {k: tuple(v) for k, v in keys.items()}
+
+
+_NPPPD_BY_KEY = _by_key(NPPPD_PATTERNS)
+_PPP_LAYER = re.compile(r"ppp id=[0-9]+ layer=([a-z_0-9]+) ")
+
+
+def _npppd_candidates(message: str) -> tuple[tuple[str, str, re.Pattern[str]], ...]:
+    if message.startswith("ppp id="):
+        m = _PPP_LAYER.match(message)
+        return _NPPPD_BY_KEY.get("ppp:" + m.group(1), ()) if m else ()
+    if message.startswith("l2tpd "):
+        return _NPPPD_BY_KEY.get("l2tpd", ())
+    return _NPPPD_BY_KEY.get("", ())
+
+
+_INT = re.compile(r"-?[0-9]{1,20}")
 _INT_FIELDS = ("ppp_id", "ctrl_id", "call_id", "port", "bytes_in", "bytes_out",
                "packets_in", "packets_out", "duration_s")
 
@@ -314,7 +348,7 @@ def _event(kind: str, source: str, m: re.Match[str], line: SyslogLine) -> Event 
         if value is None or name == "tunnel":
             continue
         if name in _INT_FIELDS:
-            if not re.fullmatch(r"-?[0-9]{1,20}", value):
+            if _INT.fullmatch(value) is None:
                 continue  # "error" from getnameinfo(): no port
             fields[name] = int(value)
         else:
@@ -331,7 +365,8 @@ def parse_line(text: str, reference: datetime) -> Record:
         if line is not None and line.prog == "" and (r := _REPEATED.fullmatch(line.message)):
             return Event("repeated", line, "syslogd.c fprintlog", repeat=int(r["n"]))
         return Unread("other", text, line)
-    patterns = NPPPD_PATTERNS if line.prog == "npppd" else ISAKMPD_PATTERNS
+    patterns = (_npppd_candidates(line.message) if line.prog == "npppd"
+                else ISAKMPD_PATTERNS)
     for kind, source, pattern in patterns:
         m = pattern.fullmatch(line.message)
         if m is not None:
