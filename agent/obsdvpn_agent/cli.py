@@ -134,17 +134,23 @@ def fail(message: str, code: int = EXIT_UNKNOWN) -> None:
     sys.exit(code)
 
 
+LOG_COMMANDS = ("why", "history", "offenders")  # cli_logs.py, loaded when asked for
+
+
 class _Commands(click.Group):
     """Loads the demo command group only when it is asked for: a real host's
     `check` never imports the simulator (cron pays for every import)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), "demo"])
+        return sorted([*super().list_commands(ctx), "demo", *LOG_COMMANDS])
 
     def get_command(self, ctx: click.Context, name: str):
         if name == "demo":
             from .cli_demo import demo
             return demo
+        if name in LOG_COMMANDS:
+            from . import cli_logs
+            return getattr(cli_logs, name)
         return super().get_command(ctx, name)
 
 

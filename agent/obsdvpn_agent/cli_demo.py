@@ -40,11 +40,17 @@ def _fail(message: str) -> None:
 def _event(ctx: click.Context, change) -> None:
     """Apply one event under the state file's write lock and say what happened."""
     host = _host(ctx)
+    failed = None
     try:
         with host.store.change() as state:
-            message = change(state, time.time())
+            try:
+                message = change(state, time.time())
+            except events.LoggedFailure as exc:  # the daemons logged it: keep the state
+                failed = str(exc)
     except (EventError, HostError) as exc:
         _fail(str(exc))
+    if failed is not None:
+        _fail(failed)
     click.echo(message)
 
 
@@ -122,10 +128,18 @@ def crash(ctx: click.Context, daemon: str) -> None:
 
 @demo.command()
 @click.argument("user")
+@click.option("--password", help="The password the client sends (default: the right one).")
+@click.option("--psk", help="The client's pre-shared key (default: the right one).")
+@click.option("--proposal", metavar="GROUP",
+              help="The phase-1 group the client offers, e.g. modp2048 (default: accepted).")
+@click.option("--blocked", is_flag=True, help="The path drops the client's UDP 4500.")
 @click.pass_context
-def connect(ctx: click.Context, user: str) -> None:
-    """Connect a VPN client as USER (a user of /etc/npppd/npppd-users)."""
-    _event(ctx, lambda state, now: events.connect(state, user, now))
+def connect(ctx: click.Context, user: str, password: str | None, psk: str | None,
+            proposal: str | None, blocked: bool) -> None:
+    """Connect a VPN client as USER; it fails (and the daemons log why in
+    /var/log/daemon) for an unknown USER or a wrong password, PSK or proposal."""
+    _event(ctx, lambda state, now: events.connect(state, user, now, password, psk, proposal,
+                                                  blocked))
 
 
 @demo.command()

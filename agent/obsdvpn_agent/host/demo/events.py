@@ -7,7 +7,7 @@ happened; the CLI prints it.  fresh_state() documents the state's fields.
 
 from __future__ import annotations
 
-from . import daemons, services
+from . import daemons, services, syslog
 from . import sessions as sess
 from .ipsecconf import IpsecConfError, read_ipsecconf
 from .pfconf import Compiled, Net, PfConfError, compile_pfconf
@@ -376,26 +376,63 @@ def crash(state: dict, name: str, now: float) -> str:
     return f"{name} crashed" + (f"; {dropped} VPN session(s) dropped" if dropped else "")
 
 
-def connect(state: dict, user: str, now: float) -> str:
+class LoggedFailure(EventError):
+    """The client failed and isakmpd or npppd logged why: keep the state (its log)."""
+
+
+def connect(state: dict, user: str, now: float, password: str | None = None,
+            psk: str | None = None, proposal: str | None = None,
+            path_blocked: bool = False) -> str:
     """An L2TP/IPsec client logs in: IKE with isakmpd, then L2TP/PPP with npppd.
 
     Without a running isakmpd holding the IKE policy (`ipsecctl -f` done) the
     client gets no SA, and npppd (by default it requires IPsec for L2TP) never
-    sees it.  pf is not consulted.
+    sees it.  pf is not consulted: `path_blocked` says the path drops the
+    client's NAT-T packets.  A wrong `password`, `psk`, a phase-1 `proposal`
+    (a group such as modp2048) /etc/ipsec.conf does not accept, an unknown
+    user or a full pool fail the way the daemons log them (host/demo/syslog.py).
     """
-    if user not in users(state):
-        raise EventError(f"no user {user!r} in {NPPPD_USERS}")
     if not daemons.running(state, "isakmpd"):
+        if user not in users(state):
+            raise EventError(f"no user {user!r} in {NPPPD_USERS}")
         raise EventError(f"{user} cannot connect: isakmpd is not running (no IKE)")
     if not state["ike_loaded"]:
         raise EventError(f"{user} cannot connect: isakmpd has no IKE policy "
                          "(ipsec.conf not loaded with ipsecctl -f)")
     if not daemons.running(state, "npppd"):
         raise EventError(f"{user} cannot connect: npppd is not running")
+    ppp_id = state["npppd"]["next_ppp_id"]
+    peer, port = f"203.0.113.{1 + (7 * ppp_id + len(user)) % 254}", 1701
+    ipsec_conf = state["files"].get(IPSEC_CONF, {"text": ""})["text"]
+    logged = f"(logged to {syslog.DAEMON_LOG})"
+    if path_blocked:
+        syslog.no_response(state, now, peer, 4500)
+        raise LoggedFailure(f"{user} cannot connect: the path drops UDP 4500 {logged}")
+    if psk is not None and psk != syslog.configured_psk(ipsec_conf):
+        syslog.psk_mismatch(state, now, peer, 4500)
+        raise LoggedFailure(f"{user} cannot connect: wrong pre-shared key {logged}")
+    expected = syslog.configured_group(ipsec_conf)
+    if proposal is not None and syslog.GROUP_NAMES.get(proposal, proposal) != \
+            syslog.GROUP_NAMES.get(expected, expected):
+        syslog.no_proposal(state, now, peer, 500, proposal, expected)
+        raise LoggedFailure(f"{user} cannot connect: ipsec.conf accepts no proposal of the "
+                            f"client ({proposal}; expects {expected}) {logged}")
+    if user not in users(state):
+        state["npppd"]["next_ppp_id"] = ppp_id + 1
+        syslog.failed_login(state, now, user, peer, port, ppp_id, "unknown")
+        raise LoggedFailure(f"no user {user!r} in {NPPPD_USERS}")
+    npppd_users = state["files"].get(NPPPD_USERS, {"text": ""})["text"]
+    if password is not None and password != syslog.user_password(npppd_users, user):
+        state["npppd"]["next_ppp_id"] = ppp_id + 1
+        syslog.failed_login(state, now, user, peer, port, ppp_id, "mismatch")
+        raise LoggedFailure(f"{user} cannot connect: wrong password {logged}")
     try:
         s = sess.new_session(state, user, now)
     except ValueError as exc:
-        raise EventError(f"{user} cannot connect: {exc}")
+        state["npppd"]["next_ppp_id"] = ppp_id + 1
+        syslog.pool_exhausted(state, now, user, peer, port, ppp_id)
+        raise LoggedFailure(f"{user} cannot connect: {exc} {logged}")
+    syslog.connected(state, now, s)
     return (f"{user} connected from {s['peer']}:{s['peer_port']} as {s['ip']} "
             f"on {s['ifname']} (ppp id {s['ppp_id']})")
 
@@ -405,6 +442,8 @@ def disconnect(state: dict, user: str, now: float) -> str:
     if not mine:
         raise EventError(f"{user} has no session")
     state["sessions"] = [s for s in state["sessions"] if s["user"] != user]
+    for s in mine:
+        syslog.disconnected(state, now, s, sess.counters(s, now), sess.elapsed(s, now))
     return f"{user} disconnected ({len(mine)} session(s))"
 
 
