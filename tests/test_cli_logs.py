@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from obsdvpn_agent.checks.attempts import LogCounts, update_counts
-from obsdvpn_agent.metrics_logs import log_families
+from obsdvpn_agent.logcounts import LogCounts, update_counts
+from obsdvpn_agent.metrics import log_families
 from obsdvpn_agent.parsers.syslog import parse_lines
 from prometheus_client.registry import CollectorRegistry
 

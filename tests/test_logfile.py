@@ -1,5 +1,5 @@
 """Following /var/log/daemon: new lines only, newsyslog rotation, truncation, restarts,
-bounded memory, and the counters kept with the position (probe_logs.collect_log_counts)."""
+bounded memory, and the counters kept with the position (probes.collect_log_counts)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from obsdvpn_agent.host import logfile
-from obsdvpn_agent.probe_logs import collect_log_counts
+from obsdvpn_agent.probes import collect_log_counts
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "logs" / "daemon-interleaved.log").read_text()
 LINES = FIXTURE.splitlines(keepends=True)

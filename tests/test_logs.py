@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from obsdvpn_agent.checks import attempts as A
+from obsdvpn_agent.logcounts import LogCounts, update_counts
 from obsdvpn_agent.parsers.syslog import (
     Event,
     Unread,
@@ -139,7 +140,7 @@ def test_last_message_repeated_repeats_the_line_before():
              "Nov 28 09:00:30 vpn last message repeated 3 times"]
     out = list(parse_lines(lines, NOW))
     assert isinstance(out[1], Event) and (out[1].kind, out[1].repeat) == ("ike-dropped", 3)
-    counts = A.update_counts(A.LogCounts(), out, ())
+    counts = update_counts(LogCounts(), out, ())
     assert counts.ike_failures["no-proposal"] == 4
 
 
@@ -255,7 +256,7 @@ def test_offenders_puts_the_brute_force_address_first(stitched):
 # --- counters ------------------------------------------------------------------------------------
 
 def test_counts(records):
-    c = A.update_counts(A.LogCounts(), records, USERS)
+    c = update_counts(LogCounts(), records, USERS)
     assert dict(c.ppp_auth_failures) == {"unknown-user": 13, "wrong-password": 2,
                                          "auth-failed": 1, "auth-protocol": 1}
     assert dict(c.ike_failures) == {"psk-mismatch": 3, "no-proposal": 1, "no-response": 1,
@@ -268,7 +269,7 @@ def test_counts(records):
 
 
 def test_counts_label_only_npppd_users(records):
-    c = A.update_counts(A.LogCounts(), records, ("carol",))
+    c = update_counts(LogCounts(), records, ("carol",))
     assert set(c.user_bytes_in) == {"carol"} and set(c.user_bytes_out) == {"carol"}
     assert not any(name in c.user_bytes_in for name in BRUTE + ("mallory",))
 
@@ -277,13 +278,13 @@ def test_counts_label_only_npppd_users(records):
 def test_counts_are_the_same_however_the_reads_are_cut(records, cut):
     """A read may end between a detail line and its Failure line: the kept totals
     (with their pending details) give the same counts as one read."""
-    whole = A.update_counts(A.LogCounts(), records, USERS)
-    first = A.update_counts(A.LogCounts(), records[:cut], USERS)
-    kept = A.LogCounts.from_dict(first.to_dict())       # through the state file
-    assert A.update_counts(kept, records[cut:], USERS) == whole
+    whole = update_counts(LogCounts(), records, USERS)
+    first = update_counts(LogCounts(), records[:cut], USERS)
+    kept = LogCounts.from_dict(first.to_dict())       # through the state file
+    assert update_counts(kept, records[cut:], USERS) == whole
 
 
 def test_counts_from_a_damaged_state_start_at_zero():
-    assert A.LogCounts.from_dict({"ppp_auth_failures": {"unknown-user": -3, "x": 2},
-                                  "sessions_started": "7", "pending": [1]}) == A.LogCounts()
-    assert A.LogCounts.from_dict(None) == A.LogCounts()
+    assert LogCounts.from_dict({"ppp_auth_failures": {"unknown-user": -3, "x": 2},
+                                  "sessions_started": "7", "pending": [1]}) == LogCounts()
+    assert LogCounts.from_dict(None) == LogCounts()

@@ -7,9 +7,10 @@ Exit codes follow the Nagios plugin convention everywhere: 0 OK, 1 WARNING,
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .repair import Outcome, Pause
 
 EXIT_UNKNOWN = 3
+LOG_STATE = "log-state.json"   # the daemon log's read position and totals
 
 
 @dataclass
@@ -171,7 +173,10 @@ def main_group(ctx: click.Context, config_path, demo, demo_state, snapshot) -> N
     ctx.obj = App(config_path, demo, demo_state, snapshot)
 
 
-def _collect(app: App, as_root: bool = True) -> tuple[Config, Facts, tuple[Result, ...]]:
+def _collect(app: App, as_root: bool = True,
+             count_log: bool = False) -> tuple[Config, Facts, tuple[Result, ...]]:
+    """Gather and judge; count_log: also read the daemon log's new lines into the
+    kept totals (what metrics show: `metrics`, `check --textfile`, serve)."""
     from .checks import evaluate
     from .probes import gather
 
@@ -179,7 +184,8 @@ def _collect(app: App, as_root: bool = True) -> tuple[Config, Facts, tuple[Resul
         cfg = app.config
         host = app.host(as_root)
         host.info()  # a host that cannot be opened is one line, not an UNKNOWN per check
-        facts = gather(host, cfg, observed=app.observed())
+        facts = gather(host, cfg, observed=app.observed(),
+                       log_state=app.agent_file(LOG_STATE) if count_log else None)
     except ConfigError as e:
         fail(str(e))
     except HostError as e:
@@ -203,20 +209,22 @@ def _keep_observation(app: App, facts: Facts) -> None:
 
 
 class Duration(click.ParamType):
-    """A span of time as people write it: 90s, 30m, 2h, 7d (a bare number: seconds)."""
+    """A span of time as people write it: 90s, 30m, 2h, 1d12h, 1w (a bare number: seconds)."""
 
     name = "DURATION"
-    _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    _FORM = re.compile(r"(?:([0-9]{1,6})w)?(?:([0-9]{1,6})d)?(?:([0-9]{1,6})h)?"
+                       r"(?:([0-9]{1,6})m)?(?:([0-9]{1,9})s?)?")
 
     def convert(self, value: object, param: click.Parameter | None,
-                ctx: click.Context | None) -> float:
-        if isinstance(value, (int, float)):
-            return float(value)
+                ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
         text = str(value).strip()
-        number, unit = (text[:-1], text[-1]) if text[-1:] in self._UNITS else (text, "s")
-        if not number.isascii() or not number.isdigit() or len(number) > 9:
-            self.fail(f"{value!r} is not a duration such as 90s, 30m, 2h or 7d", param, ctx)
-        return float(int(number) * self._UNITS[unit])
+        m = self._FORM.fullmatch(text)
+        if not text or m is None or not any(m.groups()):
+            self.fail(f"{value!r} is not a duration such as 90s, 30m, 2h or 1d12h", param, ctx)
+        w, d, h, mi, s = (int(g) if g else 0 for g in m.groups())
+        return timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)
 
 
 @main_group.command()
@@ -237,7 +245,11 @@ def check(app: App, as_json: bool, quiet: bool, on_change: bool, remind: float,
     from .checks import Status, worst
     from .report import detail_lines, json_report, summary_line
 
-    cfg, facts, results = _collect(app)
+    try:
+        counted = bool(textfile or app.config.textfile)   # the textfile's log counters
+    except ConfigError as e:
+        fail(str(e))
+    cfg, facts, results = _collect(app, count_log=counted)
     _keep_observation(app, facts)
     status = worst(r.status for r in results)
     pause = app.pause()
@@ -305,7 +317,7 @@ def _should_print(app: App, results: tuple[Result, ...], quiet: bool, on_change:
               help="End the pause by itself after this long (default: until `resume`).")
 @click.option("--reason", default="", metavar="TEXT", help="Why, for check and the metrics.")
 @click.pass_obj
-def pause(app: App, for_s: float | None, reason: str) -> None:
+def pause(app: App, for_s: timedelta | None, reason: str) -> None:
     """Pause repair for maintenance: it changes nothing until `resume`."""
     import time
 
@@ -319,7 +331,7 @@ def pause(app: App, for_s: float | None, reason: str) -> None:
     if path is None:
         fail("a snapshot cannot be paused")
     now = time.time()
-    p = Pause(now, None if for_s is None else now + for_s, reason)
+    p = Pause(now, None if for_s is None else now + for_s.total_seconds(), reason)
     try:
         save_record(path, p.to_record())
     except OSError as e:
@@ -433,7 +445,7 @@ def metrics(app: App) -> None:
     """Print one exposition of every metric to stdout."""
     from .metrics import render
 
-    cfg, facts, results = _collect(app)
+    cfg, facts, results = _collect(app, count_log=True)
     click.echo(render(facts, results, cfg, app.repair_record(), app.pause()).decode(), nl=False)
 
 
@@ -633,7 +645,7 @@ def collect(app: App, config_stdin: bool) -> None:
         fail(f"configuration from serve not understood: {e}")
     try:
         collection = collect_in_process(host, cfg, app.repair_record(), app.pause(),
-                                        app.observed())
+                                        app.observed(), app.agent_file(LOG_STATE))
     except HostError as e:
         fail(str(e))
     sys.stdout.write(collection.to_json())

@@ -132,14 +132,20 @@ def crash(ctx: click.Context, daemon: str) -> None:
 @click.option("--psk", help="The client's pre-shared key (default: the right one).")
 @click.option("--proposal", metavar="GROUP",
               help="The phase-1 group the client offers, e.g. modp2048 (default: accepted).")
-@click.option("--blocked", is_flag=True, help="The path drops the client's UDP 4500.")
+@click.option("--blocked", is_flag=True,
+              help="A path outside this host drops the client's UDP 4500.")
+@click.option("--client", type=click.Choice(["windows", "macos", "ios", "legacy-windows"]),
+              default="windows", show_default=True,
+              help="Which client's phase-1 proposals it offers.")
 @click.pass_context
 def connect(ctx: click.Context, user: str, password: str | None, psk: str | None,
-            proposal: str | None, blocked: bool) -> None:
-    """Connect a VPN client as USER; it fails (and the daemons log why in
-    /var/log/daemon) for an unknown USER or a wrong password, PSK or proposal."""
+            proposal: str | None, blocked: bool, client: str) -> None:
+    """Connect a VPN client as USER.  It fails the way a real client would, and the
+    daemons log why in /var/log/daemon: pf blocking its packets, isakmpd without
+    the policy or without a proposal the client offers, a wrong PSK, an unknown
+    USER, a wrong password, a full address pool."""
     _event(ctx, lambda state, now: events.connect(state, user, now, password, psk, proposal,
-                                                  blocked))
+                                                  blocked, client))
 
 
 @demo.command()

@@ -13,41 +13,27 @@ here blocks anyone: `offenders` lists addresses for a pf table the admin may fil
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import click
 
-from .checks.attempts import Stitched, stitch
-from .checks.attempts import history as ended_sessions
-from .checks.attempts import offenders as find_offenders
-from .checks.attempts import why as judge
+from .checks import Stitched, stitch
+from .checks import history as ended_sessions
+from .checks import offenders as find_offenders
+from .checks import why as judge
+from .cli import Duration
 from .host.base import HostError
 from .parsers.syslog import parse_lines
 
 DAEMON_LOG = "/var/log/daemon"
 NPPPD_USERS = "/etc/npppd/npppd-users"
-_DURATION = re.compile(r"(?:([0-9]{1,6})d)?(?:([0-9]{1,6})h)?(?:([0-9]{1,6})m)?(?:([0-9]{1,9})s?)?")
 
 
 def _fail(message: str) -> None:
     click.echo(f"obsdvpn-agent: {message}", err=True)
     sys.exit(3)
-
-
-def parse_duration(text: str) -> timedelta:
-    """`90m`, `2h`, `1d12h`, `3600` (seconds)."""
-    m = _DURATION.fullmatch(text.strip())
-    if not text.strip() or m is None or not any(m.groups()):
-        raise click.BadParameter(f"{text!r} is not a duration such as 30m, 2h or 1d")
-    d, h, mi, s = (int(g) if g else 0 for g in m.groups())
-    return timedelta(days=d, hours=h, minutes=mi, seconds=s)
-
-
-def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
-    return parse_duration(value) if value is not None else None
 
 
 def _lines(ctx: click.Context, log: str | None, rotated: int) -> Iterator[str]:
@@ -105,7 +91,7 @@ def _stitched(ctx: click.Context, log: str | None, rotated: int) -> Stitched:
 _LOG = click.option("--log", metavar="FILE", help=f"Read FILE instead of {DAEMON_LOG}.")
 _ROTATED = click.option("--rotated", type=click.IntRange(0, 10), default=0, metavar="N",
                         help="Also read N older files newsyslog left (FILE.0, FILE.1.gz, ...).")
-_SINCE = click.option("--since", callback=_since, metavar="DURATION",
+_SINCE = click.option("--since", type=Duration(), metavar="DURATION",
                       help="Only attempts in the last DURATION (30m, 2h, 1d).")
 _JSON = click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 

@@ -55,6 +55,7 @@ class Config:
     textfile: str = ""
     state_limit_warning: float = 0.80
     state_limit_critical: float = 0.95
+    daemon_log: str = "/var/log/daemon"       # isakmpd's and npppd's syslog lines
     repair_skip: tuple[str, ...] = ()          # check ids repair leaves alone
     # When repair loads /etc/pf.conf: "when-broken" only when the loaded ruleset
     # no longer lets clients connect; "when-differs" whenever it differs.
@@ -84,10 +85,11 @@ _SCALARS: dict[tuple[str, ...], tuple[type | tuple[type, ...], str]] = {
     ("check", "textfile"): (str, "a path for node_exporter's textfile collector"),
     ("pf", "state_limit_warning"): ((int, float), "a fraction between 0 and 1"),
     ("pf", "state_limit_critical"): ((int, float), "a fraction between 0 and 1"),
+    ("logs", "file"): (str, "the file syslogd writes isakmpd's and npppd's lines to"),
     ("repair", "skip"): (list, "a list of check ids, e.g. [\"pf.ruleset\"]"),
     ("repair", "load_pf_conf"): (str, "\"when-broken\" or \"when-differs\""),
 }
-_TABLES = {"sysctl", "isakmpd", "vpn", "commands", "serve", "check", "pf", "repair"}
+_TABLES = {"sysctl", "isakmpd", "vpn", "commands", "serve", "check", "pf", "logs", "repair"}
 LOAD_PF_CONF = ("when-broken", "when-differs")
 
 
@@ -152,6 +154,7 @@ def from_dict(data: dict, path: str) -> Config:
         state_limit_warning=float(values.get("pf.state_limit_warning", d.state_limit_warning)),
         state_limit_critical=float(values.get("pf.state_limit_critical",
                                               d.state_limit_critical)),
+        daemon_log=values.get("logs.file", d.daemon_log),
         repair_skip=tuple(values.get("repair.skip", d.repair_skip)),
         repair_load_pf_conf=values.get("repair.load_pf_conf", d.repair_load_pf_conf),
         source=path,
@@ -247,6 +250,7 @@ def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
         "check": {"textfile": cfg.textfile},
         "pf": {"state_limit_warning": cfg.state_limit_warning,
                "state_limit_critical": cfg.state_limit_critical},
+        "logs": {"file": cfg.daemon_log},
         "repair": {"skip": list(cfg.repair_skip), "load_pf_conf": cfg.repair_load_pf_conf},
     }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import datetime
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +24,9 @@ from . import commands as C
 from .config import Config
 from .host.base import (CommandNotFound, CommandResult, CommandTimeout, FileInfo, Host,
                         HostError, Process)
+from .host import logfile
 from .host.identity import effective_user
+from .logcounts import LogCounts, update_counts
 from .parsers import (ParseError, first_line, ifconfig, ipsecctl, isakmpd, npppctl, npppd_users,
                       pfctl, rcctl, sysctl)
 from .parsers.ifconfig import Interface
@@ -32,6 +35,7 @@ from .parsers.npppctl import PppSession
 from .parsers.pfctl import PfInfo, PfInterfaces, PfLimits, PfRuleset, PfRuleTree
 from .parsers.rcctl import DaemonCheck, DaemonFlags
 from .parsers.sysctl import SysctlConf, SysctlReading
+from .parsers.syslog import parse_lines
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
@@ -129,6 +133,13 @@ class IsakmpdFacts:
 
 
 @dataclass(frozen=True)
+class LogFacts:
+    """What isakmpd and npppd logged: running totals, kept with the read position."""
+
+    counts: LogCounts | ProbeFailure
+
+
+@dataclass(frozen=True)
 class IfconfigFacts:
     pppx: tuple[Interface, ...] | ProbeFailure               # ifconfig pppx
 
@@ -157,6 +168,7 @@ class Facts:
     ifconfig: IfconfigFacts
     npppctl: NpppctlFacts
     files: FilesFacts
+    logs: LogFacts
     collectors: tuple[CollectorRun, ...] = field(default=())
 
     def failures(self) -> tuple[ProbeFailure, ...]:
@@ -185,6 +197,8 @@ def _all_failed(name: str, cfg: Config, f: ProbeFailure) -> Any:
         return IsakmpdFacts(f, f)
     if name == "ifconfig":
         return IfconfigFacts(f)
+    if name == "logs":
+        return LogFacts(f)
     if name == "npppctl":
         return NpppctlFacts(f)
     return FilesFacts({}, f)
@@ -194,7 +208,7 @@ def _facts(collected_at: float, by_collector: Mapping[str, Any],
            runs: tuple[CollectorRun, ...]) -> Facts:
     v = by_collector
     return Facts(collected_at, v["sysctl"], v["rcctl"], v["pf"], v["ipsec"], v["isakmpd"],
-                 v["ifconfig"], v["npppctl"], v["files"], runs)
+                 v["ifconfig"], v["npppctl"], v["files"], v["logs"], runs)
 
 
 # Words OpenBSD tools print when the caller lacks a privilege: pfctl
@@ -214,9 +228,9 @@ class _Collect:
     """The failures and results of one collector, as it runs."""
 
     def __init__(self, host: Host, cfg: Config, name: str, is_root: bool,
-                 observed: Mapping[str, Any] | None) -> None:
+                 observed: Mapping[str, Any] | None, log_state: str | None) -> None:
         self.host, self.cfg, self.name = host, cfg, name
-        self.is_root, self.observed = is_root, observed
+        self.is_root, self.observed, self.log_state = is_root, observed, log_state
         self.failures: list[ProbeFailure] = []
         self.waited_s = 0.0   # wall time its commands ran beyond this thread's CPU time
 
@@ -495,6 +509,47 @@ def _collect_files(c: _Collect) -> FilesFacts:
     return FilesFacts(stat, users)
 
 
+def collect_log_counts(host: Host | None, log_path: str, state_path: str,
+                       known_users: list[str] | tuple[str, ...] | None,
+                       now: float | None = None) -> tuple[LogCounts, bool, tuple[str, ...]]:
+    """(totals, read success, notes).  host None (or a local host): the file is read
+    directly with its identity; a demo or snapshot host gives the file as text."""
+    state = logfile.load_state(state_path)
+    previous = LogCounts.from_dict(state.totals)
+    reference = datetime.fromtimestamp(now if now is not None else time.time())
+    try:
+        if host is None or host.label == "local":
+            result = logfile.read_new_lines(log_path, state.position)
+            lines, position, notes = result.lines, result.position, result.notes
+            if position is None:
+                return previous, False, notes
+        else:
+            text, position = logfile.new_text(host.read_file(log_path), state.position)
+            lines, notes = tuple(text.splitlines()), ()
+    except (OSError, HostError) as e:
+        return previous, False, (f"{log_path}: {getattr(e, 'strerror', None) or e}",)
+    counts = update_counts(previous, parse_lines(lines, reference), known_users)
+    try:
+        logfile.save_state(state_path, logfile.LogState(position, counts.to_dict()))
+    except OSError as e:
+        # Not kept: the same lines are counted again next time, from the same totals.
+        return counts, True, notes + (
+            f"{state_path}: cannot keep the log position: {e.strerror}",)
+    return counts, True, notes
+
+
+def _collect_logs(c: _Collect) -> LogFacts:
+    if c.log_state is None:
+        return LogFacts(ProbeFailure("logs", "skipped", "the daemon log is counted only by "
+                                                        "`serve`, `metrics` and `check --textfile`"))
+    with logfile.kept_state(c.log_state):
+        counts, ok, notes = collect_log_counts(c.host, c.cfg.daemon_log, c.log_state, None)
+    if not ok:
+        return LogFacts(c.fail(c.cfg.daemon_log, "error", "; ".join(notes)
+                               or f"{c.cfg.daemon_log}: cannot be read"))
+    return LogFacts(counts)
+
+
 COLLECTORS: dict[str, Callable[[_Collect], Any]] = {
     "sysctl": _collect_sysctl,
     "rcctl": _collect_rcctl,
@@ -504,12 +559,14 @@ COLLECTORS: dict[str, Callable[[_Collect], Any]] = {
     "ifconfig": _collect_ifconfig,
     "npppctl": _collect_npppctl,
     "files": _collect_files,
+    "logs": _collect_logs,
 }
 
 
 def _timed(host: Host, cfg: Config, name: str, is_root: bool,
-           observed: Mapping[str, Any] | None) -> tuple[Any, CollectorRun]:
-    c = _Collect(host, cfg, name, is_root, observed)
+           observed: Mapping[str, Any] | None, log_state: str | None
+           ) -> tuple[Any, CollectorRun]:
+    c = _Collect(host, cfg, name, is_root, observed, log_state)
     cpu0 = time.thread_time()
     value: Any
     try:
@@ -527,15 +584,16 @@ def _timed(host: Host, cfg: Config, name: str, is_root: bool,
 
 
 def gather(host: Host, cfg: Config, parallel: bool = True,
-           observed: Mapping[str, Any] | None = None) -> Facts:
+           observed: Mapping[str, Any] | None = None, log_state: str | None = None) -> Facts:
     """Run every collector against host.  observed: root's last observation
-    record (see observation()), for what only root can ask."""
+    record (see observation()), for what only root can ask.  log_state: where the
+    daemon log's read position and totals are kept (None: the log is not read)."""
     now = time.time()
     names = list(COLLECTORS)
     is_root = host.info().is_root
     if parallel:
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            done = list(pool.map(lambda n: _timed(host, cfg, n, is_root, observed), names))
+            done = list(pool.map(lambda n: _timed(host, cfg, n, is_root, observed, log_state), names))
     else:
-        done = [_timed(host, cfg, n, is_root, observed) for n in names]
+        done = [_timed(host, cfg, n, is_root, observed, log_state) for n in names]
     return _facts(now, {run.name: value for value, run in done}, tuple(run for _, run in done))

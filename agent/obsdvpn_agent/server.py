@@ -76,13 +76,14 @@ class Collection:
 
 def collect_in_process(host: Host, cfg: Config, repair_record: Mapping[str, Any] | None,
                        pause: Pause | None = None,
-                       observed: Mapping[str, Any] | None = None) -> Collection:
+                       observed: Mapping[str, Any] | None = None,
+                       log_state: str | None = None) -> Collection:
     """Gather, judge and render in this process."""
     from .checks import evaluate
     from .metrics import render
     from .probes import CollectorRun, ProbeFailure, gather, unknown_facts
 
-    facts = gather(host, cfg, observed=observed)
+    facts = gather(host, cfg, observed=observed, log_state=log_state)
     results = evaluate(facts, cfg)
     # What to serve should the next collection fail: nothing known since this one.
     lost = ProbeFailure("collection", "error", "collection failed")

@@ -132,3 +132,11 @@ def check_ids(cfg: Config) -> tuple[str, ...]:
 
 
 Results = Iterator[Result]
+
+
+# The daemon log's judgments (why, history, offenders), for the commands that ask them.
+from .attempts import Stitched, WhyAnswer, history, offenders, stitch, why
+
+__all__ = ["PHASE_BOOT", "PHASE_DAEMONS", "PHASE_FILES", "PHASE_PF", "PHASE_SYSCTL", "Action",
+           "Result", "Results", "Status", "Stitched", "Value", "WhyAnswer", "by_id",
+           "check_ids", "evaluate", "history", "offenders", "stitch", "why", "worst"]

@@ -19,11 +19,13 @@ returns at most max_lines lines; the rest come with the next call.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, cast
 
@@ -232,3 +234,16 @@ def save_state(path: str, state: LogState) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     replace_file(path, (json.dumps(data, sort_keys=True) + "\n").encode(), 0o600)
+
+
+@contextmanager
+def kept_state(path: str) -> Iterator[None]:
+    """Hold the state file's lock while its position is read, advanced and saved: two
+    collections at once (serve's child and `metrics`) must not count a line twice."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)   # closing drops the flock

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from . import daemons, services, syslog
 from . import sessions as sess
-from .ipsecconf import IpsecConfError, read_ipsecconf
-from .pfconf import Compiled, Net, PfConfError, compile_pfconf
+from .ipsecconf import DEFAULT_CLIENT, IpsecConfError, client_can_negotiate, read_ipsecconf
+from .pfconf import Compiled, Net, PfConfError, client_packets, compile_pfconf, decide
 from .render import pf_counters
 
 HOSTNAME = "vpn.example.org"
@@ -186,6 +186,8 @@ def fresh_state(now: float, n_sessions: int = 3) -> dict:
             IPSEC_CONF: _file(IPSEC_CONF_TEXT, 0o600),
             NPPPD_USERS: _file(npppd_users_text(names), 0o600),
             NPPPD_CONF: _file(NPPPD_CONF_TEXT, 0o640),
+            # syslogd.conf(5) of a stock install sends daemon.info here; newsyslog keeps it 640
+            syslog.DAEMON_LOG: _file("", 0o640),
             services.RC_CONF_LOCAL: _file(RC_CONF_LOCAL_TEXT, 0o644),
         },
         "procs": {},
@@ -382,41 +384,52 @@ class LoggedFailure(EventError):
 
 def connect(state: dict, user: str, now: float, password: str | None = None,
             psk: str | None = None, proposal: str | None = None,
-            path_blocked: bool = False) -> str:
+            path_blocked: bool = False, client: str = DEFAULT_CLIENT) -> str:
     """An L2TP/IPsec client logs in: IKE with isakmpd, then L2TP/PPP with npppd.
 
-    Without a running isakmpd holding the IKE policy (`ipsecctl -f` done) the
-    client gets no SA, and npppd (by default it requires IPsec for L2TP) never
-    sees it.  pf is not consulted: `path_blocked` says the path drops the
-    client's NAT-T packets.  A wrong `password`, `psk`, a phase-1 `proposal`
-    (a group such as modp2048) /etc/ipsec.conf does not accept, an unknown
-    user or a full pool fail the way the daemons log them (host/demo/syslog.py).
+    The client's packets go through the simulated pf (pfconf.path_blocked: the
+    loaded rules, as the kernel would decide), then isakmpd must hold the IKE
+    policy (`ipsecctl -f` done) with a phase-1 proposal CLIENT offers
+    (ipsecconf.client_can_negotiate) and the same PSK; then npppd must know the
+    user and its password and have a free address.  Each failure is logged the
+    way the daemons log it (host/demo/syslog.py).  `path_blocked` forces a path
+    that drops NAT-T; `proposal` makes the client offer only that group.
     """
     if not daemons.running(state, "isakmpd"):
         if user not in users(state):
             raise EventError(f"no user {user!r} in {NPPPD_USERS}")
         raise EventError(f"{user} cannot connect: isakmpd is not running (no IKE)")
-    if not state["ike_loaded"]:
-        raise EventError(f"{user} cannot connect: isakmpd has no IKE policy "
-                         "(ipsec.conf not loaded with ipsecctl -f)")
-    if not daemons.running(state, "npppd"):
-        raise EventError(f"{user} cannot connect: npppd is not running")
     ppp_id = state["npppd"]["next_ppp_id"]
     peer, port = f"203.0.113.{1 + (7 * ppp_id + len(user)) % 254}", 1701
     ipsec_conf = state["files"].get(IPSEC_CONF, {"text": ""})["text"]
     logged = f"(logged to {syslog.DAEMON_LOG})"
-    if path_blocked:
-        syslog.no_response(state, now, peer, 4500)
-        raise LoggedFailure(f"{user} cannot connect: the path drops UDP 4500 {logged}")
-    if psk is not None and psk != syslog.configured_psk(ipsec_conf):
-        syslog.psk_mismatch(state, now, peer, 4500)
-        raise LoggedFailure(f"{user} cannot connect: wrong pre-shared key {logged}")
+    blocked = _pf_blocks(state) if not path_blocked else "the path drops UDP 4500"
+    if blocked:
+        # isakmpd sees nothing of what pf drops before it; a NAT-T path that breaks
+        # after main mode began is the one it logs (giving up on the exchange).
+        if path_blocked or "nat-t" in blocked or "esp" in blocked:
+            syslog.no_response(state, now, peer, 4500)
+            raise LoggedFailure(f"{user} cannot connect: {blocked} {logged}")
+        raise EventError(f"{user} cannot connect: {blocked}")
     expected = syslog.configured_group(ipsec_conf)
     if proposal is not None and syslog.GROUP_NAMES.get(proposal, proposal) != \
             syslog.GROUP_NAMES.get(expected, expected):
         syslog.no_proposal(state, now, peer, 500, proposal, expected)
         raise LoggedFailure(f"{user} cannot connect: ipsec.conf accepts no proposal of the "
                             f"client ({proposal}; expects {expected}) {logged}")
+    ike = client_can_negotiate(state, client, psk if psk is not None else PSK)
+    if ike == "no-policy":
+        raise EventError(f"{user} cannot connect: isakmpd has no IKE policy "
+                         "(ipsec.conf not loaded with ipsecctl -f)")
+    if ike == "no-proposal":
+        syslog.no_proposal(state, now, peer, 500, CLIENT_GROUP.get(client, "modp2048"), expected)
+        raise LoggedFailure(f"{user} cannot connect: ipsec.conf accepts no phase-1 proposal "
+                            f"a {client} client offers (expects {expected}) {logged}")
+    if ike == "psk-mismatch":
+        syslog.psk_mismatch(state, now, peer, 4500)
+        raise LoggedFailure(f"{user} cannot connect: wrong pre-shared key {logged}")
+    if not daemons.running(state, "npppd"):
+        raise EventError(f"{user} cannot connect: npppd is not running")
     if user not in users(state):
         state["npppd"]["next_ppp_id"] = ppp_id + 1
         syslog.failed_login(state, now, user, peer, port, ppp_id, "unknown")
@@ -435,6 +448,31 @@ def connect(state: dict, user: str, now: float, password: str | None = None,
     syslog.connected(state, now, s)
     return (f"{user} connected from {s['peer']}:{s['peer_port']} as {s['ip']} "
             f"on {s['ifname']} (ppp id {s['ppp_id']})")
+
+
+# The group a client's first (preferred) phase-1 offer names, for isakmpd's log line.
+CLIENT_GROUP = {"windows": "modp2048", "macos": "modp2048", "ios": "modp2048",
+                "legacy-windows": "modp1024"}
+
+
+def _pf_blocks(state: dict) -> str | None:
+    """Why the simulated pf drops the packets a client needs to connect, or None.
+
+    IKE, NAT-T, ESP and L2TP: without them no session comes up.  What pf does
+    with the session's own traffic (in on pppx, NAT out) decides whether the
+    client reaches anything, not whether it connects.  pf disabled filters nothing.
+    """
+    pf = state["pf"]
+    if not pf["enabled"]:
+        return None
+    egress, npppd = state["egress"], state["npppd"]
+    ppp = "pppac0" if npppd["iface"] == "pppac" else f"pppx{len(state['sessions'])}"
+    for pkt in client_packets(egress["ifname"], egress["address"], npppd["pool"], ppp):
+        if pkt.id in ("ike", "nat-t", "esp", "l2tp"):
+            verdict = decide(pf["rules"], net(state), pkt)
+            if not verdict.passed:
+                return f"pf blocks {pkt.id} ({verdict.rule})"
+    return None
 
 
 def disconnect(state: dict, user: str, now: float) -> str:
