@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
-from test_dashboard import dashboard_queries, load_dashboard, substitute
+from test_dashboard import dashboard_queries, load_dashboard, panels, substitute
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "dashboards" / "obsdvpn-alerts.yml"
@@ -199,6 +199,17 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     # rate() needs two scrapes in its window: allow a few seconds for that
     wait_for("every dashboard query to return data", lambda: not empty(), 20)
     assert not empty()
+    # the overview table has one line per host: each of its queries one series per host
+    overview = min((p for p in panels(load_dashboard())),
+                   key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"]))
+    for t in overview["targets"]:
+        rows = stack.query(substitute(t["expr"]))
+        assert sorted(r["metric"]["instance"] for r in rows) == sorted(stack.instance.values())
+    # and the sessions table's "since" is each session's start, in milliseconds
+    since = [t["expr"] for p in panels(load_dashboard()) if p["type"] == "table"
+             for t in p["targets"] if t["expr"].endswith("* 1000")]
+    assert since and all(1e12 < float(r["value"][1]) < time.time() * 1000
+                         for r in stack.query(substitute(since[0])))
     # the instance variable offers both hosts: the fleet view sees them all
     [selector] = [expr for where, expr in queries if where == "variable instance"]
     instances = {r["metric"]["instance"] for r in stack.query(selector)}

@@ -184,11 +184,11 @@ def _pf(facts: Facts, judged: Mapping[str, Result],
         g.add_metric([], len(rules.rules))
         yield g
     g = _gauge("pf_path_pass", "1 when pf passes the packets of a client's connection of this "
-                               "class (ike, nat-t, esp, l2tp, ppp-in, nat-out), 0 when it "
-                               "blocks them; absent when it cannot be told.", ["packet"])
+                               "class (check pf.path.PACKET), 0 when it blocks them; absent "
+                               "when it cannot be told.", ["packet"])
     for r in judged.values():
         if r.check.startswith("pf.path."):
-            _add(g, [str(r.values.get("packet"))], r.values.get("pass"))
+            _add(g, [r.check.removeprefix("pf.path.")], r.values.get("pass"))
     yield g
     for name, check, key, doc in (
             ("pf_config_valid", "pf.ruleset", "config_valid",
