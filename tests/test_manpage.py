@@ -28,6 +28,7 @@ OPENBSD_MANUALS = {
     "isakmpd 8", "ipsecctl 8", "ipsec.conf 5", "npppd 8", "npppd-users 5", "npppd.conf 5",
     "pppx 4", "pppac 4", "pf 4", "pf.conf 5", "pfctl 8", "rcctl 8", "cron 8", "crontab 5",
     "doas 1", "doas.conf 5", "npppctl 8", "sysctl 8", "sysctl.conf 5", "syslog 3",
+    "newsyslog 8",
 }
 
 

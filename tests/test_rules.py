@@ -73,6 +73,9 @@ COMPARISON = re.compile(r"^(.*?)\s*(==|!=|>=|<=|>|<)\s*([0-9.]+)$")
 FILTERED_COMPARISON = re.compile(r"^(\w+)\s*(==|!=)\s*([0-9.]+)\s+((?:and|unless)\b.+)$")
 
 
+LABEL_REPLACE = re.compile(r'label_replace\((.+), ("check", .+)\)')
+
+
 def mutants(expr: str, for_s: int) -> dict[str, tuple[str, int]]:
     """Broken variants of one alert: kind -> (expr, for seconds)."""
     out = {"never-fires": ("vector(0) > 1", for_s)}
@@ -80,6 +83,15 @@ def mutants(expr: str, for_s: int) -> dict[str, tuple[str, int]]:
         out["fires-early"] = (expr, for_s - EVAL_STEP_S)
     m = COMPARISON.match(expr)
     filtered = FILTERED_COMPARISON.match(expr)
+    relabeled = LABEL_REPLACE.fullmatch(expr)
+    if relabeled:
+        # `label_replace(X == 0, "check", ...)`: X's mutants inside, and the label dropped
+        inner, rest = relabeled.groups()
+        for kind, (mutated, f) in mutants(inner, for_s).items():
+            if kind not in out:
+                out[kind] = (f"label_replace({mutated}, {rest})", f)
+        out["check-label-dropped"] = (inner, for_s)
+        return out
     if expr.startswith("absent("):
         out["fires-when-healthy"] = ("vector(1)", for_s)
     elif m:
