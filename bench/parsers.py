@@ -13,6 +13,7 @@ the ratio of the sizes: a linear parser grows like the input.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -79,7 +80,7 @@ def main(argv: list[str]) -> int:
     for what in PARSERS:
         row = [times[n].get(what) for n in sizes]
         cells = [f"{t * 1e3:.1f} ms" if t is not None else "-" for t in row]
-        growth = [f"x{b / a:.1f}" for a, b in zip(row, row[1:]) if a and b]
+        growth = [f"x{b / a:.1f}" for a, b in itertools.pairwise(row) if a and b]
         print(f"| {Path(what).name} | " + " | ".join(cells) + f" | {', '.join(growth)} |")
     return 0
 

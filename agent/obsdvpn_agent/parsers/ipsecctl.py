@@ -258,28 +258,34 @@ class _Parser:
 
     def _records(self, lines: list[str], offset: int, kinds: tuple[str, ...]) -> None:
         continued = False
+        # The usual lines first, in this loop: a method call per line is a
+        # tenth of the time of 10,000 sessions.  Neither is blank or indented.
+        usual_flow = _USUAL_FLOW.fullmatch if "flow" in kinds else None
+        usual_sa = _USUAL_SA.fullmatch if "sa" in kinds else None
         for index, line in enumerate(lines):
-            self.lineno = offset + index + 1
             if continued:
+                self.lineno = offset + index + 1
                 continued = self._key_line(line, continuation=True)
+            elif usual_flow and (usual := usual_flow(line)):
+                self.last, self.ext_known = "flow", False
+                self.flows.append(IpsecFlow(*usual.groups()))
+            elif usual_sa and (usual := usual_sa(line)):
+                self.last, self.ext_known = "sa", False
+                satype, mode, src, dst, spi, auth, enc, comp = usual.groups()
+                self.sas.append(IpsecSa(satype, mode, src, dst, spi, auth, enc, comp,
+                                        None, None))
             elif not line.strip():
                 continue
-            elif line.startswith("\t"):
-                continued = self._detail(line)
             else:
-                continued = self._rule(line, kinds)
+                self.lineno = offset + index + 1
+                if line.startswith("\t"):
+                    continued = self._detail(line)
+                else:
+                    continued = self._rule(line, kinds)
         if continued:
             raise self.fail("output ends inside a ` \\` continuation: truncated?")
 
     def _rule(self, line: str, kinds: tuple[str, ...]) -> bool:
-        if "flow" in kinds and (usual := _USUAL_FLOW.fullmatch(line)):
-            self.last, self.ext_known = "flow", False
-            self.flows.append(IpsecFlow(*usual.groups()))
-            return False
-        if "sa" in kinds and (usual := _USUAL_SA.fullmatch(line)):
-            self.last, self.ext_known = "sa", False
-            self.sas.append(IpsecSa(*usual.groups(), udpencap=None, state=None))
-            return False
         match = _RULE_NUMBER.match(line) if line.startswith("@") else None
         words = line[match.end() if match else 0:].split()
         first = words[0] if words else ""
@@ -402,10 +408,11 @@ class _Parser:
                 self.unknown += 1
             return False
         ext = _EXT_LINE.fullmatch(line.rstrip())
-        self.ext_known = bool(ext) and ext.group(1) in EXTENSIONS
+        name = ext.group(1) if ext else None
+        self.ext_known = name in EXTENSIONS
         if not self.ext_known:
             self.unknown += 1
-        elif ext.group(1) == "udpencap":
+        elif name == "udpencap":
             self.sas[-1] = replace(self.sas[-1], udpencap=True)
         return False
 

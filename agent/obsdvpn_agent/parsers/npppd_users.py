@@ -26,6 +26,7 @@ support snapshots.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from . import ParseError
 
@@ -34,7 +35,7 @@ from . import ParseError
 _PASSWORD_VALUE = re.compile(r"(password=)((?:\\\n|[^:\n])*)", re.IGNORECASE)
 
 
-def _records(text: str, path: str):
+def _records(text: str, path: str) -> Iterator[tuple[int, str]]:
     """(first physical line number, logical line) per getent() record line."""
     lines = text.split("\n")
     i = 0
@@ -83,7 +84,7 @@ def redact(text: str) -> str:
     Commented-out passwords are redacted too.  A value continued over
     backslash-newlines keeps those line breaks, so line numbers stay true.
     """
-    def hide(m: re.Match) -> str:
-        return m.group(1) + "REDACTED" + "\\\n" * m.group(2).count("\\\n")
+    def hide(m: re.Match[str]) -> str:
+        return f"{m.group(1)}REDACTED" + "\\\n" * m.group(2).count("\\\n")
 
     return _PASSWORD_VALUE.sub(hide, text)
