@@ -208,7 +208,11 @@ class _Block:
         key = words[0]
         if key == "description:":
             # Free text (npppd puts the username): keep it whole, blanks included.
-            self.description = line.split("description: ", 1)[1] if len(words) > 1 else ""
+            # status() prints `\tdescription: %s`: a TAB after the colon is not its output.
+            _, blank, description = line.partition("description: ")
+            if len(words) > 1 and not blank:
+                raise fail("expected `description: TEXT`")
+            self.description = description if len(words) > 1 else ""
         elif key in ("index", "priority", "llprio"):
             values = _pairs(words, {"index", "priority", "llprio"}, fail, signed=True)
             if "llprio" not in values:
