@@ -49,9 +49,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 import bench as common  # bench/bench.py: process, scrape and demo helpers
+import psutil
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "collection.json"

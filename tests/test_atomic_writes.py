@@ -30,7 +30,7 @@ import pytest
 
 from conftest import sample_snapshot_document
 from obsdvpn_agent import metrics
-from obsdvpn_agent.checks import evaluate
+from obsdvpn_agent.checks import Action, evaluate
 from obsdvpn_agent.config import Config
 from obsdvpn_agent.host import local
 from obsdvpn_agent.host.agentfiles import write_textfile
@@ -38,7 +38,6 @@ from obsdvpn_agent.host.demo.events import fresh_state
 from obsdvpn_agent.host.demo.state import StateStore
 from obsdvpn_agent.host.snapshot import SnapshotHost
 from obsdvpn_agent.probes import gather
-from obsdvpn_agent.checks import Action
 from obsdvpn_agent.repair import Plan, apply
 
 AGENT = Path(__file__).resolve().parents[1] / "agent"

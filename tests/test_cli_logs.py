@@ -8,11 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
+from prometheus_client.registry import CollectorRegistry
+
 from conftest import run_cli
 from obsdvpn_agent.logcounts import LogCounts, update_counts
 from obsdvpn_agent.metrics import log_families
 from obsdvpn_agent.parsers.syslog import parse_lines
-from prometheus_client.registry import CollectorRegistry
 
 LOG = str(Path(__file__).parent / "fixtures" / "logs" / "daemon-interleaved.log")
 

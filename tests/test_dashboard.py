@@ -71,8 +71,8 @@ def substitute(expr: str) -> str:
 
 def rule_exprs() -> list[tuple[str, str]]:
     text = RULES.read_text()
-    names = re.findall(r"^\s*- alert:\s*(\w+)", text, re.M)
-    exprs = re.findall(r"^\s*expr:\s*(.+?)\s*$", text, re.M)
+    names = re.findall(r"^\s*- alert:\s*(\w+)", text, re.MULTILINE)
+    exprs = re.findall(r"^\s*expr:\s*(.+?)\s*$", text, re.MULTILINE)
     assert len(names) == len(exprs) >= 17, "one single-line expr per alert"
     return [(f"alert {n}", e) for n, e in zip(names, exprs)]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from obsdvpn_agent import commands as table
 from obsdvpn_agent.checks.pfpath import EgressInterface, evaluate_path
 from obsdvpn_agent.host.demo import DemoHost, render

@@ -16,6 +16,7 @@ import os
 import threading
 
 import pytest
+
 from obsdvpn_agent.checks import evaluate
 from obsdvpn_agent.config import load
 from obsdvpn_agent.host.demo import DemoHost, events

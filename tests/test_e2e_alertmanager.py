@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from test_e2e_prometheus import agent, agent_argv, free_port, http_get, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,18 +14,20 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from obsdvpn_agent import metrics
-from obsdvpn_agent.config import load
-from obsdvpn_agent.exposition import Family, render_session_families
-from obsdvpn_agent.host.demo import commands, events
-from obsdvpn_agent.parsers import npppctl
-from obsdvpn_agent.probes import Facts
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import (
     generate_latest as generate_openmetrics,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
+
+from conftest import with_fact
+from obsdvpn_agent import metrics
+from obsdvpn_agent.config import Config, load
+from obsdvpn_agent.exposition import Family, render_session_families
+from obsdvpn_agent.host.demo import commands, events
+from obsdvpn_agent.parsers import npppctl
+from obsdvpn_agent.probes import ProbeFailure, unknown_facts
 
 
 class _Fixed(Collector):
@@ -99,15 +101,14 @@ def test_same_bytes_for_the_session_families_of_a_demo_host():
     sessions += (sessions[0].__class__(**{**vars(sessions[0]), "interface": "pppac0"}),
                  sessions[1].__class__(**{**vars(sessions[1]), "interface": "pppac0",
                                           "username": sessions[0].username}))
-    facts = Facts(collected_at=now, sysctl=None, sysctl_conf=None, rc_on=None,
-                  daemon_flags={}, daemon_check={}, processes=None, pf_info=None,
-                  pf_limits=None, pf_rules=None, pf_config=None, ipsec=None,
-                  interfaces=None, sessions=sessions, files={}, npppd_users=None)
-    fams = list(metrics._sessions(facts))
+    nothing = unknown_facts(Config(), ProbeFailure("test", "error", "not collected"), now)
+    facts = with_fact(nothing, "npppctl.sessions", sessions)
+    fams = metrics._sessions(facts)
     assert len(fams) == 7 and sum(len(f.samples) for f in fams) == 1 + 6 * 301
+    client = [_client_family(f.kind, f.name, f.documentation, list(f.labelnames), f.samples)
+              for f in fams]
     for openmetrics in (False, True):
-        assert render_session_families([_as_family(f) for f in fams], openmetrics) == \
-            _reference(fams, openmetrics)
+        assert render_session_families(fams, openmetrics) == _reference(client, openmetrics)
     load(None)  # the defaults metrics.py renders with still load
 
 

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from obsdvpn_agent.checks.ike import (
     LEGACY,
     MODERN,

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from obsdvpn_agent.checks import attempts as A
 from obsdvpn_agent.logcounts import LogCounts, update_counts
 from obsdvpn_agent.parsers.syslog import (

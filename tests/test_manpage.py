@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 import pytest
+
 from obsdvpn_agent.cli import main_group
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.isakmpd import (
     has_option,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from obsdvpn_agent.host.demo import commands, events
 from obsdvpn_agent.parsers import ParseError, ifconfig, ipsecctl, npppctl
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from obsdvpn_agent.checks.pfpath import (
     DEFAULT_PASS,
     PACKETS,

@@ -171,7 +171,7 @@ def test_no_alert_is_tied_to_a_job_name() -> None:
 def alert_field(name: str, pattern: str) -> str | None:
     start, end = ALERTS[name]
     body = "\n".join(RULES.read_text().splitlines()[start:end])
-    m = re.search(pattern, body, re.M)
+    m = re.search(pattern, body, re.MULTILINE)
     return m.group(1) if m else None
 
 

@@ -10,7 +10,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -363,7 +363,8 @@ def resume(app: App) -> None:
 def sessions(app: App, as_json: bool) -> None:
     """List who is connected: user, interface, address, peer, since, bytes."""
     from .checks import by_id
-    from .report import sessions as session_views, sessions_table
+    from .report import sessions as session_views
+    from .report import sessions_table
 
     _, facts, results = _collect(app)
     views = session_views(facts)
@@ -410,7 +411,7 @@ def snapshot(app: App, directory: str) -> None:
         recorder = RecordingHost(app.host(), cfg.daemons)
         recorder.info()
         gather(recorder, cfg, parallel=False)
-        created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         path = write_snapshot(directory, recorder.document(created, __version__))
     except (ConfigError, HostError) as e:
         fail(str(e))
@@ -465,8 +466,7 @@ def serve(app: App, listen, interval, tls_cert, tls_key, allow_remote, verbose) 
     import threading
 
     from .privilege import harden_serve
-    from .server import (CollectionError, Collector, ListenError, collect_in_child,
-                         make_server)
+    from .server import CollectionError, Collector, ListenError, collect_in_child, make_server
 
     setup_logging(verbose)
     try:
@@ -528,8 +528,8 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
     import contextlib
 
     from .checks import check_ids, evaluate
-    from .probes import gather
     from .host.agentfiles import LockHeld, RepairLock
+    from .probes import gather
     from .repair import apply, exit_code, plan
     from .report import summary_line
 

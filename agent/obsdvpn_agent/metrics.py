@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily,
-                                    Metric)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -21,6 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from . import __version__
 from .checks import Result, Value, by_id, worst
 from .config import Config
+from .exposition import Family, render_session_families
 from .logcounts import IKE_REASONS, PPP_AUTH_REASONS, LogCounts
 from .probes import Facts, failed
 from .repair import Pause
@@ -57,7 +57,9 @@ def _add(family: GaugeMetricFamily, labels: list[str], value: Value) -> None:
 
 def families(facts: Facts, results: tuple[Result, ...], cfg: Config,
              repair_record: Mapping[str, Any] | None = None,
-             pause: Pause | None = None) -> Iterator[Metric]:
+             pause: Pause | None = None) -> Iterator[Metric | tuple[Family, ...]]:
+    """Every family in exposition order: prometheus_client's, and (a tuple) the
+    per-session ones exposition.py writes."""
     judged = by_id(results)
 
     def value(check: str, key: str) -> Value:
@@ -121,7 +123,7 @@ def families(facts: Facts, results: tuple[Result, ...], cfg: Config,
 
     yield from _pf(facts, judged, value)
     yield from _ipsec(facts)
-    yield from _sessions(facts)
+    yield _sessions(facts)
 
     fm = _gauge("file_mode", "Permission bits of the VPN's files (e.g. 384 = 0600).", ["path"])
     fo = _gauge("file_owner_uid", "Owner uid of the VPN's files.", ["path"])
@@ -214,43 +216,51 @@ def _ipsec(facts: Facts) -> Iterator[Metric]:
         yield g
 
 
-def _sessions(facts: Facts) -> Iterator[Metric]:
+def _sessions(facts: Facts) -> tuple[Family, ...]:
+    """The per-session families: one series per session, so rendered without
+    prometheus_client (exposition.py; byte-identical, tests/test_exposition.py)."""
     sessions = facts.npppctl.sessions
     if failed(sessions):
-        return
-    g = _gauge("ppp_sessions", "Connected PPP sessions (npppctl session all).")
-    g.add_metric([], len(sessions))
-    yield g
-    info = _gauge("ppp_session_info", "One per session: who is connected on which interface.",
-                  ["interface", "user", "tunnel", "address", "peer"])
-    start = _gauge("ppp_session_start_time_seconds", "When the session started (Unix time).",
-                   ["interface", "user"])
-    series = {name: _counter(f"ppp_session_{name}", doc, ["interface", "user"])
-              for name, doc in (("receive_bytes", "Bytes received from the client."),
-                                ("transmit_bytes", "Bytes sent to the client."),
-                                ("receive_packets", "Packets received from the client."),
-                                ("transmit_packets", "Packets sent to the client."))}
+        return ()
     # pppac(4) puts every session on one interface: a user connected twice
     # would give duplicate series, so sessions are summed per (interface, user).
     merged: dict[tuple[str, str], list[Any]] = {}
     for s in sessions:
         key = (s.interface, s.username)
-        m = merged.setdefault(key, [0, 0, 0, 0, facts.collected_at - s.elapsed_s, s])
+        m = merged.get(key)
+        if m is None:
+            merged[key] = [s.bytes_in, s.bytes_out, s.packets_in, s.packets_out,
+                           facts.collected_at - s.elapsed_s, s]
+            continue
         m[0] += s.bytes_in
         m[1] += s.bytes_out
         m[2] += s.packets_in
         m[3] += s.packets_out
         m[4] = min(m[4], facts.collected_at - s.elapsed_s)
-    for (iface, user), (bi, bo, pi, po, t0, s) in merged.items():
-        info.add_metric([iface, user, s.tunnel_protocol, s.assigned_ipv4, s.peer_host], 1)
-        start.add_metric([iface, user], round(t0))
-        series["receive_bytes"].add_metric([iface, user], bi)
-        series["transmit_bytes"].add_metric([iface, user], bo)
-        series["receive_packets"].add_metric([iface, user], pi)
-        series["transmit_packets"].add_metric([iface, user], po)
-    yield info
-    yield start
-    yield from series.values()
+    keys = [[iface, user] for iface, user in merged]
+    rows = list(merged.values())
+    pair = ("interface", "user")
+
+    def counter(name: str, doc: str, column: int) -> Family:
+        return Family(P + f"ppp_session_{name}", "counter", doc, pair,
+                      [(k, float(r[column])) for k, r in zip(keys, rows)])
+
+    return (
+        Family(P + "ppp_sessions", "gauge", "Connected PPP sessions (npppctl session all).", (),
+               [((), float(len(sessions)))]),
+        Family(P + "ppp_session_info", "gauge",
+               "One per session: who is connected on which interface.",
+               ("interface", "user", "tunnel", "address", "peer"),
+               [((*k, r[5].tunnel_protocol, r[5].assigned_ipv4, r[5].peer_host), 1.0)
+                for k, r in zip(keys, rows)]),
+        Family(P + "ppp_session_start_time_seconds", "gauge",
+               "When the session started (Unix time).", pair,
+               [(k, float(round(r[4]))) for k, r in zip(keys, rows)]),
+        counter("receive_bytes", "Bytes received from the client.", 0),
+        counter("transmit_bytes", "Bytes sent to the client.", 1),
+        counter("receive_packets", "Packets received from the client.", 2),
+        counter("transmit_packets", "Packets sent to the client.", 3),
+    )
 
 
 def _repair(record: Mapping[str, Any]) -> Iterator[Metric]:
@@ -338,6 +348,23 @@ class _Families(Collector):
 def render(facts: Facts, results: tuple[Result, ...], cfg: Config,
            repair_record: Mapping[str, Any] | None = None, pause: Pause | None = None,
            openmetrics: bool = False) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(list(families(facts, results, cfg, repair_record, pause))))
-    return (generate_openmetrics if openmetrics else generate_latest)(registry)
+    generate = generate_openmetrics if openmetrics else generate_latest
+    parts: list[bytes] = []
+    pending: list[Metric] = []
+
+    def flush() -> None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Families(pending))
+        text = generate(registry)
+        # OpenMetrics ends with `# EOF` once, after the very last family.
+        parts.append(text.removesuffix(b"# EOF\n") if openmetrics else text)
+
+    for item in families(facts, results, cfg, repair_record, pause):
+        if isinstance(item, tuple):
+            flush()
+            pending = []
+            parts.append(render_session_families(item, openmetrics))
+        else:
+            pending.append(item)
+    flush()
+    return b"".join(parts) + (b"# EOF\n" if openmetrics else b"")

@@ -23,7 +23,7 @@ import os
 import platform
 import re
 import sys
-from typing import Iterable
+from collections.abc import Iterable
 
 from . import commands as C
 from .config import DEFAULT_PATH

@@ -14,21 +14,38 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import datetime
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import commands as C
 from .config import Config
-from .host.base import (CommandNotFound, CommandResult, CommandTimeout, FileInfo, Host,
-                        HostError, Process)
 from .host import logfile
+from .host.base import (
+    CommandNotFound,
+    CommandResult,
+    CommandTimeout,
+    FileInfo,
+    Host,
+    HostError,
+    Process,
+)
 from .host.identity import effective_user
 from .logcounts import LogCounts, update_counts
-from .parsers import (ParseError, first_line, ifconfig, ipsecctl, isakmpd, npppctl, npppd_users,
-                      pfctl, rcctl, sysctl)
+from .parsers import (
+    ParseError,
+    first_line,
+    ifconfig,
+    ipsecctl,
+    isakmpd,
+    npppctl,
+    npppd_users,
+    pfctl,
+    rcctl,
+    sysctl,
+)
 from .parsers.ifconfig import Interface
 from .parsers.ipsecctl import IkePhase1, IpsecState
 from .parsers.npppctl import PppSession

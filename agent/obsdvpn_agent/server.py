@@ -294,10 +294,10 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - base class name
+    def log_message(self, format: str, *args) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path not in ("/", "/metrics"):
             self._send(404, "text/plain; charset=utf-8", b"404 not found: try /metrics\n")
@@ -315,7 +315,7 @@ class Handler(BaseHTTPRequestHandler):
             snap.text_gz if gz else snap.text)
         self._send(200, OPENMETRICS_TYPE if om else TEXT_TYPE, body, gzipped=gz)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._send(405, "text/plain; charset=utf-8", b"")
 
     def _send(self, code: int, ctype: str, body: bytes, gzipped: bool = False) -> None:

@@ -7,8 +7,9 @@ above this layer works on the values these methods return.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 
 class HostError(Exception):

@@ -27,11 +27,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
-from .base import (CommandNotFound, CommandResult, CommandTimeout, FileInfo, Host, HostError,
-                   HostInfo, InterfaceCounters, Process)
 from ..commands import IPSEC_CONF, IPSECCTL_NVF, NPPPD_USERS, isakmpd_query_line
+from .base import (
+    CommandNotFound,
+    CommandResult,
+    CommandTimeout,
+    FileInfo,
+    Host,
+    HostError,
+    HostInfo,
+    InterfaceCounters,
+    Process,
+)
 
 FORMAT = "obsdvpn-agent-snapshot"
 VERSION = 1

@@ -7,7 +7,6 @@ dicts) and return text; they never read the state file or the clock.
 from __future__ import annotations
 
 import ipaddress
-
 import time
 
 from . import sessions as sess

@@ -15,12 +15,12 @@ import fcntl
 import json
 import os
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
-from ..base import HostError
 from ..atomic import replace_file
+from ..base import HostError
 
 STATE_VERSION = 1
 # Top-level keys a state file must have; a file without them is not ours.
