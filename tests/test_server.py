@@ -198,3 +198,29 @@ def test_failed_collection_is_served_as_unknown_not_as_the_last_good_one(snapsho
     assert samples[("obsdvpn_collector_success", (("collector", "collection"),))] == 0
     assert list(om_parse(snap.openmetrics.decode()))  # valid OpenMetrics
     assert b"the demo state went bad" in snap.landing
+
+
+def test_status_page_names_the_host_puts_failures_first_and_reads_like_a_page(tmp_path):
+    import re
+    import time as _time
+
+    from obsdvpn_agent.checks import evaluate
+    from obsdvpn_agent.host.demo import DemoHost
+    from obsdvpn_agent.host.demo.events import break_host, fresh_state
+    from obsdvpn_agent.host.demo.state import StateStore
+    from obsdvpn_agent.probes import gather
+    from obsdvpn_agent.server import landing_page
+
+    path = tmp_path / "state.json"
+    store = StateStore(path, fresh_state, _time.time)
+    with store.change() as state:
+        break_host(state, "ipsec-conf-mode", _time.time())   # CRITICAL, sessions stay up
+    facts = gather(DemoHost(path), Config())
+    page = landing_page(facts, evaluate(facts, Config()))
+    assert facts.hostname and f"<h1>{facts.hostname}: CRITICAL</h1>" in page
+    assert '<meta http-equiv="refresh"' in page and 'id="age"' in page
+    first_row = page.split("<tr class='", 2)[1]
+    assert first_row.startswith("critical'><td>files.ipsec_conf"), first_row[:80]
+    # traffic as people read it, the exact count on hover; the zone named
+    assert re.search(r"<td title='[0-9]+ bytes'>[0-9.]+ (KiB|MiB|GiB)</td>", page)
+    assert re.search(r"<td>20[0-9-]+ [0-9:]+ [A-Z]+</td><td>[0-9]+[dhms]", page)

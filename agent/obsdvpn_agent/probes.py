@@ -187,6 +187,7 @@ class Facts:
     files: FilesFacts
     logs: LogFacts
     collectors: tuple[CollectorRun, ...] = field(default=())
+    hostname: str = ""
 
     def failures(self) -> tuple[ProbeFailure, ...]:
         return tuple(f for run in self.collectors for f in run.failures)
@@ -607,10 +608,12 @@ def gather(host: Host, cfg: Config, parallel: bool = True,
     daemon log's read position and totals are kept (None: the log is not read)."""
     now = time.time()
     names = list(COLLECTORS)
-    is_root = host.info().is_root
+    info = host.info()
+    is_root = info.is_root
     if parallel:
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
             done = list(pool.map(lambda n: _timed(host, cfg, n, is_root, observed, log_state), names))
     else:
         done = [_timed(host, cfg, n, is_root, observed, log_state) for n in names]
-    return _facts(now, {run.name: value for value, run in done}, tuple(run for _, run in done))
+    facts = _facts(now, {run.name: value for value, run in done}, tuple(run for _, run in done))
+    return dataclasses.replace(facts, hostname=info.hostname)

@@ -94,6 +94,16 @@ def duration(seconds: float) -> str:
     return f"{s}s"
 
 
+def human_bytes(n: int) -> str:
+    """`1.2 GiB`, `340 KiB`, `512 B`: powers of 1024, as people read traffic."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" or value >= 100 else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
 def sessions_table(views: tuple[SessionView, ...]) -> list[str]:
     rows = [("USER", "INTERFACE", "ADDRESS", "PEER", "SINCE", "DURATION", "BYTES IN",
              "BYTES OUT")]

@@ -242,37 +242,55 @@ class Collector:
 
 
 def landing_page(facts: Facts, results: tuple[Result, ...]) -> str:
+    """The status page: host, when collected (and how long ago, counted in the
+    browser), the checks worst first, who is connected; it reloads itself."""
     from .probes import failed
+    from .report import duration, human_bytes, local_time, sessions
 
-    found = facts.npppctl.sessions
     e = html.escape
     status = worst(r.status for r in results)
+    ordered = sorted(results, key=lambda r: -r.status.severity)
     rows = "\n".join(
         f"<tr class='{e(r.status.name.lower())}'><td>{e(r.check)}</td>"
-        f"<td>{e(r.status.name)}</td><td>{e(r.summary)}</td></tr>" for r in results)
-    if failed(found):
-        sessions = f"<p>Sessions unknown: {e(str(found))}</p>"
+        f"<td>{e(r.status.name)}</td><td>{e(r.summary)}</td></tr>" for r in ordered)
+    views = sessions(facts)
+    if views is None:
+        listing = f"<p>Sessions unknown: {e(str(facts.npppctl.sessions))}</p>"
     else:
         srows = "\n".join(
-            f"<tr><td>{e(s.username)}</td><td>{e(s.interface)}</td><td>{e(s.assigned_ipv4)}"
-            f"</td><td>{e(s.peer_host)}</td><td>{e(s.start_time)}</td><td>{s.bytes_in}</td>"
-            f"<td>{s.bytes_out}</td></tr>" for s in found)
-        sessions = ("<table><tr><th>User</th><th>Interface</th><th>Address</th><th>Peer</th>"
-                    "<th>Since</th><th>Bytes in</th><th>Bytes out</th></tr>\n"
-                    f"{srows}</table>")
+            f"<tr><td>{e(v.user)}</td><td>{e(v.interface)}</td><td>{e(v.address)}</td>"
+            f"<td>{e(v.peer)}</td><td>{e(local_time(v.since_unix))}</td>"
+            f"<td>{e(duration(v.elapsed_s))}</td><td title='{v.bytes_in} bytes'>"
+            f"{e(human_bytes(v.bytes_in))}</td><td title='{v.bytes_out} bytes'>"
+            f"{e(human_bytes(v.bytes_out))}</td></tr>" for v in views)
+        listing = ("<table><tr><th>User</th><th>Interface</th><th>Address</th><th>Peer</th>"
+                   "<th>Since</th><th>Connected for</th><th>In</th><th>Out</th></tr>\n"
+                   f"{srows}</table>")
+    at = facts.collected_at
+    host = facts.hostname or "this host"
+    count = "?" if failed(facts.npppctl.sessions) else str(len(facts.npppctl.sessions))
     return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>obsdvpn-agent</title>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="30">
+<title>{e(status.name)} - {e(host)} - obsdvpn-agent</title>
 <style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left}}
 .critical{{background:#fbb}} .warning{{background:#fe9}} .unknown{{background:#ddd}}</style>
 </head><body>
-<h1>obsdvpn-agent {e(__version__)}</h1>
-<p>Status: <b>{e(status.name)}</b> &middot; <a href="/metrics">Metrics</a></p>
+<h1>{e(host)}: {e(status.name)}</h1>
+<p>Collected {e(local_time(at))} (<span id="age" data-at="{at:.0f}">just now</span>)
+&middot; obsdvpn-agent {e(__version__)} &middot; <a href="/metrics">Metrics</a></p>
+<script>
+(function () {{
+  var el = document.getElementById("age");
+  var s = Math.max(0, Math.round(Date.now() / 1000 - el.dataset.at));
+  el.textContent = s < 90 ? s + " s ago" : Math.round(s / 60) + " min ago";
+}})();
+</script>
 <h2>Checks</h2>
 <table><tr><th>Check</th><th>Status</th><th>Summary</th></tr>
 {rows}
 </table>
-<h2>Sessions ({0 if failed(found) else len(found)})</h2>
-{sessions}
+<h2>Sessions ({count})</h2>
+{listing}
 </body></html>
 """
 
