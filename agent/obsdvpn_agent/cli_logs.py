@@ -5,7 +5,7 @@
       bob from 203.0.113.20 sent a wrong password at Nov 28 09:01:00
       fix: The user exists but the password does not match npppd-users: ...
 
-The log is /var/log/daemon (root's default; see docs/logs.md for a copy `serve`
+The log is /var/log/daemon (root's default; see the README, LOGS, for a copy `serve`
 may read), or --log FILE; the demo and snapshot hosts give their own.  Nothing
 here blocks anyone: `offenders` lists addresses for a pf table the admin may fill.
 """
@@ -61,7 +61,7 @@ def _lines(ctx: click.Context, log: str | None, rotated: int) -> Iterator[str]:
         first = open(files[-1], "rb")  # noqa: SIM115 - only to fail early, in one line
         first.close()
     except OSError as e:
-        _fail(f"{path}: {e.strerror} (root reads /var/log/daemon; see docs/logs.md for "
+        _fail(f"{path}: {e.strerror} (root reads /var/log/daemon; see the README, LOGS, for "
               "a copy the agent's user may read)")
     return stream()
 
