@@ -5,19 +5,46 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT.parent / "shared" / "openbsd-samples"
 FIXTURES = ROOT / "tests" / "fixtures"
+# A copy of the project's OpenBSD sample corpus, same tree and SOURCES.md files,
+# so that a plain clone of this repository tests with nothing beside it.
+SAMPLES = FIXTURES / "openbsd-samples"
 
 
 def sample(rel: str) -> str:
     return (SAMPLES / rel).read_text()
+
+
+def sample_files(*patterns: str) -> list[Path]:
+    """The samples under SAMPLES matching the glob patterns, sorted, for parametrize.
+
+    Every pattern must match at least one file: a corpus folder that is empty or
+    missing is a broken checkout, and it must fail collection loudly instead of
+    parametrizing a test over nothing, which pytest reports as a quiet skip.
+    """
+    found: set[Path] = set()
+    for pattern in patterns:
+        matches = [p for p in SAMPLES.glob(pattern) if p.is_file()]
+        if not matches:
+            raise FileNotFoundError(f"no sample matches {pattern!r} under {SAMPLES}")
+        found.update(matches)
+    return sorted(found)
+
+
+def sample_id(path: Path) -> str:
+    """A sample's name relative to SAMPLES: the key of the tests' EXPECTED tables."""
+    return path.relative_to(SAMPLES).as_posix()
 
 
 def fixture(rel: str) -> str:
@@ -31,8 +58,103 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 60,
     full_env.pop("OBSDVPN_AGENT_CONFIG", None)
     if env:
         full_env.update(env)
-    return subprocess.run([sys.executable, "-m", "obsdvpn_agent", *args], capture_output=True,
-                          text=True, timeout=timeout, env=full_env, input=input)
+    return subprocess.run([sys.executable, "-m", "obsdvpn_agent", *args], check=False,
+                          capture_output=True, text=True, timeout=timeout, env=full_env,
+                          input=input)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on loopback `host` that nothing listens on right now.
+
+    Only where port 0 cannot be used: programs that do not say which port they
+    bound (prometheus, node-exporter) and the agent's config file (which
+    refuses port 0).  `serve --listen 127.0.0.1:0` reports the port it bound,
+    see ServeProcess.  Another process may take the port before it is used, so
+    a test fails (never hangs) if it is gone.
+    """
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# cli.py serve logs this once its socket listens, with the port the kernel chose.
+_SERVING = re.compile(r"serving .* on https?://(.+):([0-9]+)/metrics")
+
+
+class ServeProcess:
+    """`obsdvpn-agent ARGS` (a serve command) in a new process, and the port it bound.
+
+    Give serve `--listen 127.0.0.1:0` (or a config with port 0) and read `port`:
+    serve logs `serving ... on http://127.0.0.1:PORT/metrics` on stderr when its
+    socket listens.  Threads drain stdout and stderr the whole time (a chatty
+    `serve -v` would otherwise block on a full pipe) and keep them for the test.
+    """
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        full_env = dict(os.environ)
+        full_env.pop("OBSDVPN_AGENT_CONFIG", None)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen([sys.executable, "-m", "obsdvpn_agent", *args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=full_env)
+        self._lines: list[str] = []
+        self._out: list[str] = []
+        self._address: tuple[str, int] | None = None
+        self._reported = threading.Event()
+        self._readers = (threading.Thread(target=self._read, daemon=True),
+                         threading.Thread(target=self._drain_stdout, daemon=True))
+        for reader in self._readers:
+            reader.start()
+
+    def _drain_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        self._out.extend(self.proc.stdout)
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._lines.append(line)
+            m = _SERVING.search(line)
+            if m and self._address is None:
+                self._address = (m.group(1), int(m.group(2)))
+                self._reported.set()
+        self._reported.set()            # EOF: serve exited without (or after) listening
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._lines)
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self._out)
+
+    def wait_listening(self, timeout: float = 20) -> tuple[str, int]:
+        """The (host, port) serve reported; fails if it exits or stays silent first."""
+        if not self._reported.wait(timeout):
+            raise AssertionError(f"serve reported no port within {timeout} s:\n{self.stderr}")
+        if self._address is None:
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"serve exited {self.proc.returncode} without listening:\n"
+                                 f"{self.stderr}")
+        return self._address
+
+    @property
+    def port(self) -> int:
+        return self.wait_listening()[1]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> str:
+        """Signal serve (if still running), wait for it, and return all of its stderr."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for reader in self._readers:
+            reader.join(timeout)
+        return self.stderr
 
 
 # npppd-users in the layout of npppd-users(5) EXAMPLES; the passwords are the
@@ -77,10 +199,20 @@ def sample_snapshot_document() -> dict:
             cmd(["/sbin/pfctl", "-sr"], fixture("pfctl/vpn-l2tp-sr.txt")),
             cmd(["/sbin/pfctl", "-sm"], fixture("pfctl/sm-default.txt")),
             cmd(["/sbin/pfctl", "-nvf", "/etc/pf.conf"], fixture("pfctl/vpn-l2tp-nvf.txt")),
+            # No anchor in that ruleset: `-a '*' -sr` prints the same lines as -sr.
+            cmd(["/sbin/pfctl", "-a", "*", "-sr"], fixture("pfctl/vpn-l2tp-sr.txt")),
+            cmd(["/sbin/pfctl", "-sI", "-v"],
+                fixture("pfctl/path/healthy-default-deny.sI-v.txt")),
+            cmd(["/sbin/ifconfig", "egress"], fixture("ifconfig/derived-egress-vio0.txt")),
             cmd(["/sbin/ipsecctl", "-sa"], sample("derived/ipsecctl/sa-flows-no-sas.txt")),
             cmd(["/sbin/ifconfig", "pppx"], sample("derived/ifconfig/pppx0-session.txt")),
             cmd(["/usr/sbin/npppctl", "-n", "session", "all"],
                 sample("derived/npppctl/session-all-2-sessions-pppx.txt")),
+            # root's check reads ipsec.conf's ike rules; the snapshot keeps no PSK line
+            cmd(["/sbin/ipsecctl", "-nvf", "/etc/ipsec.conf"],
+                "".join(line for line in fixture(
+                    "ipsecctl/derived-nvf-l2tp-modp2048-vv.txt").splitlines(keepends=True)
+                    if "]:Authentication=" not in line)),
         ],
         "files": [
             {"path": "/etc/ipsec.conf", "exists": True, "mode": "0600", "uid": 0, "gid": 0,
@@ -99,6 +231,8 @@ def sample_snapshot_document() -> dict:
             {"pid": 4343, "name": "npppd", "cmdline": ["/usr/sbin/npppd"]},
         ],
         "interfaces": [],
+        "isakmpd": [{"tag": "[Phase 2]:Passive-Connections",
+                     "result": "from-203.0.113.1=17-to-0.0.0.0/0=17:1701\n"}],
     }
 
 
@@ -108,3 +242,12 @@ def sample_snapshot(tmp_path: Path) -> Path:
     d.mkdir()
     (d / "snapshot.json").write_text(json.dumps(sample_snapshot_document()))
     return d
+
+
+def with_fact(facts, where: str, value):
+    """facts with one fact replaced: where is "collector.field", e.g. "pf.info"."""
+    import dataclasses
+
+    group, name = where.split(".")
+    return dataclasses.replace(facts, **{group: dataclasses.replace(getattr(facts, group),
+                                                                    **{name: value})})

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import run_cli, sample_snapshot_document
 from obsdvpn_agent.host.demo.events import fresh_state
 

@@ -1,6 +1,6 @@
 """Everything the agent writes is replaced atomically; a crash leaves the old file whole.
 
-The writers: the node_exporter textfile (metrics.write_textfile, `check
+The writers: the node_exporter textfile (host.agentfiles.write_textfile, `check
 --textfile`), files on the host (host.local.write_atomically, behind
 LocalHost.write_file: sysctl.conf in repair, snapshot.json, the last-repair
 outcome) and the demo host's state file (StateStore).  For each:
@@ -30,14 +30,15 @@ import pytest
 
 from conftest import sample_snapshot_document
 from obsdvpn_agent import metrics
-from obsdvpn_agent.checks import evaluate
+from obsdvpn_agent.checks import Action, evaluate
 from obsdvpn_agent.config import Config
 from obsdvpn_agent.host import local
+from obsdvpn_agent.host.agentfiles import write_textfile
 from obsdvpn_agent.host.demo.events import fresh_state
 from obsdvpn_agent.host.demo.state import StateStore
 from obsdvpn_agent.host.snapshot import SnapshotHost
 from obsdvpn_agent.probes import gather
-from obsdvpn_agent.repair import Action, Plan, apply
+from obsdvpn_agent.repair import Plan, apply
 
 AGENT = Path(__file__).resolve().parents[1] / "agent"
 OLD = "net.inet.ip.forwarding=0\t# the old file\n"
@@ -110,11 +111,11 @@ def test_textfile_crash_keeps_the_old_file(tmp_path, monkeypatch, facts_results,
     name, make = STEPS[step]
     monkeypatch.setattr(os, name, make(getattr(os, name)))
     with pytest.raises(Crash):
-        metrics.write_textfile(str(target), *facts_results, Config())
+        write_textfile(str(target), metrics.render(*facts_results, Config()))
     monkeypatch.undo()
     assert target.read_text() == "# old exposition\n"
     assert _leftovers(out, {"obsdvpn.prom"}) == []
-    metrics.write_textfile(str(target), *facts_results, Config())   # and it still works
+    write_textfile(str(target), metrics.render(*facts_results, Config()))   # and it still works
     assert "obsdvpn_check_status" in target.read_text()
     assert oct(target.stat().st_mode & 0o777) == "0o644"
     assert _leftovers(out, {"obsdvpn.prom"}) == []
@@ -137,7 +138,7 @@ def test_textfile_readers_only_see_whole_versions(tmp_path, monkeypatch, facts_r
     reader.start()
     try:
         for _ in range(60):
-            metrics.write_textfile(str(target), *facts_results, Config())
+            write_textfile(str(target), metrics.render(*facts_results, Config()))
     finally:
         stop.set()
         reader.join()
@@ -184,7 +185,7 @@ def test_write_atomically_crash_keeps_the_old_file(tmp_path, monkeypatch, step):
 class _Host(local.LocalHost):
     """LocalHost (its write_file) with /etc moved under a temporary root."""
 
-    def __init__(self, root: Path) -> None:   # noqa: D107 - skips the OpenBSD check
+    def __init__(self, root: Path) -> None:
         self.root, self.label, self._is_root, self._doas_argvs = root, "t", True, frozenset()
 
     def read_file(self, path):
@@ -231,16 +232,14 @@ def test_demo_state_change_that_crashes_leaves_the_old_state(tmp_path, monkeypat
         if name == "chmod":
             continue                              # the state store does not chmod
         monkeypatch.setattr(state_module.os, name, make(getattr(os, name)))
-        with pytest.raises(Crash):
-            with store.change() as state:
-                state["n"] = 2
+        with pytest.raises(Crash), store.change() as state:
+            state["n"] = 2
         monkeypatch.undo()
         assert path.read_bytes() == before, name
         assert _leftovers(tmp_path, {"state.json", "state.json.lock"}) == [], name
-    with pytest.raises(Crash):                    # an event that fails half-way
-        with store.change() as state:
-            state["n"] = 3
-            raise Crash()
+    with pytest.raises(Crash), store.change() as state:   # an event that fails half-way
+        state["n"] = 3
+        raise Crash()
     assert json.loads(path.read_text())["n"] == 1
 
 
@@ -258,9 +257,10 @@ WRITERS = {
     """,
     "textfile": """
         from obsdvpn_agent import metrics
+        from obsdvpn_agent.host.agentfiles import write_textfile
         metrics.render = lambda *a, **k: VERSIONS[next(COUNT) % 2].encode()
         while True:
-            metrics.write_textfile(TARGET, None, (), None)
+            write_textfile(TARGET, metrics.render(None, (), None))
     """,
     "demo state": """
         import time

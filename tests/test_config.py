@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from conftest import run_cli
 from obsdvpn_agent.config import Config, ConfigError, load, to_toml
 
@@ -216,7 +217,7 @@ def test_sighup_with_a_nan_timeout_keeps_the_old_config(tmp_path):
 
     path = write(tmp_path, "[commands]\ntimeout = 2\n")
     collector = Collector(lambda: None, lambda: load(path), 3600,
-                          collect=lambda cfg: failed_collection("not collected in this test"))
+                          collect=lambda cfg: failed_collection("not collected in this test", None))
     assert collector.cfg.command_timeout_s == 2
     write(tmp_path, "[commands]\ntimeout = nan\n")
     collector.reload()

@@ -71,9 +71,9 @@ def substitute(expr: str) -> str:
 
 def rule_exprs() -> list[tuple[str, str]]:
     text = RULES.read_text()
-    names = re.findall(r"^\s*- alert:\s*(\w+)", text, re.M)
-    exprs = re.findall(r"^\s*expr:\s*(.+?)\s*$", text, re.M)
-    assert len(names) == len(exprs) == 16, "one single-line expr per alert"
+    names = re.findall(r"^\s*- alert:\s*(\w+)", text, re.MULTILINE)
+    exprs = re.findall(r"^\s*expr:\s*(.+?)\s*$", text, re.MULTILINE)
+    assert len(names) == len(exprs) >= 17, "one single-line expr per alert"
     return [(f"alert {n}", e) for n, e in zip(names, exprs)]
 
 
@@ -245,8 +245,8 @@ def test_every_query_is_valid_promql(tmp_path: Path) -> None:
         for i, (_, expr) in enumerate(queries)]}]}
     f = tmp_path / "dashboard-queries.yml"
     f.write_text(json.dumps(rules, indent=1))
-    r = subprocess.run([promtool, "check", "rules", str(f)], capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run([promtool, "check", "rules", str(f)], check=False, capture_output=True,
+                       text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr + "\n" + "\n".join(
         f"query_{i}: {w}: {e}" for i, (w, e) in enumerate(queries))
 
@@ -283,9 +283,13 @@ def test_every_metric_named_is_in_the_demo_hosts_exposition(demo_exposition) -> 
 
 
 def test_every_metric_named_is_exported_from_real_openbsd_outputs(snapshot_exposition) -> None:
-    # the repair outcome is the agent's own state, not an OpenBSD output
+    # the repair outcome and the log counters are the agent's own kept state, not an
+    # OpenBSD output: a snapshot has neither
+    own = ("obsdvpn_repair_", "obsdvpn_ppp_auth_failures", "obsdvpn_ike_failures",
+           "obsdvpn_ppp_user_", "obsdvpn_ppp_sessions_started", "obsdvpn_ppp_sessions_closed",
+           "obsdvpn_log_")
     missing = {n: w for n, w in referenced().items()
-               if n not in snapshot_exposition and not n.startswith("obsdvpn_repair_")}
+               if n not in snapshot_exposition and not n.startswith(own)}
     assert not missing, f"not exported from the sample snapshot: {missing}"
 
 
@@ -310,3 +314,52 @@ def test_label_names_the_dashboard_uses_exist(demo_exposition) -> None:
             exported = {k for n in metric_names(t["expr"]) for s in demo_exposition[n]
                         for k in s} | {"instance", "job"}
             assert labels <= exported, f"{p['title']!r} {t['refId']}: {labels - exported}"
+
+
+# -- a fleet at a glance ---------------------------------------------------------------
+
+def overview_panel(d: dict) -> dict:
+    """The table in the first row: one line per host."""
+    first = min(panels(d), key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"]))
+    assert first["type"] == "table", first["title"]
+    return first
+
+
+def test_the_fleet_overview_is_on_top_one_line_per_host() -> None:
+    d = load_dashboard()
+    assert d["panels"][0]["type"] == "row" and d["panels"][1] is overview_panel(d)
+    p = overview_panel(d)
+    assert p["gridPos"]["w"] == 24
+    wanted = {"obsdvpn_status", "obsdvpn_ppp_sessions", "obsdvpn_ipsec_sas",
+              "obsdvpn_last_collection_timestamp_seconds"}
+    assert set().union(*(metric_names(t["expr"]) for t in p["targets"])) == wanted
+    for t in p["targets"]:
+        # aggregated to the host, so the merge gives one row per instance
+        assert re.search(r"\b(max|sum) by \(instance\) \(", t["expr"]), t["expr"]
+        assert t["instant"] is True and t["format"] == "table", t["refId"]
+    assert [x["id"] for x in p["transformations"]] == ["merge", "organize"]
+    renamed = p["transformations"][1]["options"]["renameByName"]
+    assert sorted(renamed.values()) == sorted(["status", "sessions", "SAs", "last collection"])
+    by_name = {o["matcher"]["options"]: {x["id"]: x["value"] for x in o["properties"]}
+               for o in p["fieldConfig"]["overrides"]}
+    assert _mapping_texts({"fieldConfig": {"defaults": by_name["status"]}}) == {
+        "0": "OK", "1": "WARNING", "2": "CRITICAL", "3": "UNKNOWN"}
+    assert by_name["last collection"]["unit"] == "s"
+    # the age turns red where ObsdvpnCollectionStale starts counting
+    steps = by_name["last collection"]["thresholds"]["steps"]
+    stale = re.search(r"obsdvpn_last_collection_timestamp_seconds > (\d+)", RULES.read_text())
+    assert stale and steps[-1] == {"color": "red", "value": int(stale.group(1))}
+
+
+def test_the_sessions_table_says_since_when() -> None:
+    [p] = [p for p in panels(load_dashboard()) if p["type"] == "table"
+           and "obsdvpn_ppp_session_info" in _by_metric({"panels": [p]})]
+    names = {n for t in p["targets"] for n in metric_names(t["expr"])}
+    assert "obsdvpn_ppp_session_start_time_seconds" in names
+    renamed = p["transformations"][-1]["options"]["renameByName"]
+    assert set(renamed.values()) == {"since", "connected for"}
+    units = {o["matcher"]["options"]: o["properties"][0]["value"]
+             for o in p["fieldConfig"]["overrides"]}
+    assert units == {"since": "dateTimeAsIso", "connected for": "dtdurations"}
+    since = next(t["expr"] for t in p["targets"] if "since" == renamed.get(f"Value #{t['refId']}"))
+    assert since.endswith("* 1000"), "Grafana's date units take milliseconds"

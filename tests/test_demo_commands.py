@@ -396,15 +396,15 @@ def test_chmod_chown_and_stat(host):
 @pytest.mark.parametrize("argv,stderr", [
     ((PFCTL, "-si"), "pfctl: /dev/pf: Permission denied\n"),
     ((PFCTL, "-e"), "pfctl: /dev/pf: Permission denied\n"),
-    ((PFCTL, "-nvf", table.PF_CONF), "pfctl: /etc/pf.conf: Permission denied\n"
+    ((PFCTL, "-nvf", table.PF_CONF), ("pfctl: /etc/pf.conf: Permission denied\n"
                                      "pfctl: cannot open the main config file!: "
-                                     "Permission denied\n"),
+                                     "Permission denied\n")),
     ((IPSECCTL, "-sa"), "ipsecctl: ipsecctl_show: sysctl: Operation not permitted\n"),
-    ((IPSECCTL, "-F"), "ipsecctl: pfkey_init: failed to open PF_KEY socket: "
-                       "Permission denied\n"),
+    ((IPSECCTL, "-F"), ("ipsecctl: pfkey_init: failed to open PF_KEY socket: "
+                       "Permission denied\n")),
     ((IPSECCTL, "-f", table.IPSEC_CONF),
-     "ipsecctl: cannot open the main config file!: Permission denied\n"
-     "ipsecctl: Syntax error in config file: ipsec rules not loaded\n"),
+     ("ipsecctl: cannot open the main config file!: Permission denied\n"
+     "ipsecctl: Syntax error in config file: ipsec rules not loaded\n")),
     ((NPPPCTL, "-n", "session", "all"), "npppctl: connect: Permission denied\n"),
     ((RCCTL, "start", "isakmpd"), "/etc/rc.d/isakmpd: need root privileges\n"),
     ((RCCTL, "enable", "isakmpd"), 'rcctl: "enable" needs root privileges\n'),

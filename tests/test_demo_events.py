@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -183,19 +182,17 @@ def test_unknown_scenario(host):
 
 # --- reset and size -----------------------------------------------------------------
 
-def test_reset_sizes_the_host_and_renders_5000_sessions_fast(tmp_path):
+def test_reset_sizes_the_host_and_renders_5000_sessions(tmp_path):
+    # How fast: bench/bench.py, `demo_render_5000_sessions`.
     host = DemoHost(tmp_path / "big.json", clock=lambda: NOW)
     host.store.replace(events.reset(NOW, 5000))
     state = host.store.read()
     from obsdvpn_agent.host.demo import commands
-    start = time.perf_counter()
     outputs = [commands.run_command(state, argv, NOW, True)[1] for argv in (
         (NPPPCTL, "-n", "session", "all"), (table.IFCONFIG, "pppx"), (IPSECCTL, "-sa"))]
-    elapsed = time.perf_counter() - start
     assert outputs[0].count("Ppp Id = ") == 5000
     assert outputs[1].count("groups: pppx") == 5000
     assert outputs[2].count("esp transport") == 10000
-    assert elapsed < 0.1, f"rendering 5000 sessions took {elapsed:.3f} s"
     assert len({s["ip"] for s in state["sessions"]}) == 5000
 
 
@@ -249,14 +246,14 @@ def test_cli_break_list_and_break(cli):
 
 
 @pytest.mark.parametrize("args,message", [
-    (("connect", "mallory"), "obsdvpn-agent demo: no user 'mallory' in "
-                             "/etc/npppd/npppd-users\n"),
+    (("connect", "mallory"), ("obsdvpn-agent demo: no user 'mallory' in "
+                             "/etc/npppd/npppd-users\n")),
     (("crash", "nosuchd"), "obsdvpn-agent demo: no daemon called 'nosuchd' on this host\n"),
-    (("break", "nosuch"), "obsdvpn-agent demo: unknown scenario 'nosuch'; see "
-                          "`demo break --list`\n"),
+    (("break", "nosuch"), ("obsdvpn-agent demo: unknown scenario 'nosuch'; see "
+                          "`demo break --list`\n")),
     (("break",), "obsdvpn-agent demo: name a scenario (demo break --list shows them)\n"),
-    (("reset", "--sessions", "-1"), "obsdvpn-agent demo: --sessions must be between 0 and "
-                                    "60000\n"),
+    (("reset", "--sessions", "-1"), ("obsdvpn-agent demo: --sessions must be between 0 and "
+                                    "60000\n")),
 ])
 def test_cli_errors_are_one_line_exit_3(cli, args, message):
     result = cli(*args)

@@ -1,4 +1,4 @@
-"""The demo host renders what the samples in ../shared/openbsd-samples show.
+"""The demo host renders what the samples in tests/fixtures/openbsd-samples show.
 
 For every sample of a command the demo answers, the demo is put into the
 state the sample shows (its invented users, addresses, counters and times)
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLES
 from obsdvpn_agent import commands as table
 from obsdvpn_agent.host.demo import DemoHost
 from obsdvpn_agent.parsers import ifconfig, ipsecctl, npppctl, pfctl, rcctl, sysctl
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NOW = 1_714_570_000.0  # a fixed clock: 2024-05-01, the samples' day
 
@@ -41,15 +41,15 @@ def session(ppp_id, user, ifname, ip, peer, port, start, elapsed, counters, mru=
             "described": True}
 
 
-ALICE = dict(ppp_id=0, user="alice", ifname="pppx0", ip="10.0.0.2", peer="203.0.113.10",
-             port=1701, start="2024/05/01 12:00:00", elapsed=3725,
-             counters=(123456, 1532, 0, 987654, 1210, 0))
-BOB = dict(ppp_id=1, user="bob", ifname="pppx1", ip="10.0.0.3", peer="198.51.100.7",
-           port=54321, start="2024/05/01 13:01:50", elapsed=42,
-           counters=(512, 7, 0, 0, 0, 0), ifindex=8)
-CAROL = dict(ppp_id=5, user="carol", ifname="pppac0", ip="10.0.0.4", peer="192.0.2.33",
-             port=1701, start="2024/05/01 14:10:00", elapsed=7260, mru=1360,
-             counters=(5368709120, 4000000, 12, 1048576000, 3000000, 0))
+ALICE = {"ppp_id": 0, "user": "alice", "ifname": "pppx0", "ip": "10.0.0.2", "peer": "203.0.113.10",
+             "port": 1701, "start": "2024/05/01 12:00:00", "elapsed": 3725,
+             "counters": (123456, 1532, 0, 987654, 1210, 0)}
+BOB = {"ppp_id": 1, "user": "bob", "ifname": "pppx1", "ip": "10.0.0.3", "peer": "198.51.100.7",
+           "port": 54321, "start": "2024/05/01 13:01:50", "elapsed": 42,
+           "counters": (512, 7, 0, 0, 0, 0), "ifindex": 8}
+CAROL = {"ppp_id": 5, "user": "carol", "ifname": "pppac0", "ip": "10.0.0.4", "peer": "192.0.2.33",
+             "port": 1701, "start": "2024/05/01 14:10:00", "elapsed": 7260, "mru": 1360,
+             "counters": (5368709120, 4000000, 12, 1048576000, 3000000, 0)}
 
 
 @pytest.fixture

@@ -69,10 +69,9 @@ def test_wrong_version(tmp_path):
 def test_failed_change_leaves_the_file_untouched(tmp_path):
     host = DemoHost(tmp_path / "state.json")
     before = host.store.path.read_bytes() if host.info() else b""
-    with pytest.raises(RuntimeError):
-        with host.store.change() as state:
-            state["sessions"] = []
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), host.store.change() as state:
+        state["sessions"] = []
+        raise RuntimeError("boom")
     assert host.store.path.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".state.json.")]
 
@@ -105,7 +104,7 @@ def test_two_processes_changing_the_state_lose_no_update(tmp_path):
         agent=str(AGENT), path=str(path), n=n, tag=tag)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE) for tag in "ab"]
     for proc in procs:
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err.decode()
     state = json.loads(path.read_text())
     assert state["npppd"]["next_ppp_id"] == start + 2 * n

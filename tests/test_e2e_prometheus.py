@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,12 +28,14 @@ from pathlib import Path
 
 import pytest
 
-from test_dashboard import dashboard_queries, load_dashboard, substitute
+from conftest import free_port
+from test_dashboard import dashboard_queries, load_dashboard, panels, substitute
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "dashboards" / "obsdvpn-alerts.yml"
 FAST_FOR = "2s"
 DEADLINE_S = 45  # for each wait; the whole module takes ~20 s when all is well
+SERVING = re.compile(r"serving .* on http://127\.0\.0\.1:([0-9]+)/metrics")
 
 
 def agent_argv() -> list[str]:
@@ -44,16 +45,11 @@ def agent_argv() -> list[str]:
 
 
 def agent(*args: str, check_rc: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
-    r = subprocess.run([*agent_argv(), *args], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([*agent_argv(), *args], check=False, capture_output=True, text=True,
+                       timeout=60)
     assert r.returncode in check_rc, f"obsdvpn-agent {' '.join(args)}: rc {r.returncode}\n" \
                                      f"{r.stdout}{r.stderr}"
     return r
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(url: str, timeout: float = 5) -> bytes:
@@ -81,7 +77,7 @@ def wait_for(what: str, probe, deadline_s: float = DEADLINE_S, logs: tuple[Path,
 def fast_rules(text: str) -> str:
     """The rule file with each non-zero `for:` shortened to FAST_FOR (see the docstring)."""
     out, n = re.subn(r"^(\s*for:\s*)(?!0[smh]?\s*$)\S+\s*$", rf"\g<1>{FAST_FOR}", text,
-                     flags=re.M)
+                     flags=re.MULTILINE)
     assert n >= 15, f"only {n} for: lines rewritten"
     return out
 
@@ -91,7 +87,7 @@ def test_fast_rules_rewrite_only_the_durations() -> None:
     fast = fast_rules(text)
     assert "for: 15m" in text and "for: 15m" not in fast
     assert "for: 0m" in fast  # an immediate alert stays immediate
-    strip = lambda t: re.sub(r"^\s*for:.*$", "", t, flags=re.M)
+    strip = lambda t: re.sub(r"^\s*for:.*$", "", t, flags=re.MULTILINE)
     assert strip(fast) == strip(text)
 
 
@@ -120,10 +116,13 @@ class Stack:
         assert prometheus, "prometheus not found: install Debian's prometheus package " \
                            "(`make deps`)"
         for host, state in self.state.items():
-            port = free_port()
-            self.instance[host] = f"127.0.0.1:{port}"
             self.spawn(f"agent-{host}", [*agent_argv(), "--demo-state", str(state), "serve",
-                                         "--listen", self.instance[host], "--interval", "1"])
+                                         "--listen", "127.0.0.1:0", "--interval", "1"])
+        for host, log in zip(self.state, self.logs):
+            # serve logs `serving ... on http://127.0.0.1:PORT/metrics` once it listens.
+            port = wait_for(f"agent {host} to report its port",
+                            lambda log=log: SERVING.search(log.read_text()), 20, (log,))
+            self.instance[host] = f"127.0.0.1:{port.group(1)}"
         for host in self.state:
             wait_for(f"agent {host} to serve /metrics", lambda h=host: b"obsdvpn_build_info" in
                      http_get(f"http://{self.instance[h]}/metrics"), 20, tuple(self.logs))
@@ -200,6 +199,17 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     # rate() needs two scrapes in its window: allow a few seconds for that
     wait_for("every dashboard query to return data", lambda: not empty(), 20)
     assert not empty()
+    # the overview table has one line per host: each of its queries one series per host
+    overview = min((p for p in panels(load_dashboard())),
+                   key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"]))
+    for t in overview["targets"]:
+        rows = stack.query(substitute(t["expr"]))
+        assert sorted(r["metric"]["instance"] for r in rows) == sorted(stack.instance.values())
+    # and the sessions table's "since" is each session's start, in milliseconds
+    since = [t["expr"] for p in panels(load_dashboard()) if p["type"] == "table"
+             for t in p["targets"] if t["expr"].endswith("* 1000")]
+    assert since and all(1e12 < float(r["value"][1]) < time.time() * 1000
+                         for r in stack.query(substitute(since[0])))
     # the instance variable offers both hosts: the fleet view sees them all
     [selector] = [expr for where, expr in queries if where == "variable instance"]
     instances = {r["metric"]["instance"] for r in stack.query(selector)}

@@ -1,7 +1,8 @@
 """Exposure: who can reach `serve`, and what a hostile name or path can make it do.
 
-- serve binds 127.0.0.1:8469 by default (the config default, and a real
-  process started without --listen when that port is free);
+- serve binds 127.0.0.1:8469 by default (the config default, and what a real
+  process started without --listen asks for), else where --listen or the
+  config file says;
 - a non-loopback address is refused, in one line with exit 3, unless TLS or
   --allow-remote (nothing is bound to a non-loopback address by these tests);
 - with a self-signed certificate (made by openssl) serve answers over HTTPS
@@ -19,9 +20,7 @@ import contextlib
 import html.parser
 import http.client
 import json
-import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -33,28 +32,13 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import run_cli, sample_snapshot_document
+from conftest import ServeProcess, free_port, run_cli, sample_snapshot_document
 from obsdvpn_agent.config import DEFAULT_LISTEN, Config, load
 from obsdvpn_agent.server import is_loopback
 
 NPPPCTL = ("/usr/sbin/npppctl", "-n", "session", "all")
 IFCONFIG = ("/sbin/ifconfig", "pppx")
 HOSTILE = ('<script>alert(1)</script>', '"><img src=x onerror=alert(2)>', "a\"b\\c'd&e")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture
@@ -75,14 +59,12 @@ def hostile_snapshot(tmp_path) -> Path:
     return d
 
 
-class Serve:
-    """A real `obsdvpn-agent serve` process on loopback."""
+class Serve(ServeProcess):
+    """A real `obsdvpn-agent serve` process on loopback, on the port it reports."""
 
-    def __init__(self, *args: str, port: int | None = None, tls: ssl.SSLContext | None = None):
-        self.port, self.tls = port, tls
-        self.proc = subprocess.Popen([sys.executable, "-m", "obsdvpn_agent", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.stderr = ""
+    def __init__(self, *args: str, tls: ssl.SSLContext | None = None):
+        super().__init__(*args)
+        self.tls = tls
         self.check_stderr = True    # the fixture asserts there is no traceback in it
 
     def connection(self, timeout: float = 5) -> http.client.HTTPConnection:
@@ -101,36 +83,17 @@ class Serve:
             conn.close()
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if self.get()[0] == 200:
-                    return
-            except (OSError, ssl.SSLError):
-                pass
-            assert self.proc.poll() is None, self.proc.communicate()
-            assert time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.05)
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            _, self.stderr = self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, self.stderr = self.proc.communicate()
-        return self.stderr
+        # serve reports its port once the socket listens, after its first collection.
+        self.wait_listening()
+        assert self.get()[0] == 200
 
 
 @pytest.fixture
 def serve(sample_snapshot):
     started: list[Serve] = []
 
-    def start(*args: str, port: int | None = None, tls=None, snapshot=None,
-              pre: tuple[str, ...] = ()) -> Serve:
-        s = Serve("--snapshot", str(snapshot or sample_snapshot), *pre, "serve", *args,
-                  port=port, tls=tls)
+    def start(*args: str, tls=None, snapshot=None, pre: tuple[str, ...] = ()) -> Serve:
+        s = Serve("--snapshot", str(snapshot or sample_snapshot), *pre, "serve", *args, tls=tls)
         started.append(s)
         return s
 
@@ -162,29 +125,47 @@ def _listening(pid: int) -> set[tuple[str, int]]:
     return {(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN}
 
 
-def test_serve_without_listen_binds_127_0_0_1_8469(serve):
-    if not port_is_free(8469):
-        # A developer may be running `make demo`; CI's fresh machine has the port free.
-        if os.environ.get("CI"):
-            pytest.fail("port 8469 is busy in CI")
-        pytest.skip("port 8469 is busy here (make demo running?)")
-    s = serve(port=8469)
-    s.wait_ready()
-    assert _listening(s.proc.pid) == {("127.0.0.1", 8469)}
+# Replaces make_server() in a serve process by one that prints the address it is asked
+# for and stops: the default port may be in use on a developer's machine (`make demo`),
+# and which address serve asks for is the behaviour under test.
+RECORD_LISTEN = """\
+import sys
+import obsdvpn_agent.server as server
+
+def make_server(collector, listen, *args, **kwargs):
+    print("listen:", listen)
+    raise server.ListenError("not binding in this test")
+
+server.make_server = make_server
+from obsdvpn_agent.cli import main
+main()
+"""
+
+
+def test_serve_without_listen_asks_for_127_0_0_1_8469(tmp_path, sample_snapshot):
+    conf = tmp_path / "agent.conf"
+    conf.write_text("[vpn]\nnetwork = \"10.0.0.0/24\"\n")       # no [serve] section
+    p = subprocess.run([sys.executable, "-c", RECORD_LISTEN, "--config", str(conf),
+                        "--snapshot", str(sample_snapshot), "serve"],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert p.stdout == "listen: 127.0.0.1:8469\n", (p.stdout, p.stderr)
+    assert p.returncode == 3 and "not binding in this test" in p.stderr
 
 
 def test_serve_listens_where_the_config_file_says(tmp_path, serve):
-    port = free_port()
+    # 127.0.0.2 (loopback too) tells the file's address from the default one.  The
+    # config file refuses port 0, so this one test takes a port that is free now.
+    port = free_port("127.0.0.2")
     conf = tmp_path / "agent.conf"
-    conf.write_text(f'[serve]\nlisten = "127.0.0.1:{port}"\n')
-    s = serve(port=port, pre=("--config", str(conf)))
-    s.wait_ready()
-    assert _listening(s.proc.pid) == {("127.0.0.1", port)}
+    conf.write_text(f'[serve]\nlisten = "127.0.0.2:{port}"\n')
+    s = serve(pre=("--config", str(conf)))
+    assert s.wait_listening() == ("127.0.0.2", port)
+    assert _listening(s.proc.pid) == {("127.0.0.2", port)}
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "[::]", "192.0.2.1", "vpn.example.org"])
 def test_non_loopback_address_is_refused_without_tls(serve, address):
-    s = serve("--listen", f"{address}:{free_port()}")
+    s = serve("--listen", f"{address}:0")
     assert s.proc.wait(timeout=10) == 3
     err = s.stop().splitlines()
     assert len(err) == 1 and "refusing to serve on" in err[0] and "without TLS" in err[0], err
@@ -193,7 +174,7 @@ def test_non_loopback_address_is_refused_without_tls(serve, address):
 
 def test_non_loopback_address_in_the_config_file_is_refused_too(tmp_path, serve):
     conf = tmp_path / "agent.conf"
-    conf.write_text(f'[serve]\nlisten = "0.0.0.0:{free_port()}"\n')
+    conf.write_text('[serve]\nlisten = "0.0.0.0:0"\n')
     p = run_cli("--config", str(conf), "--snapshot", str(tmp_path), "serve")
     assert p.returncode == 3
     assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
@@ -237,19 +218,18 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
 def test_serves_https_on_loopback_with_a_self_signed_certificate(serve, certificate):
     cert, key = certificate
     tls = ssl.create_default_context(cafile=str(cert))
-    port = free_port()
-    s = serve("--listen", f"127.0.0.1:{port}", "--tls-cert", str(cert), "--tls-key", str(key),
-              port=port, tls=tls)
+    s = serve("--listen", "127.0.0.1:0", "--tls-cert", str(cert), "--tls-key", str(key),
+              tls=tls)
     s.check_stderr = False      # see test_dropped_connections_leave_no_traceback
     s.wait_ready()
+    port = s.port
     status, body = s.get("/metrics")
     assert status == 200 and "obsdvpn_check_status" in body
-    # A client that connects and never handshakes does not hold up the others.
+    # A client that connects and never handshakes does not hold up the others: the page
+    # comes back within the client's 5 s timeout (how fast: bench.py, `tls_stalled_client`).
     stalled = socket.create_connection(("127.0.0.1", port))
     try:
-        t0 = time.monotonic()
         assert s.get("/")[0] == 200
-        assert time.monotonic() - t0 < 1.0
     finally:
         stalled.close()
     # Clear text on the TLS port gets nothing readable back.
@@ -257,7 +237,7 @@ def test_serves_https_on_loopback_with_a_self_signed_certificate(serve, certific
         raw.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         try:
             answer = raw.recv(65536)
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             answer = b""
     assert b"obsdvpn_" not in answer
     assert s.get("/metrics")[0] == 200
@@ -268,8 +248,7 @@ def test_bad_certificate_is_one_line_exit_3(serve, tmp_path, certificate):
     cert, _ = certificate
     junk = tmp_path / "junk.pem"
     junk.write_text("not a key\n")
-    s = serve("--listen", f"127.0.0.1:{free_port()}", "--tls-cert", str(cert), "--tls-key",
-              str(junk))
+    s = serve("--listen", "127.0.0.1:0", "--tls-cert", str(cert), "--tls-key", str(junk))
     assert s.proc.wait(timeout=10) == 3
     err = s.stop().splitlines()
     assert len(err) == 1 and "TLS certificate" in err[0], err
@@ -291,8 +270,7 @@ class _Tags(html.parser.HTMLParser):
 
 
 def test_landing_page_escapes_user_names(serve, hostile_snapshot):
-    port = free_port()
-    s = serve("--listen", f"127.0.0.1:{port}", port=port, snapshot=hostile_snapshot)
+    s = serve("--listen", "127.0.0.1:0", snapshot=hostile_snapshot)
     s.wait_ready()
     status, page = s.get("/")
     assert status == 200
@@ -308,8 +286,7 @@ def test_landing_page_escapes_user_names(serve, hostile_snapshot):
 
 
 def test_exposition_survives_user_names_with_quotes(serve, hostile_snapshot):
-    port = free_port()
-    s = serve("--listen", f"127.0.0.1:{port}", port=port, snapshot=hostile_snapshot)
+    s = serve("--listen", "127.0.0.1:0", snapshot=hostile_snapshot)
     s.wait_ready()
     _, body = s.get("/metrics")
     users = {sample.labels["user"] for family in text_string_to_metric_families(body)
@@ -324,9 +301,9 @@ OTHER_PATHS = ["/nope", "/metrics/", "/metrics.txt", "/index.html", "/x//metrics
 
 
 def test_other_paths_get_404_without_traceback(serve):
-    port = free_port()
-    s = serve("--listen", f"127.0.0.1:{port}", port=port)
+    s = serve("--listen", "127.0.0.1:0")
     s.wait_ready()
+    port = s.port
     for path in OTHER_PATHS:
         status, body = s.get(path)
         assert status == 404, (path, status)
@@ -347,7 +324,7 @@ def test_other_paths_get_404_without_traceback(serve):
             try:
                 while chunk := c.recv(65536):
                     answer += chunk
-            except (ConnectionResetError, socket.timeout):
+            except (TimeoutError, ConnectionResetError):
                 pass
         assert b"Traceback" not in answer and b"obsdvpn_" not in answer, raw[:20]
         # (A bare `GET` is HTTP/0.9: the error page comes without a status line.)
@@ -361,13 +338,13 @@ def test_other_paths_get_404_without_traceback(serve):
 def test_dropped_connections_leave_no_traceback(serve, certificate, with_tls):
     import struct
 
-    port = free_port()
     cert, key = certificate
     tls = ssl.create_default_context(cafile=str(cert)) if with_tls else None
     extra = ("--tls-cert", str(cert), "--tls-key", str(key)) if with_tls else ()
-    s = serve("--listen", f"127.0.0.1:{port}", *extra, port=port, tls=tls)
+    s = serve("--listen", "127.0.0.1:0", *extra, tls=tls)
     s.check_stderr = False
     s.wait_ready()
+    port = s.port
     for request in (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 20, b"GET /met"):
         c = socket.create_connection(("127.0.0.1", port))
         c.sendall(request)

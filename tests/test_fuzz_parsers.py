@@ -8,7 +8,7 @@ no example database, so CI runs the same inputs every time):
   words of the real samples, which gets further into the parsers;
 - every truncation of the parser's own samples: at every line end and at
   several points inside every line (exhaustive, not sampled);
-- mutations of the real samples in /work/shared/openbsd-samples (and the
+- mutations of the real samples in tests/fixtures/openbsd-samples (and the
   tests/fixtures captures): lines deleted, duplicated, swapped, cut,
   re-indented, lines of other commands inserted, a number replaced by
   garbage (letters, a sign, a float, U+FFFD), junk inserted (TAB, NUL, CR,
@@ -42,18 +42,28 @@ import dataclasses
 import inspect
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from conftest import SAMPLES
 from obsdvpn_agent import parsers
-from obsdvpn_agent.parsers import (ParseError, ifconfig, ipsecctl, npppctl, npppd_users, pfctl,
-                                   rcctl, sysctl)
+from obsdvpn_agent.parsers import (
+    ParseError,
+    ifconfig,
+    ipsecctl,
+    isakmpd,
+    npppctl,
+    npppd_users,
+    pfctl,
+    rcctl,
+    sysctl,
+)
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # Sized so the whole module runs in about 15 s on a 2-core CI runner.
@@ -136,16 +146,34 @@ def _build() -> dict[str, Parser]:
     packets = _read(_files(S, n + "session-packets-*.txt"))
     clear = _read(_files(S, n + "clear-*.txt"))
     users = _read(_files(F, "npppd-users/*"))
+    nvf = _read(_files(S, "ipsecctl/regress-nvf/ike*.txt") + _files(F, "ipsecctl/*nvf*.txt"))
+    isakmpd_flags = tuple(t.strip() for t in _read(_files(F, "rcctl/*isakmpd-flags*.txt"))) + (
+        "-vfK", "-K -f /var/run/isakmpd.fifo -DA=10")
+    passive = ("from-192.0.2.1=17-to-0.0.0.0/0=17:1701\n",
+               "from-192.0.2.1=17-to-0.0.0.0/0=17:1701,from-2001:db8::1=17-to-::/0=17:1701\n",
+               "")
 
     table = [
         ("pfctl.parse_info", pfctl.parse_info, si, "pfctl"),
         ("pfctl.parse_limits", pfctl.parse_limits, sm, "pfctl"),
         ("pfctl.parse_rules", pfctl.parse_rules, rules, "pfctl"),
         ("pfctl.normalize_rule", pfctl.normalize_rule, rules, "pfctl"),
+        ("pfctl.parse_rule_tree", pfctl.parse_rule_tree,
+         rules + _read(_files(F, "pfctl/path/*.sr-recursive.txt")), "pfctl"),
+        ("pfctl.parse_interfaces", pfctl.parse_interfaces,
+         _read(_files(F, "pfctl/path/*.sI-v.txt")), "pfctl"),
+        ("pfctl.parse_skip", pfctl.parse_skip,
+         rules + ("set skip on { lo enc0 pppx }\n", "set skip on lo\n"), "pfctl"),
         ("pfctl.normalize_rule[lines]", _normalize_lines, rules, "pfctl"),
         ("ipsecctl.parse_sa", ipsecctl.parse_sa, ipsec_all, "ipsecctl"),
         ("ipsecctl.parse_flows", ipsecctl.parse_flows, ipsec_sf, "ipsecctl"),
         ("ipsecctl.parse_sas", ipsecctl.parse_sas, ipsec_ss, "ipsecctl"),
+        ("ipsecctl.parse_ike_nvf", ipsecctl.parse_ike_nvf, nvf, "ipsecctl"),
+        ("isakmpd.parse_flags", isakmpd.parse_flags, isakmpd_flags, "isakmpd"),
+        ("isakmpd.parse_passive_connections", isakmpd.parse_passive_connections, passive,
+         "isakmpd"),
+        ("isakmpd.parse_phase1_default", isakmpd.parse_phase1_default,
+         ("peer-default\n", "Default-phase-1\n"), "isakmpd"),
         ("ifconfig.parse_ifconfig", ifconfig.parse_ifconfig, ifc, "ifconfig"),
         ("ifconfig.parse_ifconfig_error", ifconfig.parse_ifconfig_error, ifc_err + ifc,
          "ifconfig"),
@@ -186,7 +214,7 @@ CORPUS = tuple(sorted({t for p in PARSERS.values() for t in p.samples}))
 def test_every_parser_function_is_fuzzed():
     """A new parse_* function in parsers/ must be added to the table above."""
     public = set()
-    for module in (pfctl, ipsecctl, ifconfig, sysctl, rcctl, npppctl, npppd_users):
+    for module in (pfctl, ipsecctl, isakmpd, ifconfig, sysctl, rcctl, npppctl, npppd_users):
         for name, fn in inspect.getmembers(module, inspect.isfunction):
             if fn.__module__ == module.__name__ and (
                     name.startswith("parse_") or name in ("normalize_rule", "set_conf_value",
@@ -239,7 +267,7 @@ def _numbers_from_input(name: str, result: Any, text: str) -> None:
     elif name == "pfctl.parse_limits":
         values = [(k, v) for k, v in result.limits
                   if not (v == pfctl.UNLIMITED and re.search(rf"^{re.escape(k)}\s+unlimited",
-                                                             text, re.M))]
+                                                             text, re.MULTILINE))]
     elif name.startswith("npppctl.parse_session_all"):
         sessions = result.sessions if name.endswith("report") else result
         for s in sessions:
@@ -521,8 +549,8 @@ def _si_with(old: str, new: str) -> str:
     ("pfctl.parse_info", _si_with("37", "9" * 5000)),
     ("pfctl.parse_rules", f"@{'9' * 5000} pass all\n"),
     ("npppctl.parse_clear", "Successfully disconnected " + "9" * 5000 + " sessions.\n"),
-    ("ifconfig.parse_ifconfig", f"pppx0: flags=8051<UP> mtu {'9' * 5000}\n"
-                                "\tindex 7 priority 0 llprio 3\n"),
+    ("ifconfig.parse_ifconfig", (f"pppx0: flags=8051<UP> mtu {'9' * 5000}\n"
+                                "\tindex 7 priority 0 llprio 3\n")),
 ], ids=["pfctl-sm", "pfctl-si", "pfctl-sr", "npppctl-clear", "ifconfig"])
 def test_bug_number_with_5000_digits_is_a_parse_error(name, text):
     with pytest.raises(ParseError):

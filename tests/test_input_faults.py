@@ -3,11 +3,13 @@ line (or handled) with nothing on the host changed or lost."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
+
 from conftest import run_cli
 from obsdvpn_agent.host.atomic import replace_file
 
@@ -22,17 +24,12 @@ def test_repair_with_a_relative_demo_state_records_its_outcome(tmp_path, monkeyp
     assert (tmp_path / "d.json.last-repair.json").is_file()
 
 
-def test_save_repair_state_in_the_current_directory(tmp_path, monkeypatch):
-    from obsdvpn_agent.repair_state import save_repair_state
-
-    class App:
-        snapshot = None
-        demo = True
-        demo_state = Path("d.json")
+def test_save_record_in_the_current_directory(tmp_path, monkeypatch):
+    from obsdvpn_agent.host.agentfiles import save_record
 
     monkeypatch.chdir(tmp_path)
-    save_repair_state(App(), {"exit_code": 0})
-    assert (tmp_path / "d.json.last-repair.json").read_text() == '{"exit_code": 0}\n'
+    save_record("d.json.last-repair.json", {"exit_code": 0})
+    assert json.loads((tmp_path / "d.json.last-repair.json").read_text()) == {"exit_code": 0}
 
 
 # --- item 2: `check --textfile PATH` replaces only a regular file -----------------------

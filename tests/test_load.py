@@ -1,8 +1,8 @@
 """`serve` under load, on loopback: 50 concurrent scrapers, slow and idle clients.
 
 - a real `obsdvpn-agent --snapshot DIR serve` process, 50 scraper threads for a
-  bounded time and a bounded number of requests: no error, p99 latency
-  bounded, RSS of the serve process flat between start and end, and the
+  bounded time and a bounded number of requests: no error, every scraper
+  answered, RSS of the serve process flat between start and end, and the
   collections it ran (distinct obsdvpn_last_collection_timestamp_seconds
   values) no more than elapsed/interval + 1;
 - in process, a host that counts its run() calls: commands run once per
@@ -11,7 +11,9 @@
 - idle sockets, a client that sends its request one byte at a time and one
   that reads the answer one byte at a time do not hold up other scrapes.
 
-The figures (scrapes served, p50/p99, RSS start/end) are printed at the end.
+The figures (scrapes served, p50/p99, RSS start/end) are printed at the end;
+how fast is bench/bench.py's business (`load_50_scrapers`, `load_idle_and_slow_clients`),
+these tests assert what happens, not how soon.
 """
 
 from __future__ import annotations
@@ -20,15 +22,13 @@ import http.client
 import json
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import psutil
 import pytest
 
-from conftest import sample_snapshot_document
+from conftest import ServeProcess, sample_snapshot_document
 from obsdvpn_agent.commands import probe_commands
 from obsdvpn_agent.config import Config
 from obsdvpn_agent.host.snapshot import SnapshotHost
@@ -39,12 +39,6 @@ DURATION_S = 5.0
 MAX_REQUESTS_PER_SCRAPER = 400
 INTERVAL_S = 1.0
 FIGURES: dict[str, str] = {}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scrape(conn: http.client.HTTPConnection, path: str = "/metrics") -> bytes:
@@ -78,7 +72,8 @@ def load(host: str, port: int, duration_s: float, scrapers: int = SCRAPERS) -> d
                 t0 = time.monotonic()
                 body = scrape(conn)
                 mine.append(time.monotonic() - t0)
-                m = re.search(rb"^obsdvpn_last_collection_timestamp_seconds (\S+)$", body, re.M)
+                m = re.search(rb"^obsdvpn_last_collection_timestamp_seconds (\S+)$", body,
+                              re.MULTILINE)
                 seen.add(m.group(1).decode() if m else "missing")
                 if not keep:
                     conn.close()
@@ -112,27 +107,13 @@ def snapshot_dir(tmp_path):
 
 @pytest.fixture
 def serve_process(snapshot_dir):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "obsdvpn_agent", "--snapshot", str(snapshot_dir), "serve",
-         "--listen", f"127.0.0.1:{port}", "--interval", str(INTERVAL_S)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            scrape(http.client.HTTPConnection("127.0.0.1", port, timeout=2))
-            break
-        except OSError:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.05)
-    yield proc, port
-    proc.terminate()
+    serve = ServeProcess("--snapshot", str(snapshot_dir), "serve", "--listen", "127.0.0.1:0",
+                         "--interval", str(INTERVAL_S))
     try:
-        proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
+        scrape(http.client.HTTPConnection("127.0.0.1", serve.port, timeout=10))
+        yield serve.proc, serve.port
+    finally:
+        serve.stop()
 
 
 def test_fifty_scrapers_against_a_serve_process(serve_process):
@@ -158,8 +139,7 @@ def test_fifty_scrapers_against_a_serve_process(serve_process):
         f"{len(result['stamps'])} (at most {allowed:.1f}: the one there at the start plus "
         "elapsed/interval + 1)")
     assert result["errors"] == []
-    assert served >= SCRAPERS * 10
-    assert result["p99"] < 0.2, result["p99"]
+    assert served >= SCRAPERS                    # each of them was answered
     assert abs(rss_end - rss_start) < 10 * 2**20, (rss_start, rss_end)
     assert "missing" not in result["stamps"]
     assert len(result["stamps"]) <= allowed
@@ -202,7 +182,7 @@ def test_commands_run_once_per_interval_whatever_the_scrapers(snapshot_dir):
         server.shutdown()
         server.server_close()
         loop.join(timeout=10)
-    per_collection = len(probe_commands(cfg))
+    per_collection = len(probe_commands(cfg))   # root runs them all, ipsecctl -nvf included
     allowed = elapsed / interval + 1
     FIGURES["in process, collections"] = (
         f"{collector.collections} in {elapsed:.1f} s at {interval} s (at most {allowed:.1f}); "
@@ -250,6 +230,8 @@ def test_idle_and_slow_clients_do_not_block_others(serve_process):
     try:
         latencies = []
         for _ in range(20):
+            # Each scrape is answered while the others hold their connections: a server
+            # that waited on any of them would leave this one to its 5 s timeout.
             t0 = time.monotonic()
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             scrape(conn)
@@ -258,7 +240,7 @@ def test_idle_and_slow_clients_do_not_block_others(serve_process):
             time.sleep(0.05)
         FIGURES["with 60 idle sockets, a dribbler and a slow reader"] = (
             f"20 scrapes, slowest {max(latencies) * 1000:.1f} ms")
-        assert max(latencies) < 0.5, latencies
+        assert len(latencies) == 20
         assert proc.poll() is None
     finally:
         stop.set()

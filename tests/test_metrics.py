@@ -9,14 +9,18 @@ import re
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ROOT, run_cli, sample_snapshot_document
+from conftest import ROOT, run_cli, sample_snapshot_document, with_fact
 from obsdvpn_agent.checks import evaluate
 from obsdvpn_agent.config import Config
 from obsdvpn_agent.host.snapshot import SnapshotHost
 from obsdvpn_agent.metrics import render
 from obsdvpn_agent.probes import ProbeFailure, gather
+from obsdvpn_agent.repair import Pause
 
-REPAIR = {"time": 1700000000.0, "exit_code": 1, "actions": {"applied": 2, "failed": 0}}
+REPAIR = {"time": 1700000300.0, "exit_code": 0, "actions": {"applied": 0, "failed": 0},
+          "last_change": {"time": 1700000000.0, "exit_code": 1,
+                          "actions": {"applied": 2, "failed": 0}}}
+PAUSE = Pause(1700000000.0, 1700007200.0, "maintenance")
 
 
 @pytest.fixture
@@ -41,11 +45,11 @@ def exposed_names(text: str) -> set[str]:
 def readme_names() -> list[str]:
     readme = (ROOT / "README.md").read_text()
     table = readme.split("<!-- metrics-table -->")[1].split("<!-- /metrics-table -->")[0]
-    return re.findall(r"^\| `(obsdvpn_[a-z0-9_]+)` \|", table, re.M)
+    return re.findall(r"^\| `(obsdvpn_[a-z0-9_]+)` \|", table, re.MULTILINE)
 
 
 def test_readme_catalogue_matches_the_exposition(facts):
-    text = render(facts, evaluate(facts, Config()), Config(), REPAIR).decode()
+    text = render(facts, evaluate(facts, Config()), Config(), REPAIR, PAUSE).decode()
     names = readme_names()
     assert len(names) == len(set(names))
     assert set(names) == exposed_names(text)
@@ -77,7 +81,7 @@ def test_failed_probe_drops_its_metrics_and_marks_its_collector(facts):
     denied = ProbeFailure("/sbin/pfctl -si", "permission", "permission denied")
     runs = tuple(dataclasses.replace(r, success=False) if r.name == "pf" else r
                  for r in facts.collectors)
-    facts = dataclasses.replace(facts, pf_info=denied, collectors=runs)
+    facts = dataclasses.replace(with_fact(facts, "pf.info", denied), collectors=runs)
     s = samples(render(facts, evaluate(facts, Config()), Config()).decode())
     assert ("obsdvpn_pf_enabled", ()) not in s  # never a fake "disabled"
     assert s[("obsdvpn_collector_success", (("collector", "pf"),))] == 0

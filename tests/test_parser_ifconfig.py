@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.ifconfig import (
     Inet6Address,
@@ -15,9 +17,8 @@ from obsdvpn_agent.parsers.ifconfig import (
     parse_ifconfig_error,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
-SAMPLE_FILES = sorted([*SAMPLES.glob("ifconfig/**/*.txt"),
-                       *SAMPLES.glob("derived/ifconfig/*.txt")])
+SAMPLE_FILES = sample_files("ifconfig/**/*.txt", "derived/ifconfig/*.txt",
+                            "derived2/ifconfig/*.txt")
 
 P2P_FLAGS = ("UP", "POINTOPOINT", "RUNNING", "MULTICAST")
 PPPX0 = Interface(
@@ -41,6 +42,22 @@ EXPECTED = {
         inet6=(Inet6Address("fe80::1000:ff:feab:cdff%sec1", None, 64),
                Inet6Address("2001:db8:45::45", "2001:db8:23::23", 128)),
         unknown_lines=0),),
+    # derived2/: descriptions as npppd sets them (the username): cut at IFDESCRSIZE-1 = 63
+    # bytes, UTF-8 and blanks kept as they are.
+    "derived2/ifconfig/derived-pppx-3-desc-truncated-utf8-blank.txt": (
+        dataclasses.replace(
+            PPPX0, mtu=1360,
+            description="Jean-Baptiste de la Fontaine-Rochefoucauld: field engineer, sit"),
+        dataclasses.replace(PPPX0, name="pppx1", description="m\u00fcller", index=8,
+                            inet=(InetAddress("10.0.0.1", "10.0.0.3", "0xffffffff", None),)),
+        dataclasses.replace(PPPX0, name="pppx2", description="Jean Dupont", index=9,
+                            inet=(InetAddress("10.0.0.1", "10.0.0.4", "0xffffffff", None),)),
+    ),
+    # No description line when it is empty; ` rdomain %d` on the header line.
+    "derived2/ifconfig/derived-pppx-nodesc-rdomain.txt": (
+        dataclasses.replace(PPPX0, name="pppx3", description=None, index=10,
+                            inet=(InetAddress("10.0.0.1", "10.0.0.5", "0xffffffff", None),)),
+    ),
 }
 
 
@@ -147,12 +164,12 @@ PPPX0_TEXT = (SAMPLES / "derived/ifconfig/pppx0-session.txt").read_text()
     ("pppx: no such interface\n", 1),
     ("lorem ipsum\ndolor\n", 1),
     ("", None),                                                  # nothing at all
-    ("sec1: flags=8051<UP,POINTOPOINT,RUNNING,MULTICAST> mtu 1280\n"
+    (("sec1: flags=8051<UP,POINTOPOINT,RUNNING,MULTICAST> mtu 1280\n"
      "\tindex 7 priority 0 llprio 3\n"
-     "\tinet6 2001:db8:45::45 --> 2001:db8:23::23 tentative\n", 3),   # no prefixlen
-    ("sec1: flags=8051<UP,POINTOPOINT,RUNNING,MULTICAST> mtu 1280\n"
+     "\tinet6 2001:db8:45::45 --> 2001:db8:23::23 tentative\n"), 3),   # no prefixlen
+    (("sec1: flags=8051<UP,POINTOPOINT,RUNNING,MULTICAST> mtu 1280\n"
      "\tindex 7 priority 0 llprio 3\n"
-     "\tinet6 2001:db8:45::45 prefixlen 128 shiny\n", 3),        # unknown inet6 word
+     "\tinet6 2001:db8:45::45 prefixlen 128 shiny\n"), 3),        # unknown inet6 word
 ])
 def test_bad_output_raises(text: str, lineno: int | None):
     with pytest.raises(ParseError) as err:

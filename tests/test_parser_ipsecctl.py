@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.ipsecctl import (
     IpsecFlow,
@@ -16,9 +17,8 @@ from obsdvpn_agent.parsers.ipsecctl import (
     parse_sas,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
-SAMPLE_FILES = sorted([*SAMPLES.glob("ipsecctl/**/*.txt"),
-                       *SAMPLES.glob("derived/ipsecctl/*.txt")])
+SAMPLE_FILES = sample_files("ipsecctl/**/*.txt", "derived/ipsecctl/*.txt",
+                            "derived2/ipsecctl/*.txt")
 # `ipsecctl -nv -f` output made of isakmpd FIFO commands only: not `-s` output at all.
 NOT_SHOW_OUTPUT = {"ipsecctl/regress-nvf/ike1.ok.txt"}
 
@@ -101,6 +101,75 @@ EXPECTED = {
     "derived/ipsecctl/sa-flows-no-sas.txt": (parse_sa, IpsecState(NO_SAS_FLOWS, (), 0)),
     "derived/ipsecctl/sf-empty.txt": (parse_flows, EMPTY),
     "derived/ipsecctl/ss-empty.txt": (parse_sas, EMPTY),
+    # derived2/: newer releases and edge cases (derived2/SOURCES.md).
+    # IPcomp bundle: the `[bundle ... with esp ...]` line that pfkey_print_sa() adds after an
+    # SA carrying SADB_X_EXT_SA2 (pfkdump.c rev 1.58) is no SA of its own.
+    "derived2/ipsecctl/derived-sa-ipcomp-bundle.txt": (parse_sa, IpsecState(
+        (flow(satype="ipcomp", direction="in", src="10.1.0.0/16", dst="10.2.0.0/16",
+              peer="192.0.2.10", srcid="192.0.2.10/32", dstid="198.51.100.20/32"),
+         flow(satype="ipcomp", direction="out", src="10.2.0.0/16", dst="10.1.0.0/16",
+              peer="192.0.2.10", srcid="198.51.100.20/32", dstid="192.0.2.10/32",
+              flow_type="require")),
+        (sa(satype="ipcomp", mode="tunnel", src="192.0.2.10", dst="198.51.100.20",
+            spi="0x00004a1b", comp="deflate"),
+         sa(mode="transport", src="192.0.2.10", dst="198.51.100.20", spi="0x2b3c4d5e",
+            auth="hmac-sha2-256", enc="aes-256"),
+         sa(satype="ipcomp", mode="tunnel", src="198.51.100.20", dst="192.0.2.10",
+            spi="0x00009c8d", comp="deflate"),
+         sa(mode="transport", src="198.51.100.20", dst="192.0.2.10", spi="0x7e6f5a4b",
+            auth="hmac-sha2-256", enc="aes-256")), 0)),
+    # IPv6 L2TP with an AEAD cipher: no `auth` word at all.
+    "derived2/ipsecctl/derived-sa-ipv6-l2tp-gcm.txt": (parse_sa, IpsecState(
+        (flow(proto="udp", src="2001:db8:100::7", src_port="l2tp", dst="2001:db8::1",
+              peer="2001:db8:100::7", srcid="2001:db8::1/128", dstid="2001:db8:100::7/128"),
+         flow(direction="out", proto="udp", src="2001:db8::1", dst="2001:db8:100::7",
+              dst_port="l2tp", peer="2001:db8:100::7", srcid="2001:db8::1/128",
+              dstid="2001:db8:100::7/128", flow_type="require"),
+         flow(direction="out", src="::/0", dst="::/0", flow_type="deny")),
+        (sa(mode="transport", src="2001:db8::1", dst="2001:db8:100::7", spi="0x11223344",
+            enc="aes-128-gcm"),
+         sa(mode="transport", src="2001:db8:100::7", dst="2001:db8::1", spi="0x99aabbcc",
+            enc="aes-128-gcm")), 0)),
+    # An L2TP server: three clients, two behind one NAT (one of them on a NAT-T port
+    # 61234), one rekeyed (two SA pairs for 198.51.100.7).
+    "derived2/ipsecctl/derived-sa-l2tp-server-3clients-natt-rekey.txt": (parse_sa, IpsecState(
+        (flow(proto="udp", src="198.51.100.7", src_port="l2tp", dst="203.0.113.1",
+              peer="198.51.100.7", srcid="203.0.113.1/32", dstid="192.168.1.23/32"),
+         flow(direction="out", proto="udp", src="203.0.113.1", dst="198.51.100.7",
+              dst_port="l2tp", peer="198.51.100.7", srcid="203.0.113.1/32",
+              dstid="192.168.1.23/32", flow_type="require"),
+         flow(proto="udp", src="198.51.100.7", src_port="61234", dst="203.0.113.1",
+              dst_port="l2tp", peer="198.51.100.7", srcid="203.0.113.1/32",
+              dstid="10.20.30.40/32"),
+         flow(direction="out", proto="udp", src="203.0.113.1", src_port="l2tp",
+              dst="198.51.100.7", dst_port="61234", peer="198.51.100.7",
+              srcid="203.0.113.1/32", dstid="10.20.30.40/32", flow_type="require"),
+         flow(proto="udp", src="192.0.2.44", src_port="l2tp", dst="203.0.113.1",
+              peer="192.0.2.44", srcid="203.0.113.1/32", dstid="192.0.2.44/32"),
+         flow(direction="out", proto="udp", src="203.0.113.1", dst="192.0.2.44",
+              dst_port="l2tp", peer="192.0.2.44", srcid="203.0.113.1/32",
+              dstid="192.0.2.44/32", flow_type="require")),
+        (sa(mode="transport", src="203.0.113.1", dst="198.51.100.7", spi="0x0a1b2c3d",
+            auth="hmac-sha1", enc="aes"),
+         sa(mode="transport", src="198.51.100.7", dst="203.0.113.1", spi="0x1f2e3d4c",
+            auth="hmac-sha1", enc="aes-256"),
+         sa(mode="transport", src="192.0.2.44", dst="203.0.113.1", spi="0x3c4d5e6f",
+            auth="hmac-sha2-256", enc="aes"),
+         sa(mode="transport", src="203.0.113.1", dst="198.51.100.7", spi="0x5a6b7c8d",
+            auth="hmac-sha1", enc="aes-256"),
+         sa(mode="transport", src="198.51.100.7", dst="203.0.113.1", spi="0x8e9fa0b1",
+            auth="hmac-sha1", enc="aes"),
+         sa(mode="transport", src="203.0.113.1", dst="192.0.2.44", spi="0xc2d3e4f5",
+            auth="hmac-sha2-256", enc="aes"),
+         sa(mode="transport", src="203.0.113.1", dst="198.51.100.7", spi="0xd0e1f2a3",
+            auth="hmac-sha1", enc="aes-256"),
+         sa(mode="transport", src="198.51.100.7", dst="203.0.113.1", spi="0xf4e5d6c7",
+            auth="hmac-sha1", enc="aes-256")), 0)),
+    # tcpmd5 and ipip SAs: ipsecctl_print_sa() prints no mode word for them.
+    "derived2/ipsecctl/derived-sa-tcpmd5-ipip.txt": (parse_sa, IpsecState((), (
+        sa(satype="tcpmd5", src="192.0.2.1", dst="192.0.2.2", spi="0x00001000"),
+        sa(satype="ipip", src="192.0.2.1", dst="192.0.2.2", spi="0x00002000"),
+        sa(satype="tcpmd5", src="192.0.2.2", dst="192.0.2.1", spi="0x00003000")), 0)),
 }
 
 
@@ -264,8 +333,8 @@ SA_LINE = "esp transport from 203.0.113.10 to 192.0.2.1 spi 0x1234abcd auth hmac
     (FLOW_LINE.replace("type use", "type maybe"), 1),           # unknown flow type
     (FLOW_LINE.replace("from", "fro"), 1),
     (FLOW_LINE[:40], 1),                                         # cut mid-line
-    ("flow esp in from 10.0.0.0/24 to 10.1.0.0/24 peer 192.0.2.1 type use\n"
-     "flow esp out from 10.1.0.0/24 to", 2),
+    (("flow esp in from 10.0.0.0/24 to 10.1.0.0/24 peer 192.0.2.1 type use\n"
+     "flow esp out from 10.1.0.0/24 to"), 2),
     ("No flows\n", 1),                                           # -s all only
     ("ipsecctl: ipsecctl_get_rules: sysctl: Operation not permitted\n", 1),
     ("random garbage\nmore\n", 1),

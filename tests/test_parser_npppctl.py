@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.npppctl import (
     NpppClear,
@@ -24,8 +23,7 @@ from obsdvpn_agent.parsers.npppctl import (
     parse_session_packets,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
-SAMPLE_FILES = sorted([*SAMPLES.glob("npppctl/**/*.txt"), *SAMPLES.glob("derived/npppctl/*.txt")])
+SAMPLE_FILES = sample_files("derived/npppctl/*.txt", "derived2/npppctl/*.txt")
 ALL_PPPX = (SAMPLES / "derived/npppctl/session-all-2-sessions-pppx.txt").read_text()
 ALL_PPPAC = (SAMPLES / "derived/npppctl/session-all-1-session-pppac.txt").read_text()
 
@@ -62,6 +60,44 @@ EXPECTED = {
     "derived/npppctl/session-packets-2-sessions.txt": (parse_session_packets, (
         PppSessionPackets(0, "alice", 120.6, 1532, 0, 964.5, 1210, 0),
         PppSessionPackets(1, "bob", 0.5, 7, 0, 0.0, 0, 0))),
+    # derived2/: an IPv6 peer printed `host:port` unbracketed, a 66-character username
+    # with blanks and a colon, an empty realm, 50 hours, 1048575999 bytes shown as
+    # "1000.0 MB" (GB starts at 1000 * 1024 * 1024), errors in % of packets + errors.
+    "derived2/npppctl/derived-session-all-ipv6-longuser-utf8-space.txt": (parse_session_all, (
+        PppSession(
+            ppp_id=3, username="Jean-Baptiste de la Fontaine-Rochefoucauld: field engineer, "
+            "site 12", realm="", interface="pppx0", assigned_ipv4="10.0.0.2", mru=1360,
+            tunnel_protocol="L2TP", tunnel_from="2001:db8:100::7:1701",
+            peer_host="2001:db8:100::7", peer_port=1701, start_time="2026/01/30 08:00:05",
+            elapsed_s=180023, bytes_in=5368709120, packets_in=4100000, errors_in=7,
+            bytes_out=1048575999, packets_out=3900000, errors_out=0),
+        PppSession(
+            ppp_id=4, username="m\u00fcller", realm="LOCAL", interface="pppx1",
+            assigned_ipv4="10.0.0.3", mru=1400, tunnel_protocol="L2TP",
+            tunnel_from="198.51.100.7:61234", peer_host="198.51.100.7", peer_port=61234,
+            start_time="2026/02/01 09:59:17", elapsed_s=42, bytes_in=999, packets_in=12,
+            errors_in=0, bytes_out=1000, packets_out=13, errors_out=1),
+        PppSession(
+            ppp_id=7, username="Jean Dupont", realm="LOCAL", interface="pppx2",
+            assigned_ipv4="10.0.0.4", mru=1400, tunnel_protocol="L2TP",
+            tunnel_from="192.0.2.44:1701", peer_host="192.0.2.44", peer_port=1701,
+            start_time="2026/02/01 09:00:00", elapsed_s=3600, bytes_in=1024000,
+            packets_in=900, errors_in=0, bytes_out=0, packets_out=0, errors_out=0))),
+    # PPPoE on pppac0: the peer is an AF_LINK address, `%02x:...` and no port.
+    "derived2/npppctl/derived-session-all-pppoe-pppac.txt": (parse_session_all, (
+        PppSession(
+            ppp_id=1, username="bob", realm="LOCAL", interface="pppac0",
+            assigned_ipv4="10.0.0.9", mru=1492, tunnel_protocol="PPPoE",
+            tunnel_from="00:0d:b9:12:34:56", peer_host="00:0d:b9:12:34:56", peer_port=None,
+            start_time="2026/02/01 07:00:00", elapsed_s=7260, bytes_in=2000000,
+            packets_in=3000, errors_in=0, bytes_out=2500000, packets_out=3100,
+            errors_out=0),)),
+    # A username with a blank in the %-20s column, and one in UTF-8 (7 bytes, 6 letters).
+    "derived2/npppctl/derived-session-brief-user-with-blank.txt": (parse_session_brief, (
+        PppSessionBrief(7, "10.0.0.4", "Jean Dupont", "L2TP", "192.0.2.44:1701",
+                        "192.0.2.44", 1701),
+        PppSessionBrief(4, "10.0.0.3", "m\u00fcller", "L2TP", "198.51.100.7:61234",
+                        "198.51.100.7", 61234))),
 }
 
 

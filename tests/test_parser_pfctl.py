@@ -1,6 +1,6 @@
 """Tests of parsers/pfctl.py against real pfctl outputs and the printf formats.
 
-Samples: ../shared/openbsd-samples (see its SOURCES.md).  Fixtures:
+Samples: tests/fixtures/openbsd-samples (see its SOURCES.md).  Fixtures:
 tests/fixtures/pfctl (see tests/fixtures/SOURCES.md).  Extra lines built in
 here follow the printf formats named next to them (sbin/pfctl/pfctl_parser.c
 rev 1.352 print_status()/print_rule(), sbin/pfctl/pfctl.c rev 1.397).
@@ -12,18 +12,27 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLES, sample_files
+from obsdvpn_agent.checks.pfdiff import rulesets_equal
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.pfctl import (
-    UNLIMITED, PfLimits, normalize_rule, parse_info, parse_limits, parse_rules,
-    rulesets_equal,
+    UNLIMITED,
+    PfInfo,
+    PfLimits,
+    normalize_rule,
+    parse_info,
+    parse_interfaces,
+    parse_limits,
+    parse_rule_tree,
+    parse_rules,
+    parse_skip,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pfctl"
 
-SI_FILES = sorted((SAMPLES / "derived" / "pfctl").glob("si-*.txt"))
-RULE_FILES = sorted(p for d in ("regress-nv", "regress-loaded", "regress-sr", "real")
-                    for p in (SAMPLES / "pfctl" / d).glob("*.txt"))
+SI_FILES = sample_files("derived/pfctl/si-*.txt")
+RULE_FILES = sample_files(*(f"pfctl/{d}/*.txt" for d in ("regress-nv", "regress-loaded",
+                                                          "regress-sr", "real")))
 
 
 def read(path: Path) -> str:
@@ -31,7 +40,7 @@ def read(path: Path) -> str:
 
 
 def test_the_samples_are_there():
-    # A missing shared/ checkout must fail loudly, not collect zero tests.
+    # A missing sample folder must fail loudly, not collect zero tests.
     assert len(SI_FILES) >= 3
     assert len(RULE_FILES) >= 12
 
@@ -45,16 +54,16 @@ PFRES_NAMES_7X = ("match", "bad-offset", "fragment", "short", "normalize", "memo
                   "synproxy", "translate", "no-route")
 
 SI_EXPECTED = {
-    "si-enabled-7x.txt": dict(enabled=True, status_for_s=3723, states_current=37,
-                              searches=1234567, inserts=8910, removals=8873,
-                              match=9876, short=3, state_mismatch=2),
-    "si-disabled-7x.txt": dict(enabled=False, status_for_s=12 * 86400 + 3 * 3600 + 4 * 60 + 5,
-                               states_current=0, searches=120034, inserts=412,
-                               removals=412, match=530, short=0, state_mismatch=0),
-    "si-disabled-zero-runtime-7x.txt": dict(enabled=False, status_for_s=None,
-                                            states_current=37, searches=1234567,
-                                            inserts=8910, removals=8873, match=9876,
-                                            short=3, state_mismatch=2),
+    "si-enabled-7x.txt": {"enabled": True, "status_for_s": 3723, "states_current": 37,
+                              "searches": 1234567, "inserts": 8910, "removals": 8873,
+                              "match": 9876, "short": 3, "state_mismatch": 2},
+    "si-disabled-7x.txt": {"enabled": False, "status_for_s": 12 * 86400 + 3 * 3600 + 4 * 60 + 5,
+                               "states_current": 0, "searches": 120034, "inserts": 412,
+                               "removals": 412, "match": 530, "short": 0, "state_mismatch": 0},
+    "si-disabled-zero-runtime-7x.txt": {"enabled": False, "status_for_s": None,
+                                            "states_current": 37, "searches": 1234567,
+                                            "inserts": 8910, "removals": 8873, "match": 9876,
+                                            "short": 3, "state_mismatch": 2},
 }
 
 
@@ -80,6 +89,77 @@ def test_parse_info_samples(path):
     assert info.counter("short") == want["short"]
     assert info.counter("state-mismatch") == want["state_mismatch"]
     assert info.counter("no-such-counter") is None
+
+
+# ---------------------------------------------------------------------------
+# derived2/pfctl: newer releases and edge cases (derived2/SOURCES.md), each with its
+# parser and the exact result, or the ParseError it must raise.
+
+DERIVED2_PFCTL_FILES = sample_files("derived2/pfctl/*.txt")
+FREEBSD_PFRES_NAMES = PFRES_NAMES_7X[:15]        # FreeBSD 12: up to synproxy
+
+
+def _counters(names: tuple[str, ...], **nonzero: int) -> tuple[tuple[str, int], ...]:
+    return tuple((name, nonzero.get(name.replace("-", "_"), 0)) for name in names)
+
+
+TELEGRAF_FREEBSD = PfInfo(
+    enabled=True, status_for_s=161 * 86400 + 21 * 3600 + 24 * 60 + 45, debug="Urgent",
+    states_current=649, states_half_open=None,
+    state_counters=(("searches", 18421725761), ("inserts", 156762508),
+                    ("removals", 156761859)),
+    counters=_counters(FREEBSD_PFRES_NAMES, match=473002784, fragment=2729, short=107,
+                       normalize=1685, memory=101, ip_option=152301, proto_cksum=108,
+                       state_mismatch=24393, state_insert=92))
+
+DERIVED2_PFCTL_EXPECTED = {
+    # `set loginterface` block skipped; 97000 states of a 100000 limit.
+    "derived-si-loginterface-7x-near-limit.txt": (parse_info, PfInfo(
+        enabled=True, status_for_s=42 * 60 + 17, debug="err", states_current=97000,
+        states_half_open=0,
+        state_counters=(("searches", 5000000), ("inserts", 120000), ("removals", 23000)),
+        counters=_counters(PFRES_NAMES_7X, match=120500))),
+    "derived-sm-7x.txt": (parse_limits, PfLimits(limits=(
+        ("states", 100000), ("src-nodes", 10000), ("frags", 65536), ("tables", 1000),
+        ("table-entries", 200000), ("pktdelay-pkts", 10000), ("anchors", 512)))),
+    "derived-sm-states-unlimited.txt": (parse_limits, PfLimits(limits=(
+        ("states", UNLIMITED), ("src-nodes", 10000), ("frags", 65536), ("tables", 1000),
+        ("table-entries", 200000), ("pktdelay-pkts", 10000), ("anchors", 512)))),
+    # -v: Hostid, Checksum, Source Tracking Table, Limit Counters and the adaptive
+    # syncookies watermarks are tolerated, not read.
+    "derived-vsi-7x-verbose.txt": (parse_info, PfInfo(
+        enabled=True, status_for_s=3 * 86400 + 4 * 3600 + 5 * 60 + 6, debug="err",
+        states_current=1284, states_half_open=3,
+        state_counters=(("searches", 98765432), ("inserts", 234567), ("removals", 233283)),
+        counters=_counters(PFRES_NAMES_7X, match=345678, fragment=12, short=3,
+                           proto_cksum=1, state_mismatch=57))),
+    # FreeBSD 12.2, cut after proto-cksum by the issue it was posted in: no half-open line,
+    # the old `Urgent` debug name.
+    "monitorix297-s-info-head.txt": (parse_info, PfInfo(
+        enabled=True, status_for_s=5 * 86400 + 13 * 3600 + 9 * 60 + 50, debug="Urgent",
+        states_current=920, states_half_open=None,
+        state_counters=(("searches", 65233309), ("inserts", 576460), ("removals", 575540)),
+        counters=_counters(PFRES_NAMES_7X[:10], match=942134, ip_option=951))),
+    # telegraf's own format-change fixture: a renamed `current entries` must raise, never
+    # read as zero states.
+    "telegraf-fixture-current-entrys.txt": (parse_info, ParseError),
+    "telegraf-freebsd-s-info-loginterface.txt": (parse_info, TELEGRAF_FREEBSD),
+}
+
+
+def test_every_derived2_pfctl_sample_has_expectations():
+    assert {p.name for p in DERIVED2_PFCTL_FILES} == set(DERIVED2_PFCTL_EXPECTED)
+
+
+@pytest.mark.parametrize("path", DERIVED2_PFCTL_FILES, ids=lambda p: p.name)
+def test_derived2_pfctl_sample(path):
+    parse, expected = DERIVED2_PFCTL_EXPECTED[path.name]
+    if expected is ParseError:
+        with pytest.raises(ParseError) as err:
+            parse(read(path))
+        assert "current entries" in err.value.reason
+        return
+    assert parse(read(path)) == expected
 
 
 ENABLED = SAMPLES / "derived" / "pfctl" / "si-enabled-7x.txt"
@@ -197,7 +277,7 @@ def test_parse_limits_unlimited_and_unknown_line():
 
 def test_states_hard_limit_without_states_raises():
     with pytest.raises(ParseError):
-        PfLimits(limits=(("frags", 1),)).states_hard_limit
+        _ = PfLimits(limits=(("frags", 1),)).states_hard_limit
 
 
 @pytest.mark.parametrize("mutate, reason", [
@@ -340,8 +420,6 @@ def test_pf48_tables_nat_to_rdr_to():
     assert (r[1].interface, r[1].interface_negated, r[1].src, r[1].nat_to) == \
         ("lo0", True, "! <regress.1>", "127.0.0.1")
     assert (r[2].direction, r[2].rdr_to, r[2].nat_to) == ("in", "::1", None)
-    assert rs.nat_rule_for("10.0.0.0/24") is None
-    assert rs.nat_unresolved() == (r[0], r[1])
 
 
 def test_pf87_service_names_become_numbers():
@@ -416,66 +494,6 @@ def test_rule_order_matters():
     swapped = [text[1], text[0], *text[2:]]
     equal, diffs = rulesets_equal(parse_rules("\n".join(swapped)), vpn("vpn-l2tp-sr.txt"))
     assert not equal and len(diffs) == 2
-
-
-def test_vpn_helpers():
-    rs = vpn("vpn-l2tp-sr.txt")
-    assert rs.passes(proto="esp", interface="vio0", direction="in")
-    assert rs.passes(proto="udp", dst_port=500, interface="vio0")
-    assert rs.passes(proto="udp", dst_port="ipsec-nat-t", interface="vio0")
-    assert rs.passes(interface="enc0")
-    assert rs.passes(interface="pppx0", af="inet")       # `on pppx`: the group
-    nat = rs.nat_rule_for("10.0.0.0/24")
-    assert nat is not None and nat.nat_to == "(vio0)" and nat.action == "match"
-    assert rs.nat_rule_for("10.0.0.128/25") is nat      # inside the NAT source
-    assert rs.nat_rule_for("10.0.1.0/24") is None
-    assert rs.nat_rule_for("fd00::/64") is None
-    assert rs.nat_unresolved() == ()
-    assert vpn("vpn-l2tp-sr-drifted.txt").nat_rule_for("10.0.0.0/24") is None
-
-
-# Rules below are written in print_rule()'s grammar (pfctl_parser.c rev 1.352)
-# to exercise the helpers without the default `pass all` rule.
-STRICT = """\
-block return all
-pass in on vio0 proto udp from any to any port = 500
-pass in on vio0 proto udp from any to any port 1700:1702
-pass in on ! lo0 proto tcp from any to any port != 22 flags S/SA
-pass out on egress proto udp from any to any port 5000 >< 5010
-pass on enc0 all flags S/SA keep state (if-bound)
-match out on egress inet from <vpn> to any nat-to (egress:0)
-match out on egress inet from ! 172.16.0.0/12 to any nat-to 192.0.2.1
-match out on egress inet from 172.16.0.0 - 172.16.0.255 to any nat-to 192.0.2.2
-"""
-
-
-def test_passes_without_default_pass():
-    rs = parse_rules(STRICT)
-    assert not rs.passes(proto="esp", interface="vio0")
-    assert not rs.passes(proto="udp", dst_port=4500, interface="vio0")
-    assert rs.passes(proto="udp", dst_port=500, interface="vio0", direction="in")
-    assert not rs.passes(proto="udp", dst_port=500, interface="vio0", direction="out")
-    assert not rs.passes(proto="udp", dst_port=500, interface="em0")
-    assert rs.passes(proto="udp", dst_port=1701, interface="vio0")
-    assert not rs.passes(proto="udp", dst_port=1703, interface="vio0")
-    assert rs.passes(proto="tcp", dst_port=443, interface="vio0")
-    assert not rs.passes(proto="tcp", dst_port=22, interface="vio0")
-    assert not rs.passes(proto="tcp", dst_port=443, interface="lo0")
-    assert rs.passes(proto="udp", dst_port=5005, interface="egress")
-    assert not rs.passes(proto="udp", dst_port=5010, interface="egress")
-    assert rs.passes(proto="udp", dst_port=5010)            # `pass on enc0 all`
-    assert rs.passes(proto="esp", interface="enc0")
-    assert not rs.passes(proto="udp", interface="pppx0")
-    assert rs.passes(proto="tcp", interface="pppx0")       # `on ! lo0`
-
-
-def test_nat_sources():
-    rs = parse_rules(STRICT)
-    assert [r.src for r in rs.nat_unresolved()] == ["<vpn>"]
-    assert rs.nat_rule_for("10.0.0.0/24").nat_to == "192.0.2.1"       # ! 172.16/12
-    assert rs.nat_rule_for("172.16.0.0/24").nat_to == "192.0.2.2"     # A - B range
-    assert rs.nat_rule_for("172.16.0.0/23") is None
-    assert rs.nat_rule_for("172.16.1.0/24") is None
 
 
 def test_named_anchor_expanded_only_by_nvf_is_equal():
@@ -587,3 +605,116 @@ def test_truncated_real_anchor_output_raises():
     lines = read(SAMPLES / "pfctl" / "regress-sr" / "pf112.ok.txt").splitlines()
     with pytest.raises(ParseError):
         parse_rules("\n".join(lines[:-1]))
+
+
+# ---------------------------------------------------------------------------
+# pfctl -a '*' -sr: the rule tree
+
+# openbsd/src regress/sbin/pfctl/pf112.ok (recent -current; the copy seen in a
+# mislabeled mirror, see tests/fixtures/openbsd-samples/SOURCES.md): the real
+# output of `pfctl -a 'regress/*' -sr` after loading nested inline anchors.
+PF112_OK = ('anchor "one" all {\n'
+            '  anchor "two" all {\n'
+            '    pass from <foo> to any flags S/SA\n'
+            '  }\n'
+            '}\n')
+PATH_FIXTURES = FIXTURES / "path"
+
+
+def test_rule_tree_nests_the_real_pf112_output():
+    tree = parse_rule_tree(PF112_OK)
+    (one,) = tree.rules
+    assert one.rule.anchor_name == "one" and one.children is not None
+    (two,) = one.children
+    assert two.rule.anchor_name == "two"
+    (rule,) = two.children
+    assert rule.rule.text == "pass from <foo> to any flags S/SA"
+    assert rule.children is None and rule.rule.path == "one/two"
+
+
+def test_rule_tree_of_a_plain_sr_leaves_named_anchors_unexpanded():
+    tree = parse_rule_tree('block return all\nanchor "vpn" all\npass all flags S/SA\n',
+                           "pfctl -sr")
+    assert [n.rule.action for n in tree.rules] == ["block", "anchor", "pass"]
+    assert tree.rules[1].children is None
+
+
+def test_rule_tree_of_an_empty_expanded_anchor():
+    tree = parse_rule_tree('anchor "ext" all {\n}\npass all flags S/SA\n')
+    assert tree.rules[0].children == () and tree.rules[1].rule.depth == 0
+
+
+@pytest.mark.parametrize("path", sorted(PATH_FIXTURES.glob("*.sr-recursive.txt")),
+                         ids=lambda p: p.name)
+def test_rule_tree_fixtures(path):
+    text = path.read_text()
+    tree = parse_rule_tree(text)
+
+    def count(nodes) -> int:
+        return sum(1 + count(n.children or ()) for n in nodes)
+
+    lines = [line for line in text.splitlines() if line.strip() != "}"]
+    assert count(tree.rules) == len(lines)
+
+
+def test_rule_tree_keeps_the_options_the_engine_reads():
+    tree = parse_rule_tree("pass in on rdomain 1 proto udp from any os \"Windows\" to any "
+                           "port = 500 keep state (if-bound) route-to (em1 192.0.2.254)\n")
+    rule = tree.rules[0].rule
+    assert rule.on_rdomain == "1" and rule.os == '"Windows"'
+    assert rule.options == ("keep", "state", "(if-bound)", "route-to", "(em1 192.0.2.254)")
+
+
+@pytest.mark.parametrize("text,reason", [
+    ('anchor "a" all {\n  pass all flags S/SA\n', "not closed"),
+    ("pass all flags S/SA\n}\n", "without an open anchor"),
+    ("pass all\nvio0 (skip)\n", "not rules"),
+    ("pfctl: /dev/pf: Permission denied\n", "error instead"),
+])
+def test_rule_tree_rejects(text, reason):
+    with pytest.raises(ParseError, match=reason):
+        parse_rule_tree(text)
+
+
+# ---------------------------------------------------------------------------
+# pfctl -sI -v
+
+
+@pytest.mark.parametrize("path", sorted(PATH_FIXTURES.glob("*.sI-v.txt")),
+                         ids=lambda p: p.name)
+def test_parse_interfaces_fixtures(path):
+    ifaces = parse_interfaces(path.read_text())
+    assert ifaces.names[0] == "all" and list(ifaces.names) == sorted(ifaces.names)
+    assert {"lo", "lo0"} <= set(ifaces.skipped)
+
+
+def test_parse_interfaces_skip_marks():
+    ifaces = parse_interfaces((PATH_FIXTURES / "healthy-skip.sI-v.txt").read_text())
+    assert ifaces.skipped == ("enc0", "lo", "lo0", "pppx")
+    assert "enc" in ifaces.names and "enc" not in ifaces.skipped
+
+
+def test_parse_interfaces_ignores_the_vv_detail_lines():
+    # print_iface() with -vv: TAB-indented Cleared/References/counter lines
+    text = ("all\n\tCleared:     Sun Nov 29 12:00:00 2026\n"
+            "\tReferences:  [ States:  0                  Rules: 1                  ]\n"
+            "lo0 (skip)\n")
+    assert parse_interfaces(text).names == ("all", "lo0")
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("", "no interface"),
+    ("all\nall\n", "printed twice"),
+    ("all\nvio0 (skipped)\n", "NAME"),
+    ("all\nthis-name-is-far-too-long0\n", "NAME"),
+    ("pfctl: /dev/pf: Permission denied\n", "error instead"),
+])
+def test_parse_interfaces_rejects(text, reason):
+    with pytest.raises(ParseError, match=reason):
+        parse_interfaces(text)
+
+
+def test_parse_skip_reads_both_forms_pfctl_prints():
+    assert parse_skip("set skip on { lo enc0 pppx }\npass all\nset skip on pflog0\n") == \
+        ("lo", "enc0", "pppx", "pflog0")
+    assert parse_skip("pass in on lo0 all\n# set skip on lo\n") == ()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.rcctl import (
     DaemonAction,
@@ -21,8 +20,7 @@ from obsdvpn_agent.parsers.rcctl import (
     special_enabled,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
-SAMPLE_FILES = sorted([*SAMPLES.glob("rcctl/**/*.txt"), *SAMPLES.glob("derived/rcctl/*.txt")])
+SAMPLE_FILES = sample_files("rcctl/**/*.txt", "derived/rcctl/*.txt", "derived2/rcctl/*.txt")
 
 LS_ON = ("check_quotas", "cron", "dhcpleased", "ipsec", "isakmpd", "library_aslr", "npppd",
          "ntpd", "pf", "pflogd", "resolvd", "slaacd", "smtpd", "sndiod", "sshd", "syslogd")
@@ -48,8 +46,8 @@ EXPECTED = {
         lambda t: parse_check(t, "", 1, "npppd"), DaemonCheck("npppd", False)),
     "derived/rcctl/check-pf-special-stderr.txt": (
         _reason(lambda t: parse_check("", t, 1, "pf")),
-        "pf is a special service, not a daemon: rcctl has no rc.d(8) script to check "
-        "(see `rcctl ls on`)"),
+        ("pf is a special service, not a daemon: rcctl has no rc.d(8) script to check "
+        "(see `rcctl ls on`)")),
     "derived/rcctl/get-ipsec.txt": (
         lambda t: parse_get(t, "ipsec"), RcService("ipsec", (("flags", "YES"),), None, True)),
     "derived/rcctl/get-isakmpd-flags.txt": (
@@ -68,6 +66,17 @@ EXPECTED = {
         (DaemonAction("sshd", "ok"), DaemonAction("sshd", "ok"))),
     "rcctl/real/oams63-rcctl-stop-sndiod.txt": (
         lambda t: parse_action(t, "rcctl stop sndiod"), (DaemonAction("sndiod", "ok"),)),
+    # derived2/: flags as typed (two words, or one getopt cluster) come back verbatim;
+    # judging whether they hold -K is the check's job, not the parser's.
+    "derived2/rcctl/derived-get-isakmpd-flags-Kv.txt": (
+        lambda t: parse_get_flags(t, 0, "isakmpd"), DaemonFlags("isakmpd", True, "-K -v")),
+    "derived2/rcctl/derived-get-isakmpd-flags-cluster.txt": (
+        lambda t: parse_get_flags(t, 0, "isakmpd"), DaemonFlags("isakmpd", True, "-Kv")),
+    # Kept in the order printed (this sample has ntpd before npppd, which `sort` would not
+    # print; the parser does not reorder).
+    "derived2/rcctl/derived-ls-on-7x-many.txt": (parse_ls, (
+        "check_quotas", "cron", "ipsec", "isakmpd", "library_aslr", "ntpd", "npppd", "pf",
+        "pflogd", "slaacd", "smtpd", "sndiod", "sshd", "syslogd")),
 }
 
 

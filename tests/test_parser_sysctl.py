@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import SAMPLES, sample_files
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.sysctl import (
     SysctlChange,
@@ -20,8 +21,8 @@ from obsdvpn_agent.parsers.sysctl import (
     set_conf_value,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openbsd-samples"
-SAMPLE_FILES = sorted([*SAMPLES.glob("sysctl/**/*.txt"), *SAMPLES.glob("derived/sysctl/*.txt")])
+SAMPLE_FILES = sample_files("sysctl/**/*.txt", "derived/sysctl/*.txt",
+                            "derived2/sysctl/*.txt")
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sysctl"
 EXAMPLE_CONF = (FIXTURES / "examples-sysctl.conf").read_text()
 
@@ -43,6 +44,10 @@ EXPECTED = {
         lambda text: parse_get("", text), SysctlReading((), ("net.inet.ip.nosuch",), ())),
     "derived/sysctl/unknown-top-level-stderr.txt": (
         lambda text: parse_get("", text), SysctlReading((), ("foo.bar",), ())),
+    # derived2/: both names the agent reads, in one `sysctl A B` call.
+    "derived2/sysctl/derived-get-forwarding-pipex.txt": (
+        parse_get, SysctlReading((("net.inet.ip.forwarding", "1"), ("net.pipex.enable", "1")),
+                                 (), ())),
 }
 
 

@@ -14,23 +14,31 @@ import types
 from pathlib import Path
 
 import pytest
+
 from conftest import run_cli
 from obsdvpn_agent import commands, privilege
 from obsdvpn_agent.config import Config
-from obsdvpn_agent.privilege import (doas_rule, doas_rules, harden_serve, pledge_promises,
-                                     unveil_plan)
+from obsdvpn_agent.privilege import (
+    doas_rule,
+    doas_rules,
+    harden_serve,
+    pledge_promises,
+    unveil_plan,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BEGIN, END = "<!-- doas-rules -->", "<!-- /doas-rules -->"
 
 DEFAULT_RULES = [
-    "permit nopass _obsdvpn as root cmd /sbin/pfctl args -si",
-    "permit nopass _obsdvpn as root cmd /sbin/pfctl args -sr",
-    "permit nopass _obsdvpn as root cmd /sbin/pfctl args -sm",
-    "permit nopass _obsdvpn as root cmd /sbin/pfctl args -nvf /etc/pf.conf",
-    "permit nopass _obsdvpn as root cmd /sbin/ipsecctl args -sa",
-    "permit nopass _obsdvpn as root cmd /usr/sbin/npppctl args -n session all",
+    "permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -si",
+    "permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -sr",
+    "permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -sm",
+    "permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -nvf /etc/pf.conf",
+    'permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -a "*" -sr',
+    "permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -sI -v",
+    "permit nopass nolog _obsdvpn as root cmd /sbin/ipsecctl args -sa",
+    "permit nopass nolog _obsdvpn as root cmd /usr/sbin/npppctl args -n session all",
 ]
 
 
@@ -43,9 +51,9 @@ def test_rules_name_every_root_argv_and_nothing_else():
     argvs = set()
     for rule in doas_rules(cfg):
         words = shlex.split(rule)
-        assert words[:6] == ["permit", "nopass", "_obsdvpn", "as", "root", "cmd"]
-        assert words[7] == "args"
-        argvs.add((words[6], *words[8:]))
+        assert words[:7] == ["permit", "nopass", "nolog", "_obsdvpn", "as", "root", "cmd"]
+        assert words[8] == "args"
+        argvs.add((words[7], *words[9:]))
     assert argvs == commands.root_argvs(cfg)
     # The unprivileged ones need no rule: sysctl, rcctl, ifconfig.
     assert not any(c.argv[0] in (commands.SYSCTL, commands.RCCTL, commands.IFCONFIG)
@@ -55,17 +63,17 @@ def test_rules_name_every_root_argv_and_nothing_else():
 def test_rule_without_arguments_says_args_alone():
     # doas.conf(5): "The keyword args alone means that command must be run
     # without any arguments."
-    assert doas_rule(("/sbin/pfctl",)) == "permit nopass _obsdvpn as root cmd /sbin/pfctl args"
+    assert doas_rule(("/sbin/pfctl",)) == "permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args"
 
 
 def test_rule_for_another_user():
     assert doas_rule(("/sbin/ipsecctl", "-sa"), user="_vpnmon") == \
-        "permit nopass _vpnmon as root cmd /sbin/ipsecctl args -sa"
+        "permit nopass nolog _vpnmon as root cmd /sbin/ipsecctl args -sa"
 
 
 def test_keywords_and_spaces_are_quoted():
     assert doas_rule(("/usr/sbin/rcctl", "set", "isakmpd", "flags", "-K -v")) == \
-        'permit nopass _obsdvpn as root cmd /usr/sbin/rcctl args set isakmpd flags "-K -v"'
+        'permit nopass nolog _obsdvpn as root cmd /usr/sbin/rcctl args set isakmpd flags "-K -v"'
     assert doas_rule(("/bin/echo", "args", "cmd")).endswith('args "args" "cmd"')
 
 
@@ -81,7 +89,7 @@ def test_duplicate_commands_give_one_rule(monkeypatch):
     cmd = commands.PFCTL_INFO
     monkeypatch.setattr(commands, "probe_commands",
                         lambda cfg: (cmd, commands.RCCTL_LS_ON, cmd))
-    assert doas_rules(Config()) == ["permit nopass _obsdvpn as root cmd /sbin/pfctl args -si"]
+    assert doas_rules(Config()) == ["permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -si"]
 
 
 def readme_rules(text: str) -> list[str]:
@@ -225,5 +233,5 @@ def test_doas_rules_refuses_a_user_that_is_no_identity(user):
 def test_doas_rules_accepts_users_and_groups(user):
     p = run_cli("doas-rules", "--user", user)
     assert p.returncode == 0, p.stderr
-    assert all(line.startswith(f"permit nopass {user} as root cmd /")
+    assert all(line.startswith(f"permit nopass nolog {user} as root cmd /")
                for line in p.stdout.splitlines())

@@ -85,13 +85,13 @@ def run_script(tmp_path: Path, action: str = "check", flags: str | None = None,
     if flags is not None:
         env["obsdvpn_agent_flags"] = flags
     p = subprocess.run([mksh(), str(copy), action], capture_output=True, text=True, env=env,
-                       timeout=60)
+                       timeout=60, check=False)
     assert p.returncode == 0, p.stderr
     return dict(line.split("=", 1) for line in p.stdout.splitlines())
 
 
 def test_script_is_valid_ksh():
-    p = subprocess.run([mksh(), "-n", str(SCRIPT)], capture_output=True, text=True)
+    p = subprocess.run([mksh(), "-n", str(SCRIPT)], capture_output=True, text=True, check=False)
     assert p.returncode == 0, p.stderr
     # rc.subr refuses any other shell ("wrong shell, use /bin/ksh").
     assert SCRIPT.read_text().startswith("#!/bin/ksh\n")
@@ -100,7 +100,8 @@ def test_script_is_valid_ksh():
 def test_syntax_check_catches_a_broken_script(tmp_path):
     broken = tmp_path / "obsdvpn_agent"
     broken.write_text(SCRIPT.read_text().replace("rc_pre() {", "rc_pre() {\n\tif then"))
-    assert subprocess.run([mksh(), "-n", str(broken)], capture_output=True).returncode != 0
+    assert subprocess.run([mksh(), "-n", str(broken)], capture_output=True,
+                          check=False).returncode != 0
 
 
 def test_script_defines_the_rc_subr_variables(tmp_path):
@@ -122,8 +123,8 @@ def test_script_defines_the_rc_subr_variables(tmp_path):
     ("/usr/local/bin/python3.12 /usr/local/bin/obsdvpn-agent serve --listen 192.0.2.1:8469", True),
     ("/usr/local/bin/python3 /usr/local/bin/obsdvpn-agent serve --listen 192.0.2.1:8469", True),
     # a venv whose script is linked into /usr/local/bin
-    ("/usr/local/obsdvpn-agent/bin/python3 /usr/local/bin/obsdvpn-agent serve "
-     "--listen 192.0.2.1:8469", True),
+    (("/usr/local/obsdvpn-agent/bin/python3 /usr/local/bin/obsdvpn-agent serve "
+     "--listen 192.0.2.1:8469"), True),
     # other flags, no interpreter, another interpreter, another command
     ("/usr/local/bin/python3.12 /usr/local/bin/obsdvpn-agent serve --listen 192.0.2.1:8470", False),
     ("/usr/local/bin/obsdvpn-agent serve --listen 192.0.2.1:8469", False),
@@ -189,12 +190,13 @@ def test_pexp_matches_a_running_agent_like_pgrep_xf(tmp_path, sample_snapshot):
         assert re.fullmatch(r".*/python3(\.[0-9]+)?", argv[0].decode()), cmdline
         assert argv[1].decode() == str(CONSOLE_SCRIPT)
         assert re.fullmatch(pexp, cmdline), (pexp, cmdline)
-        found = subprocess.run([pgrep, "-f", "-x", pexp], capture_output=True, text=True)
+        found = subprocess.run([pgrep, "-f", "-x", pexp], capture_output=True, text=True,
+                               check=False)
         assert str(proc.pid) in found.stdout.split(), (pexp, cmdline, found)
         # -x anchors both ends: the same process with other flags is not ours.
         other = pexp.replace(" serve ", " serve --verbose ")
         assert other != pexp
-        assert subprocess.run([pgrep, "-f", "-x", other]).returncode == 1
+        assert subprocess.run([pgrep, "-f", "-x", other], check=False).returncode == 1
         proc.send_signal(signal.SIGTERM)  # what rc.subr's rc_stop sends
         assert proc.wait(timeout=20) == 0
     finally:

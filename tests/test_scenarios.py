@@ -60,7 +60,10 @@ def test_isakmpd_crash_is_critical(demo):
 def test_flushed_pf_is_critical(demo):
     assert demo("demo", "run", "--", "pfctl", "-F", "rules").returncode == 0
     assert demo("check").returncode == 2
-    assert checks(demo)["pf.vpn_rules"]["status"] == "CRITICAL"
+    c = checks(demo)
+    # pf with no rule passes every packet, but translates none: no client reaches out.
+    assert c["pf.path.nat_out"]["status"] == "CRITICAL"
+    assert c["pf.path.ike"]["status"] == "OK"
 
 
 def test_connect_and_disconnect_are_followed(demo):
@@ -78,15 +81,19 @@ def test_connect_and_disconnect_are_followed(demo):
     assert {s["user"] for s in json.loads(demo("sessions", "--json").stdout)} == users
 
 
+# An edited pf.conf that still lets clients connect is loaded only when asked by name.
+ASK = {"pfconf-unloaded": ("--only", "pf.ruleset")}
+
+
 @pytest.mark.parametrize("drift", DRIFTS)
 def test_repair_fixes_each_drift(demo, drift):
     assert demo("demo", "break", drift).returncode == 0
     assert demo("check").returncode != 0, drift
     before = demo.state.read_bytes()
-    dry = demo("repair", "--dry-run")
+    dry = demo("repair", "--dry-run", *ASK.get(drift, ()))
     assert dry.returncode == 1, dry.stdout + dry.stderr
     assert demo.state.read_bytes() == before  # the dry run changed nothing
-    p = demo("repair")
+    p = demo("repair", *ASK.get(drift, ()))
     assert p.returncode == 1, p.stdout + p.stderr
     c = demo("check")
     assert c.returncode == 0, c.stdout
@@ -167,3 +174,118 @@ def test_repair_with_nothing_to_do_records_exit_0(demo):
     assert "obsdvpn_repair_last_exit_code 1.0" in demo("metrics").stdout
     assert demo("repair").returncode == 0
     assert "obsdvpn_repair_last_exit_code 0.0" in demo("metrics").stdout
+
+
+def test_repair_does_not_load_an_edited_pf_conf_the_admin_has_not_loaded(demo):
+    assert demo("demo", "break", "pfconf-unloaded").returncode == 0
+    rules_before = demo("demo", "run", "--", "pfctl", "-sr").stdout
+    p = demo("repair")
+    assert p.returncode == 0, p.stdout
+    assert "not repaired: pf.ruleset" in p.stdout and "--only pf.ruleset" in p.stdout
+    assert demo("demo", "run", "--", "pfctl", "-sr").stdout == rules_before
+    assert checks(demo)["pf.ruleset"]["status"] == "WARNING"
+
+
+def test_repair_loads_a_differing_pf_conf_when_the_config_asks(demo, tmp_path):
+    conf = tmp_path / "agent.conf"
+    conf.write_text('[repair]\nload_pf_conf = "when-differs"\n')
+    assert demo("demo", "break", "pfconf-unloaded").returncode == 0
+    p = demo("--config", str(conf), "repair")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert checks(demo)["pf.ruleset"]["status"] == "OK"
+
+
+def test_repair_skip_keeps_repair_off_a_check(demo, tmp_path):
+    conf = tmp_path / "agent.conf"
+    conf.write_text('[repair]\nskip = ["pf.enabled"]\n')
+    assert demo("demo", "break", "pf-disabled").returncode == 0
+    p = demo("--config", str(conf), "repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "pf.enabled: skipped ([repair] skip" in p.stdout
+    assert checks(demo)["pf.enabled"]["status"] == "CRITICAL"
+    conf.write_text('[repair]\nskip = ["pf.nosuch"]\n')
+    bad = demo("--config", str(conf), "repair")
+    assert bad.returncode == 3 and "repair.skip" in bad.stderr and "pf.nosuch" in bad.stderr
+
+
+def test_pause_stops_repair_and_check_names_it(demo):
+    assert demo("demo", "break", "isakmpd-down").returncode == 0
+    p = demo("pause", "--for", "2h", "--reason", "kernel upgrade")
+    assert p.returncode == 0, p.stderr
+    r = demo("repair")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1 and "repair is paused" in lines[0] and "kernel upgrade" in lines[0]
+    assert checks(demo)["daemon.isakmpd.running"]["status"] == "CRITICAL"  # nothing changed
+    c = demo("check")
+    assert c.returncode == 2 and "repair is paused" in c.stdout
+    report = json.loads(demo("check", "--json").stdout)
+    assert report["repair_pause"]["reason"] == "kernel upgrade"
+    metrics = demo("metrics").stdout
+    assert "obsdvpn_repair_paused 1.0" in metrics
+    assert demo("resume").returncode == 0
+    assert "obsdvpn_repair_paused 0.0" in demo("metrics").stdout
+    assert demo("repair").returncode == 1
+    assert demo("check").returncode == 0
+
+
+def test_pause_for_a_bad_duration_is_a_usage_error(demo):
+    p = demo("pause", "--for", "soon")
+    assert p.returncode == 3 and "--for" in p.stderr and "soon" in p.stderr
+
+
+def test_check_on_change_prints_only_changes_and_reminders(demo):
+    quiet = ("check", "--quiet", "--on-change")
+    assert demo(*quiet).stdout == ""                  # OK and nothing changed
+    assert demo("demo", "break", "isakmpd-down").returncode == 0
+    first = demo(*quiet)
+    assert first.returncode == 2 and first.stdout.startswith("OBSDVPN CRITICAL")
+    # the summary line is not repeated among the details
+    assert first.stdout.splitlines()[0].split(" - ", 1)[1].split(":")[0] not in \
+        "\n".join(first.stdout.splitlines()[1:])
+    again = demo(*quiet)
+    assert again.returncode == 2 and again.stdout == ""   # same problem: quiet
+    reminded = demo(*quiet, "--remind", "0")
+    assert reminded.returncode == 2 and reminded.stdout.startswith("OBSDVPN CRITICAL")
+    assert demo("repair").returncode == 1
+    back = demo(*quiet)
+    assert back.returncode == 0 and back.stdout.startswith("OBSDVPN OK")  # the recovery
+    assert demo(*quiet).stdout == ""
+
+
+def test_isakmpd_restarted_without_its_policy_is_critical_until_repair(demo):
+    # The most common mistake with -K: `rcctl restart isakmpd` and no `ipsecctl -f`.
+    assert demo("demo", "run", "--", "rcctl", "restart", "isakmpd").returncode == 0
+    c = checks(demo)
+    assert c["ipsec.ike_rules"]["status"] == "CRITICAL", c["ipsec.ike_rules"]
+    assert c["daemon.isakmpd.running"]["status"] == "OK"
+    p = demo("repair")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "ipsecctl -f /etc/ipsec.conf" in p.stdout
+    assert checks(demo)["ipsec.ike_rules"]["status"] == "OK"
+
+
+def test_unprivileged_serve_learns_the_policy_from_roots_last_check(demo):
+    import time
+
+    from obsdvpn_agent.checks import by_id, evaluate
+    from obsdvpn_agent.config import Config
+    from obsdvpn_agent.host.agentfiles import load_record
+    from obsdvpn_agent.host.demo import DemoHost
+    from obsdvpn_agent.probes import gather
+
+    unprivileged = DemoHost(demo.state, as_root=False)
+    alone = by_id(evaluate(gather(unprivileged, Config()), Config()))
+    assert alone["ipsec.ike_rules"].status.name == "UNKNOWN"
+    assert "root" in alone["ipsec.ike_rules"].summary
+    assert demo("check").returncode == 0           # root's check leaves its record
+    record = load_record(f"{demo.state}.observed.json")
+    from obsdvpn_agent.host.demo.events import PSK
+    assert record is not None and PSK not in json.dumps(record)
+    told = by_id(evaluate(gather(unprivileged, Config(), observed=record), Config()))
+    assert told["ipsec.ike_rules"].status.name == "OK"
+    assert "as root's check saw it" in told["ipsec.ike_rules"].summary
+    stale = dict(record, time=time.time() - 3600)
+    old = by_id(evaluate(gather(unprivileged, Config(), observed=stale), Config()))
+    assert old["ipsec.ike_rules"].status.name == "UNKNOWN"
+    assert "60 minutes old" in old["ipsec.ike_rules"].summary

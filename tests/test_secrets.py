@@ -15,16 +15,13 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import ServeProcess, run_cli
 
 OUTPUTS: dict[str, str] = {}
 
@@ -58,12 +55,6 @@ def _record(name: str, p: subprocess.CompletedProcess) -> subprocess.CompletedPr
     return p
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(port: int, path: str) -> str:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
@@ -76,19 +67,11 @@ def _get(port: int, path: str) -> str:
 
 def _serve(state: Path, tmp: Path) -> None:
     """serve -v: scrape, break the host so state changes get logged, scrape, stop."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "obsdvpn_agent", "--demo-state", str(state),
-                             "serve", "-v", "--listen", f"127.0.0.1:{port}", "--interval",
-                             "0.3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    serve = ServeProcess("--demo-state", str(state), "serve", "-v", "--listen", "127.0.0.1:0",
+                         "--interval", "0.3")
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                OUTPUTS["serve /metrics"] = _get(port, "/metrics")
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.05)
+        port = serve.port
+        OUTPUTS["serve /metrics"] = _get(port, "/metrics")
         OUTPUTS["serve /"] = _get(port, "/")
         OUTPUTS["serve 404"] = _get(port, "/etc/ipsec.conf")
         _record("demo break (during serve)",
@@ -97,8 +80,8 @@ def _serve(state: Path, tmp: Path) -> None:
         OUTPUTS["serve /metrics after a change"] = _get(port, "/metrics")
         OUTPUTS["serve / after a change"] = _get(port, "/")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=15)
+        err = serve.stop(timeout=15)
+        out = serve.stdout
     OUTPUTS["serve stdout and logs (stderr)"] = out + err
     assert "changed" in err or "->" in err or "WARNING" in err, "nothing was logged"
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import sample_snapshot_document
+from conftest import ServeProcess, sample_snapshot_document
 from obsdvpn_agent.config import Config
 from obsdvpn_agent.host.snapshot import SnapshotHost
 from obsdvpn_agent.server import Collector, ListenError, make_server
@@ -109,37 +109,25 @@ def test_refuses_non_loopback_without_tls():
 
 
 def test_serve_process_stops_cleanly_on_sigterm(snapshot_dir):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "obsdvpn_agent", "--snapshot",
-                             str(snapshot_dir), "serve", "--listen", f"127.0.0.1:{port}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    serve = ServeProcess("--snapshot", str(snapshot_dir), "serve", "--listen", "127.0.0.1:0")
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/metrics")
-                assert conn.getresponse().status == 200
-                break
-            except OSError:
-                assert time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
-                time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-        err = proc.stderr.read()
+        conn = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=10)
+        conn.request("GET", "/metrics")
+        assert conn.getresponse().status == 200
+        serve.proc.send_signal(signal.SIGTERM)
+        assert serve.proc.wait(timeout=10) == 0
+        err = serve.stop()
         assert "Traceback" not in err
         assert "serving snapshot:" in err
     finally:
-        proc.kill()
+        serve.stop(signal.SIGKILL)
 
 
 def test_check_state_changes_are_logged_once_each(tmp_path, caplog):
     import logging
 
-    from obsdvpn_agent.host.demo import DemoHost
     from conftest import run_cli
+    from obsdvpn_agent.host.demo import DemoHost
 
     state = tmp_path / "demo.json"
     host = DemoHost(state)
@@ -160,42 +148,30 @@ def test_check_state_changes_are_logged_once_each(tmp_path, caplog):
 def test_sighup_reloads_the_configuration(tmp_path):
     conf = tmp_path / "agent.conf"
     conf.write_text('[vpn]\nnetwork = "10.0.0.0/24"\n')
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "obsdvpn_agent", "--config", str(conf),
-                             "--demo-state", str(tmp_path / "d.json"), "serve", "--listen",
-                             f"127.0.0.1:{port}", "--interval", "0.3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    serve = ServeProcess("--config", str(conf), "--demo-state", str(tmp_path / "d.json"),
+                         "serve", "--listen", "127.0.0.1:0", "--interval", "0.3")
 
     def vpn_rules_status() -> str:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=10)
         conn.request("GET", "/metrics")
         body = conn.getresponse().read().decode()
-        return [ln for ln in body.splitlines()
-                if ln.startswith('obsdvpn_check_status{check="pf.vpn_rules"}')][0]
+        return next(ln for ln in body.splitlines()
+                if ln.startswith('obsdvpn_check_status{check="pf.path.nat_out"}'))
 
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                assert vpn_rules_status().endswith(" 0.0")
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        assert vpn_rules_status().endswith(" 0.0")
         # Another VPN network: the loaded nat-to no longer covers it.
         conf.write_text('[vpn]\nnetwork = "10.9.0.0/24"\n')
-        proc.send_signal(signal.SIGHUP)
+        serve.proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 10
         while not vpn_rules_status().endswith(" 2.0"):
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-        assert "configuration reloaded from" in proc.stderr.read()
+        serve.proc.send_signal(signal.SIGTERM)
+        assert serve.proc.wait(timeout=10) == 0
+        assert "configuration reloaded from" in serve.stop()
     finally:
-        proc.kill()
+        serve.stop(signal.SIGKILL)
 
 
 def test_failed_collection_is_served_as_unknown_not_as_the_last_good_one(snapshot_dir):
@@ -383,3 +359,29 @@ def test_negotiation_rules_directly():
     assert wants_openmetrics("text/plain;version=0.0.4;q=0.1, application/openmetrics-text")
     assert not wants_openmetrics("*/*")
     assert not accepts_gzip("*") and not accepts_gzip("gzip;q=0.000") and accepts_gzip("gzip")
+
+
+def test_status_page_names_the_host_puts_failures_first_and_reads_like_a_page(tmp_path):
+    import re
+    import time as _time
+
+    from obsdvpn_agent.checks import evaluate
+    from obsdvpn_agent.host.demo import DemoHost
+    from obsdvpn_agent.host.demo.events import break_host, fresh_state
+    from obsdvpn_agent.host.demo.state import StateStore
+    from obsdvpn_agent.probes import gather
+    from obsdvpn_agent.server import landing_page
+
+    path = tmp_path / "state.json"
+    store = StateStore(path, fresh_state, _time.time)
+    with store.change() as state:
+        break_host(state, "ipsec-conf-mode", _time.time())   # CRITICAL, sessions stay up
+    facts = gather(DemoHost(path), Config())
+    page = landing_page(facts, evaluate(facts, Config()))
+    assert facts.hostname and f"<h1>{facts.hostname}: CRITICAL</h1>" in page
+    assert '<meta http-equiv="refresh"' in page and 'id="age"' in page
+    first_row = page.split("<tr class='", 2)[1]
+    assert first_row.startswith("critical'><td>files.ipsec_conf"), first_row[:80]
+    # traffic as people read it, the exact count on hover; the zone named
+    assert re.search(r"<td title='[0-9]+ bytes'>[0-9.]+ (KiB|MiB|GiB)</td>", page)
+    assert re.search(r"<td>20[0-9-]+ [0-9:]+ [A-Z]+</td><td>[0-9]+[dhms]", page)

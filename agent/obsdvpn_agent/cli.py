@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,7 +21,13 @@ from . import __version__
 from .config import Config, ConfigError, load, to_toml
 from .host.base import Host, HostError
 
+if TYPE_CHECKING:
+    from .checks import Result
+    from .probes import Facts
+    from .repair import Outcome, Pause
+
 EXIT_UNKNOWN = 3
+LOG_STATE = "log-state.json"   # the daemon log's read position and totals
 
 
 @dataclass
@@ -51,24 +59,74 @@ class App:
         if self.snapshot:
             return ["--snapshot", self.snapshot]
         if self.demo_state:
-            return ["--demo-state", str(self.demo_state)]
+            return ["--demo-state", str(self._demo_state())]
         return ["--demo"] if self.demo else []
 
     def host_label(self) -> str:
         if self.snapshot:
             return f"snapshot:{self.snapshot}"
         if self.demo or self.demo_state:
-            from .host.demo import default_state_path
-            return f"demo:{self.demo_state or default_state_path()}"
+            return f"demo:{self._demo_state()}"
         return "local"
+
+    def _demo_state(self) -> Path:
+        from .host.demo import default_state_path
+        # Absolute once: the agent's files beside it then never land in "" or elsewhere.
+        return (self.demo_state or default_state_path()).absolute()
+
+    def agent_file(self, name: str) -> str | None:
+        """Where the agent keeps its record `name`: /var/db/obsdvpn-agent on a real
+        host, beside the state file of the demo host, nowhere for a snapshot."""
+        from .host.agentfiles import STATE_DIR
+        if self.snapshot:
+            return None
+        if self.demo or self.demo_state:
+            return f"{self._demo_state()}.{name}"
+        return f"{STATE_DIR}/{name}"
+
+    def repair_record_path(self) -> str | None:
+        """Where the outcome of the last repair is kept (None: a snapshot keeps none)."""
+        from .host.agentfiles import REPAIR_RECORD
+        if self.snapshot:
+            return None
+        if self.demo or self.demo_state:
+            return f"{self._demo_state()}.last-repair.json"
+        return REPAIR_RECORD
+
+    def pause(self) -> Pause | None:
+        """The repair pause in force now, if any (an expired one is none)."""
+        import time
+
+        from .host.agentfiles import PAUSE_RECORD, load_record
+        from .repair import Pause
+        path = self.agent_file(PAUSE_RECORD)
+        record = None if path is None else load_record(path)
+        return None if record is None else Pause.in_force(record, time.time())
+
+    def observed(self) -> dict[str, Any] | None:
+        """Root's last observation of what only root can ask (see probes.observation)."""
+        from .host.agentfiles import OBSERVED_RECORD, load_record
+        path = self.agent_file(OBSERVED_RECORD)
+        return None if path is None else load_record(path)
+
+    def repair_lock_path(self) -> str:
+        from .host.agentfiles import REPAIR_LOCK
+        if self.demo or self.demo_state:
+            return f"{self._demo_state()}.repair.lock"
+        return REPAIR_LOCK
+
+    def repair_record(self) -> dict[str, Any] | None:
+        from .host.agentfiles import load_record
+        path = self.repair_record_path()
+        return None if path is None else load_record(path)
 
     def host(self, as_root: bool = True) -> Host:
         if self.snapshot:
             from .host.snapshot import SnapshotHost
             return SnapshotHost(self.snapshot)
         if self.demo or self.demo_state:
-            from .host.demo import DemoHost, default_state_path
-            return DemoHost(self.demo_state or default_state_path(), as_root=as_root)
+            from .host.demo import DemoHost
+            return DemoHost(self._demo_state(), as_root=as_root)
         from .commands import root_argvs
         from .host.local import LocalHost
         return LocalHost(root_argvs(self.config), self.config.use_doas)
@@ -86,17 +144,23 @@ def fail(message: str, code: int = EXIT_UNKNOWN) -> None:
     sys.exit(code)
 
 
+LOG_COMMANDS = ("why", "history", "offenders")  # cli_logs.py, loaded when asked for
+
+
 class _Commands(click.Group):
     """Loads the demo command group only when it is asked for: a real host's
     `check` never imports the simulator (cron pays for every import)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), "demo"])
+        return sorted([*super().list_commands(ctx), "demo", *LOG_COMMANDS])
 
     def get_command(self, ctx: click.Context, name: str):
         if name == "demo":
             from .cli_demo import demo
             return demo
+        if name in LOG_COMMANDS:
+            from . import cli_logs
+            return getattr(cli_logs, name)
         return super().get_command(ctx, name)
 
 
@@ -114,14 +178,13 @@ def main_group(ctx: click.Context, config_path, demo, demo_state, snapshot) -> N
     """Watch and repair an OpenBSD L2TP/IPsec (isakmpd + npppd) VPN host."""
     if snapshot and (demo or demo_state):
         raise click.UsageError("--snapshot and --demo exclude each other")
-    if demo_state is not None:
-        # Once, here: the repair outcome and lock are named after it, and
-        # serve's collection child is handed it.
-        demo_state = demo_state.absolute()
     ctx.obj = App(config_path, demo, demo_state, snapshot)
 
 
-def _collect(app: App, as_root: bool = True):
+def _collect(app: App, as_root: bool = True,
+             count_log: bool = False) -> tuple[Config, Facts, tuple[Result, ...]]:
+    """Gather and judge; count_log: also read the daemon log's new lines into the
+    kept totals (what metrics show: `metrics`, `check --textfile`, serve)."""
     from .checks import evaluate
     from .probes import gather
 
@@ -129,7 +192,8 @@ def _collect(app: App, as_root: bool = True):
         cfg = app.config
         host = app.host(as_root)
         host.info()  # a host that cannot be opened is one line, not an UNKNOWN per check
-        facts = gather(host, cfg)
+        facts = gather(host, cfg, observed=app.observed(),
+                       log_state=app.agent_file(LOG_STATE) if count_log else None)
     except ConfigError as e:
         fail(str(e))
     except HostError as e:
@@ -137,32 +201,83 @@ def _collect(app: App, as_root: bool = True):
     return cfg, facts, evaluate(facts, cfg)
 
 
+def _keep_observation(app: App, facts: Facts) -> None:
+    """Leave what root saw of isakmpd for the unprivileged serve (no secret is in it)."""
+    from .host.agentfiles import OBSERVED_RECORD, save_record
+    from .probes import observation
+
+    record = observation(facts)
+    path = app.agent_file(OBSERVED_RECORD)
+    if record is None or path is None:
+        return
+    try:
+        save_record(path, record)
+    except OSError as e:
+        click.echo(f"obsdvpn-agent: {path}: cannot keep what root saw: {e.strerror}", err=True)
+
+
+class Duration(click.ParamType):
+    """A span of time as people write it: 90s, 30m, 2h, 1d12h, 1w (a bare number: seconds)."""
+
+    name = "DURATION"
+    _FORM = re.compile(r"(?:([0-9]{1,6})w)?(?:([0-9]{1,6})d)?(?:([0-9]{1,6})h)?"
+                       r"(?:([0-9]{1,6})m)?(?:([0-9]{1,9})s?)?")
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip()
+        m = self._FORM.fullmatch(text)
+        if not text or m is None or not any(m.groups()):
+            self.fail(f"{value!r} is not a duration such as 90s, 30m, 2h or 1d12h", param, ctx)
+        w, d, h, mi, s = (int(g) if g else 0 for g in m.groups())
+        return timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)
+
+
 @main_group.command()
 @click.option("--json", "as_json", is_flag=True, help="Status, every check and the facts.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when everything is OK.")
+@click.option("--on-change", is_flag=True,
+              help="Print only when a check's status differs from the last such run "
+                   "(cron: one mail per change, not one per minute).")
+@click.option("--remind", type=click.FloatRange(min=0), default=24.0, show_default=True,
+              metavar="HOURS", help="With --on-change: print an unchanged problem again "
+                                    "after this many hours.")
 @click.option("--textfile", metavar="PATH",
               help="Also write the metrics for node_exporter's textfile collector.")
 @click.pass_obj
-def check(app: App, as_json: bool, quiet: bool, textfile: str | None) -> None:
+def check(app: App, as_json: bool, quiet: bool, on_change: bool, remind: float,
+          textfile: str | None) -> None:
     """Check the VPN host once; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
     from .checks import Status, worst
     from .report import detail_lines, json_report, summary_line
 
-    cfg, facts, results = _collect(app)
+    try:
+        counted = bool(textfile or app.config.textfile)   # the textfile's log counters
+    except ConfigError as e:
+        fail(str(e))
+    cfg, facts, results = _collect(app, count_log=counted)
+    _keep_observation(app, facts)
     status = worst(r.status for r in results)
+    pause = app.pause()
     if as_json:
-        click.echo(json.dumps(json_report(facts, results, cfg), indent=2))
-    elif not (quiet and status == 0):
+        report = json_report(facts, results, cfg)
+        report["repair_pause"] = None if pause is None else pause.to_record()
+        click.echo(json.dumps(report, indent=2))
+    elif _should_print(app, results, quiet, on_change, remind):
         click.echo(summary_line(results))
         for line in detail_lines(results):
             click.echo(line)
+        if pause is not None:
+            click.echo(pause.describe())
     textfile = textfile or cfg.textfile
     if textfile:
         # After the report: a textfile that cannot be written must not hide a CRITICAL.
-        from .metrics import write_textfile
-        from .repair_state import load_repair_state
+        from .host.agentfiles import write_textfile
+        from .metrics import render
         try:
-            write_textfile(textfile, facts, results, cfg, load_repair_state(app))
+            write_textfile(textfile, render(facts, results, cfg, app.repair_record(), pause))
         except OSError as e:
             click.echo(f"obsdvpn-agent: {textfile}: cannot write the textfile: {e.strerror}",
                        err=True)
@@ -170,22 +285,108 @@ def check(app: App, as_json: bool, quiet: bool, textfile: str | None) -> None:
     sys.exit(int(status))
 
 
+def _should_print(app: App, results: tuple[Result, ...], quiet: bool, on_change: bool,
+                  remind_h: float) -> bool:
+    """Whether `check` prints: --quiet hides OK; --on-change hides what it said already.
+
+    With --on-change it prints when the set of (check, status) differs from
+    the last run (a recovery included), and an unchanged problem again once
+    `remind_h` hours have passed since it was last printed.
+    """
+    import time
+
+    from .checks import Status, worst
+    from .host.agentfiles import CHECK_RECORD, load_record, save_record
+
+    status = worst(r.status for r in results)
+    if not on_change:
+        return not (quiet and status is Status.OK)
+    path = app.agent_file(CHECK_RECORD)
+    now = time.time()
+    seen = [[r.check, r.status.name] for r in results]
+    last = (None if path is None else load_record(path)) or {}
+    printed_at = last.get("printed_at")
+    if last.get("seen") != seen:
+        say = bool(last) or not (quiet and status is Status.OK)
+    else:
+        say = (status is not Status.OK and isinstance(printed_at, (int, float))
+               and now - printed_at >= remind_h * 3600)
+    if path is not None and (say or last.get("seen") != seen):
+        try:
+            save_record(path, {"seen": seen, "printed_at": now if say else printed_at})
+        except OSError as e:
+            click.echo(f"obsdvpn-agent: {path}: cannot keep what was printed: {e.strerror}",
+                       err=True)
+    return say
+
+
+@main_group.command()
+@click.option("--for", "for_s", type=Duration(), metavar="DURATION",
+              help="End the pause by itself after this long (default: until `resume`).")
+@click.option("--reason", default="", metavar="TEXT", help="Why, for check and the metrics.")
+@click.pass_obj
+def pause(app: App, for_s: timedelta | None, reason: str) -> None:
+    """Pause repair for maintenance: it changes nothing until `resume`."""
+    import time
+
+    from .host.agentfiles import PAUSE_RECORD, save_record
+    from .repair import Pause
+
+    if any(not c.isprintable() for c in reason) or len(reason) > 200:
+        raise click.BadParameter("one line of at most 200 printable characters",
+                                 param_hint="--reason")
+    path = app.agent_file(PAUSE_RECORD)
+    if path is None:
+        fail("a snapshot cannot be paused")
+    now = time.time()
+    p = Pause(now, None if for_s is None else now + for_s.total_seconds(), reason)
+    try:
+        save_record(path, p.to_record())
+    except OSError as e:
+        fail(f"{path}: cannot record the pause: {e.strerror}")
+    click.echo(p.describe())
+
+
+@main_group.command()
+@click.pass_obj
+def resume(app: App) -> None:
+    """End a repair pause."""
+    from .host.agentfiles import PAUSE_RECORD, remove_record
+
+    path = app.agent_file(PAUSE_RECORD)
+    if path is None:
+        fail("a snapshot cannot be paused or resumed")
+    try:
+        if not remove_record(path):
+            click.echo("repair was not paused")
+            return
+    except OSError as e:
+        fail(f"{path}: cannot end the pause: {e.strerror}")
+    click.echo("repair resumed")
+
+
 @main_group.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def sessions(app: App, as_json: bool) -> None:
     """List who is connected: user, interface, address, peer, since, bytes."""
-    from .report import sessions as session_views, sessions_table
+    from .checks import by_id
+    from .report import sessions as session_views
+    from .report import sessions_table
 
-    _, facts, _ = _collect(app)
+    _, facts, results = _collect(app)
     views = session_views(facts)
     if views is None:
-        fail(str(facts.sessions))
+        fail(str(facts.npppctl.sessions))
     if as_json:
         click.echo(json.dumps([vars(v) for v in views], indent=2))
         return
     if not views:
-        click.echo("no session connected")
+        npppd = by_id(results)["daemon.npppd.running"]
+        if npppd.values.get("running") is False:
+            click.echo(f"no session: {npppd.summary}")
+        else:
+            click.echo("no session connected")
         return
     for line in sessions_table(views):
         click.echo(line)
@@ -218,7 +419,7 @@ def snapshot(app: App, directory: str) -> None:
         recorder = RecordingHost(app.host(), cfg.daemons)
         recorder.info()
         gather(recorder, cfg, parallel=False)
-        created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         path = write_snapshot(directory, recorder.document(created, __version__))
     except (ConfigError, HostError) as e:
         fail(str(e))
@@ -252,10 +453,9 @@ def setup_logging(verbose: bool = False) -> None:
 def metrics(app: App) -> None:
     """Print one exposition of every metric to stdout."""
     from .metrics import render
-    from .repair_state import load_repair_state
 
-    cfg, facts, results = _collect(app)
-    click.echo(render(facts, results, cfg, load_repair_state(app)).decode(), nl=False)
+    cfg, facts, results = _collect(app, count_log=True)
+    click.echo(render(facts, results, cfg, app.repair_record(), app.pause()).decode(), nl=False)
 
 
 @main_group.command()
@@ -275,8 +475,7 @@ def serve(app: App, listen, interval, tls_cert, tls_key, allow_remote, verbose) 
     import threading
 
     from .privilege import harden_serve
-    from .server import (CollectionError, Collector, ListenError, collect_in_child,
-                         make_server)
+    from .server import CollectionError, Collector, ListenError, collect_in_child, make_server
 
     setup_logging(verbose)
     try:
@@ -304,8 +503,10 @@ def serve(app: App, listen, interval, tls_cert, tls_key, allow_remote, verbose) 
         fail(f"pledge/unveil refused: {e}")
     signal.signal(signal.SIGHUP, lambda *_: collector.reload())
 
-    def stop(*_):
+    def stop(*_: object) -> None:
+        from .host.child import stop_children
         collector.stop()
+        stop_children()  # a collection under way stops with serve, not after it
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
@@ -336,9 +537,9 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
     import contextlib
 
     from .checks import check_ids, evaluate
+    from .host.agentfiles import LockHeld, RepairLock
     from .probes import gather
-    from .repair import LockHeld, RepairLock, apply, exit_code, plan
-    from .repair_state import repair_lock_path
+    from .repair import apply, exit_code, plan
     from .report import summary_line
 
     setup_logging()
@@ -352,13 +553,17 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
             fail(f"{app.snapshot} is a snapshot: it can only be planned with --dry-run")
         if not dry_run and not host.info().is_root:
             fail("repair changes the system and must run as root (try --dry-run)")
+        paused = app.pause()
+        if paused is not None and not dry_run:
+            click.echo(f"{paused.describe()}: nothing changed")
+            sys.exit(0)
         # A dry run changes nothing, so it takes no lock (and needs no root for one).
         lock = (contextlib.nullcontext() if dry_run or app.snapshot
-                else RepairLock(repair_lock_path(app)))
+                else RepairLock(app.repair_lock_path()))
         with lock:
             facts = gather(host, cfg)
             before = evaluate(facts, cfg)
-            p = plan(before, facts, cfg, only)
+            p = plan(before, only, cfg.repair_skip)
             for line in _plan_lines(p):
                 click.echo(line)
             if dry_run:
@@ -370,7 +575,7 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
     except (ConfigError, HostError) as e:
         fail(str(e))
     except OSError as e:
-        fail(f"{repair_lock_path(app)}: cannot take the repair lock: {e.strerror}")
+        fail(f"{app.repair_lock_path()}: cannot take the repair lock: {e.strerror}")
     for o in outcomes:
         extra = f": {o.message}" if o.message else ""
         click.echo(f"{o.result.upper():8} {o.action.check}: {o.action.shown}{extra}")
@@ -382,21 +587,36 @@ def repair(app: App, dry_run: bool, only: tuple[str, ...]) -> None:
     sys.exit(code)
 
 
-def _record_repair(app: App, code: int, outcomes, before, after) -> None:
-    """Keep the outcome for the metrics, so a repair alert also resolves."""
+def _record_repair(app: App, code: int, outcomes: tuple[Outcome, ...],
+                   before: tuple[Result, ...], after: tuple[Result, ...]) -> None:
+    """Keep the outcome for the metrics, so a repair alert also resolves.
+
+    The last repair that acted is kept as well: a no-op repair from cron a
+    few minutes later must not erase the record of the one that fixed something.
+    """
     import time
 
     from .checks import worst
-    from .repair_state import save_repair_state
+    from .host.agentfiles import save_record
 
+    path = app.repair_record_path()
+    if path is None:
+        return
     counts = {k: sum(1 for o in outcomes if o.result == k)
               for k in ("applied", "failed", "refused", "skipped")}
+    record: dict[str, Any] = {"time": time.time(), "exit_code": code, "actions": counts,
+                              "status_before": worst(r.status for r in before).name,
+                              "status_after": worst(r.status for r in after).name}
+    previous = app.repair_record() or {}
+    if outcomes:
+        record["last_change"] = {k: record[k] for k in ("time", "exit_code", "actions")}
+    elif isinstance(previous.get("last_change"), dict):
+        record["last_change"] = previous["last_change"]
     try:
-        save_repair_state(app, {"time": time.time(), "exit_code": code, "actions": counts,
-                                "status_before": worst(r.status for r in before).name,
-                                "status_after": worst(r.status for r in after).name})
+        save_record(path, record)
     except OSError as e:
-        click.echo(f"obsdvpn-agent: cannot record the repair outcome: {e.strerror}", err=True)
+        click.echo(f"obsdvpn-agent: {path}: cannot record the repair outcome: {e.strerror}",
+                   err=True)
 
 
 def _plan_lines(p) -> list[str]:
@@ -413,27 +633,28 @@ def _plan_lines(p) -> list[str]:
 
 
 @main_group.command(hidden=True)
-@click.option("--config-stdin", is_flag=True, help="Read the configuration as TOML on stdin.")
+@click.option("--config-stdin", is_flag=True,
+              help="Read the effective configuration from serve, as JSON, on stdin.")
 @click.pass_obj
 def collect(app: App, config_stdin: bool) -> None:
     """One collection for `serve`: results and rendered pages as JSON on stdout."""
-    import tomllib
-
     from .config import from_dict
-    from .repair_state import load_repair_state
     from .server import collect_in_process
 
     try:
         if config_stdin:
-            app.use_config(from_dict(tomllib.loads(sys.stdin.read()),
-                                     "(configuration from serve)"))
+            doc = json.loads(sys.stdin.read())
+            app.use_config(from_dict(doc["config"], str(doc["source"])))
         cfg = app.config
         host = app.host()
         host.info()
-    except (ConfigError, HostError, tomllib.TOMLDecodeError) as e:
+    except (ConfigError, HostError) as e:
         fail(str(e))
+    except (ValueError, KeyError, TypeError) as e:
+        fail(f"configuration from serve not understood: {e}")
     try:
-        collection = collect_in_process(host, cfg, load_repair_state(app))
+        collection = collect_in_process(host, cfg, app.repair_record(), app.pause(),
+                                        app.observed(), app.agent_file(LOG_STATE))
     except HostError as e:
         fail(str(e))
     sys.stdout.write(collection.to_json())

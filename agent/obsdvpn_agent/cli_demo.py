@@ -16,10 +16,10 @@ from pathlib import Path
 import click
 
 from .host.base import HostError
-from .host.demo import SCENARIOS, DemoHost, EventError, default_state_path
-from .host.demo import events
+from .host.demo import SCENARIOS, DemoHost, EventError, default_state_path, events
 
 ERROR_EXIT = 3
+MAX_STDIN_BYTES = 1024 * 1024
 
 
 def _state_path(ctx: click.Context) -> Path:
@@ -40,11 +40,17 @@ def _fail(message: str) -> None:
 def _event(ctx: click.Context, change) -> None:
     """Apply one event under the state file's write lock and say what happened."""
     host = _host(ctx)
+    failed = None
     try:
         with host.store.change() as state:
-            message = change(state, time.time())
+            try:
+                message = change(state, time.time())
+            except events.LoggedFailure as exc:  # the daemons logged it: keep the state
+                failed = str(exc)
     except (EventError, HostError) as exc:
         _fail(str(exc))
+    if failed is not None:
+        _fail(failed)
     click.echo(message)
 
 
@@ -79,6 +85,33 @@ def run(ctx: click.Context, argv: tuple[str, ...]) -> None:
 
 
 @demo.command()
+@click.argument("path")
+@click.pass_context
+def write(ctx: click.Context, path: str) -> None:
+    """Replace a simulated file (/etc/pf.conf, /etc/ipsec.conf, ...) with stdin.
+
+    Owner and mode stay; nothing is loaded until you load it, as on OpenBSD:
+
+        obsdvpn-agent demo write /etc/pf.conf < my-pf.conf
+        obsdvpn-agent demo run -- pfctl -nf /etc/pf.conf
+        obsdvpn-agent demo run -- pfctl -f /etc/pf.conf
+    """
+    data = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
+    if len(data) > MAX_STDIN_BYTES:
+        _fail(f"{path}: more than {MAX_STDIN_BYTES} bytes on stdin")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        _fail(f"{path}: stdin is not UTF-8 text (byte {exc.start})")
+    host = _host(ctx)
+    try:
+        message = host.write_simulated(path, text)
+    except HostError as exc:
+        _fail(str(exc))
+    click.echo(message)
+
+
+@demo.command()
 @click.pass_context
 def reboot(ctx: click.Context) -> None:
     """Reboot: sysctl.conf, pf.conf, enabled daemons, ipsec.conf; sessions drop."""
@@ -95,10 +128,24 @@ def crash(ctx: click.Context, daemon: str) -> None:
 
 @demo.command()
 @click.argument("user")
+@click.option("--password", help="The password the client sends (default: the right one).")
+@click.option("--psk", help="The client's pre-shared key (default: the right one).")
+@click.option("--proposal", metavar="GROUP",
+              help="The phase-1 group the client offers, e.g. modp2048 (default: accepted).")
+@click.option("--blocked", is_flag=True,
+              help="A path outside this host drops the client's UDP 4500.")
+@click.option("--client", type=click.Choice(["windows", "macos", "ios", "legacy-windows"]),
+              default="windows", show_default=True,
+              help="Which client's phase-1 proposals it offers.")
 @click.pass_context
-def connect(ctx: click.Context, user: str) -> None:
-    """Connect a VPN client as USER (a user of /etc/npppd/npppd-users)."""
-    _event(ctx, lambda state, now: events.connect(state, user, now))
+def connect(ctx: click.Context, user: str, password: str | None, psk: str | None,
+            proposal: str | None, blocked: bool, client: str) -> None:
+    """Connect a VPN client as USER.  It fails the way a real client would, and the
+    daemons log why in /var/log/daemon: pf blocking its packets, isakmpd without
+    the policy or without a proposal the client offers, a wrong PSK, an unknown
+    USER, a wrong password, a full address pool."""
+    _event(ctx, lambda state, now: events.connect(state, user, now, password, psk, proposal,
+                                                  blocked, client))
 
 
 @demo.command()

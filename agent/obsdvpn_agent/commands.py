@@ -34,6 +34,9 @@ class Command:
     # Exit codes that still carry a valid answer (e.g. `rcctl check` exits 1
     # for a stopped daemon, `rcctl ls failed` exits 1 when it lists something).
     data_returncodes: frozenset[int] = frozenset({0})
+    # Whether the unprivileged `serve` may run it (through doas when it needs root).
+    # False for a command whose output holds a secret: only root's `check` runs it.
+    for_serve: bool = True
 
     @property
     def display(self) -> str:
@@ -71,6 +74,13 @@ PFCTL_INFO = Command("pfctl.info", (PFCTL, "-si"), True)
 PFCTL_RULES = Command("pfctl.rules", (PFCTL, "-sr"), True)
 # Root: the same /dev/pf open as -si (sbin/pfctl/pfctl.c main()).
 PFCTL_LIMITS = Command("pfctl.limits", (PFCTL, "-sm"), True)
+# Root: the same /dev/pf open (pfctl.c rev 1.397 main() opens pf_device O_RDONLY for -s).
+# `-a '*'` sets PF_OPT_RECURSE with an empty anchor path: every anchor's rules
+# are printed in place (pfctl_show_rules()); the argv holds the `*` itself, no shell.
+PFCTL_RULES_TREE = Command("pfctl.rules_tree", (PFCTL, "-a", "*", "-sr"), True)
+# Root: -sI reads the kifs with DIOCIGETIFACES on the same /dev/pf (pfctl_table.c rev 1.91
+# pfctl_show_ifaces() -> pfi_get_ifaces()); -v adds ` (skip)` (print_iface()).
+PFCTL_INTERFACES = Command("pfctl.interfaces", (PFCTL, "-sI", "-v"), True)
 # Root: -n goes on without /dev/pf, but etc/Makefile installs /etc/pf.conf mode 600 root.
 PFCTL_CONFIG = Command("pfctl.config", (PFCTL, "-nvf", PF_CONF), True, frozenset({0, 1}))
 # Root: sysctl NET_KEY_SADB_DUMP (the SAs of -sa) is suser()-only in sys/net/pfkeyv2.c.
@@ -79,10 +89,47 @@ IPSECCTL_SA = Command("ipsecctl.sa", (IPSECCTL, "-sa"), True)
 # session there is no group and ifconfig exits 1, which means "no sessions".
 # No root: SIOCGIFGMEMB and the SIOCGIF* reads have no suser() check in sys/net/if.c.
 IFCONFIG_PPPX = Command("ifconfig.pppx", (IFCONFIG, "pppx"), False, frozenset({0, 1}))
+# `ifconfig egress`: the interface(s) in group egress (the default route's) and
+# their addresses, which pf rules `on egress` / `(egress)` stand for.  Exit 1
+# with `egress: no such interface` when there is no default route.
+# No root: the same SIOCGIFGMEMB/SIOCGIF* reads as `ifconfig pppx`.
+IFCONFIG_EGRESS = Command("ifconfig.egress", (IFCONFIG, "egress"), False, frozenset({0, 1}))
 # Root: npppd/control.c makes /var/run/npppd.sock mode 0660, owned root:wheel.
 # npppctl exits 1 when npppd is down (err(1, "connect")): that means "no session".
 NPPPCTL_SESSIONS = Command("npppctl.sessions", (NPPPCTL, "-n", "session", "all"), True,
                            frozenset({0, 1}))
+
+# Root, and NOT for the unprivileged `serve`: ipsec.conf is mode 600 (parse.y
+# check_file_secrecy()), and the output carries the PSK in clear (ike.c rev 1.85
+# ike_section_peer(): `C set [peer-default]:Authentication=PSK force`).  A doas
+# rule for it would hand the PSK to _obsdvpn; only root's `check` runs it, and
+# parsers.ipsecctl.parse_ike_nvf() drops that line as it reads.  Exit 1 (a
+# syntax error) still prints the rules read so far: not data.
+IPSECCTL_NVF = (IPSECCTL, "-nvf", IPSEC_CONF)
+IPSECCTL_IKE = Command("ipsecctl.ike", IPSECCTL_NVF, True, frozenset({0, 1}), for_serve=False)
+
+# isakmpd's control FIFO and result file (sbin/isakmpd/ui.c rev 1.58, ui.h).
+ISAKMPD_FIFO = "/var/run/isakmpd.fifo"
+ISAKMPD_RESULT = "/var/run/isakmpd.result"
+# One query at a time: the result file is shared by every FIFO client.  The
+# lock lives in /var/run, root's: the only caller is root (the FIFO is mode
+# 0600), and a lock in a directory _obsdvpn may write could be held or
+# replaced by a symlink from the unprivileged side.  /var/run is emptied at boot.
+ISAKMPD_QUERY_LOCK = "/var/run/obsdvpn-agent.isakmpd.lock"
+# The only FIFO commands the agent sends: `C get` of these tags, which write
+# a section name or a list of connection names, never a key.  Never `r`, `S`
+# or SIGUSR1: `r` and SIGUSR1 dump the configuration with the PSK, and every
+# other command changes isakmpd's state.
+ISAKMPD_QUERY_TAGS = ("[Phase 2]:Passive-Connections", "[Phase 1]:Default")
+
+
+def isakmpd_query_line(tag: str) -> str:
+    """The FIFO line that asks isakmpd for TAG; ValueError for a tag not allowed."""
+    if tag not in ISAKMPD_QUERY_TAGS:
+        raise ValueError(f"the agent asks isakmpd only for {', '.join(ISAKMPD_QUERY_TAGS)}, "
+                         f"not {tag[:60]!r}")
+    return f"C get {tag}\n"
+
 
 # Repair's allow-list: the only argvs that change anything.  Each is a
 # template whose placeholders repair.py fills from the configuration.
@@ -103,9 +150,11 @@ def probe_commands(cfg) -> tuple[Command, ...]:
     """Every read-only command a collection runs for this configuration."""
     return (sysctl_command(cfg.sysctl_names), RCCTL_LS_ON,
             *(c for d in cfg.daemons for c in (rcctl_flags_command(d), rcctl_check_command(d))),
-            PFCTL_INFO, PFCTL_RULES, PFCTL_LIMITS, PFCTL_CONFIG, IPSECCTL_SA, IFCONFIG_PPPX,
+            PFCTL_INFO, PFCTL_RULES, PFCTL_LIMITS, PFCTL_CONFIG, PFCTL_RULES_TREE,
+            PFCTL_INTERFACES, IPSECCTL_SA, IPSECCTL_IKE, IFCONFIG_PPPX, IFCONFIG_EGRESS,
             NPPPCTL_SESSIONS)
 
 
 def root_argvs(cfg) -> frozenset[tuple[str, ...]]:
-    return frozenset(c.argv for c in probe_commands(cfg) if c.needs_root)
+    """The argvs the unprivileged serve runs through doas: one doas.conf rule each."""
+    return frozenset(c.argv for c in probe_commands(cfg) if c.needs_root and c.for_serve)

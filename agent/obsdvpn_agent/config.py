@@ -21,6 +21,7 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_PATH = "/etc/obsdvpn-agent.conf"
 DEFAULT_LISTEN = "127.0.0.1:8469"
@@ -58,6 +59,11 @@ class Config:
     textfile: str = ""
     state_limit_warning: float = 0.80
     state_limit_critical: float = 0.95
+    daemon_log: str = "/var/log/daemon"       # isakmpd's and npppd's syslog lines
+    repair_skip: tuple[str, ...] = ()          # check ids repair leaves alone
+    # When repair loads /etc/pf.conf: "when-broken" only when the loaded ruleset
+    # no longer lets clients connect; "when-differs" whenever it differs.
+    repair_load_pf_conf: str = "when-broken"
     source: str = field(default="(built-in defaults)", compare=False)
 
     @property
@@ -83,8 +89,12 @@ _SCALARS: dict[tuple[str, ...], tuple[type | tuple[type, ...], str]] = {
     ("check", "textfile"): (str, "a path for node_exporter's textfile collector"),
     ("pf", "state_limit_warning"): ((int, float), "a fraction between 0 and 1"),
     ("pf", "state_limit_critical"): ((int, float), "a fraction between 0 and 1"),
+    ("logs", "file"): (str, "the file syslogd writes isakmpd's and npppd's lines to"),
+    ("repair", "skip"): (list, "a list of check ids, e.g. [\"pf.ruleset\"]"),
+    ("repair", "load_pf_conf"): (str, "\"when-broken\" or \"when-differs\""),
 }
-_TABLES = {"sysctl", "isakmpd", "vpn", "commands", "serve", "check", "pf"}
+_TABLES = {"sysctl", "isakmpd", "vpn", "commands", "serve", "check", "pf", "logs", "repair"}
+LOAD_PF_CONF = ("when-broken", "when-differs")
 
 
 def load(path: str | None) -> Config:
@@ -138,20 +148,25 @@ def from_dict(data: dict, path: str) -> Config:
                 value = float(value)
             values[f"{table}.{key}"] = value
 
+    d = Config()
     cfg = Config(
         sysctls=_sysctls(data.get("sysctl"), path),
-        isakmpd_flags=values.get("isakmpd.flags", "-K"),
-        vpn_network=values.get("vpn.network", "10.0.0.0/24"),
-        ppp_interface=values.get("vpn.ppp_interface", "pppx"),
-        command_timeout_s=float(values.get("commands.timeout", 5.0)),
-        use_doas=values.get("commands.doas", False),
-        listen=values.get("serve.listen", DEFAULT_LISTEN),
-        tls_cert=values.get("serve.tls_cert", ""),
-        tls_key=values.get("serve.tls_key", ""),
-        allow_remote=values.get("serve.allow_remote", False),
-        textfile=values.get("check.textfile", ""),
-        state_limit_warning=float(values.get("pf.state_limit_warning", 0.80)),
-        state_limit_critical=float(values.get("pf.state_limit_critical", 0.95)),
+        isakmpd_flags=values.get("isakmpd.flags", d.isakmpd_flags),
+        vpn_network=values.get("vpn.network", d.vpn_network),
+        ppp_interface=values.get("vpn.ppp_interface", d.ppp_interface),
+        command_timeout_s=float(values.get("commands.timeout", d.command_timeout_s)),
+        use_doas=values.get("commands.doas", d.use_doas),
+        listen=values.get("serve.listen", d.listen),
+        tls_cert=values.get("serve.tls_cert", d.tls_cert),
+        tls_key=values.get("serve.tls_key", d.tls_key),
+        allow_remote=values.get("serve.allow_remote", d.allow_remote),
+        textfile=values.get("check.textfile", d.textfile),
+        state_limit_warning=float(values.get("pf.state_limit_warning", d.state_limit_warning)),
+        state_limit_critical=float(values.get("pf.state_limit_critical",
+                                              d.state_limit_critical)),
+        daemon_log=values.get("logs.file", d.daemon_log),
+        repair_skip=tuple(values.get("repair.skip", d.repair_skip)),
+        repair_load_pf_conf=values.get("repair.load_pf_conf", d.repair_load_pf_conf),
         source=path,
     )
     _validate(cfg, path)
@@ -249,29 +264,54 @@ def _validate(cfg: Config, path: str) -> None:
     try:
         parse_listen(cfg.listen)
     except ValueError as e:
-        raise ConfigError(f"{path}: key 'serve.listen': {e}")
+        raise ConfigError(f"{path}: key 'serve.listen': {e}") from None
     if bool(cfg.tls_cert) != bool(cfg.tls_key):
         raise ConfigError(f"{path}: keys 'serve.tls_cert' and 'serve.tls_key' go together")
+    if cfg.repair_load_pf_conf not in LOAD_PF_CONF:
+        raise ConfigError(f"{path}: key 'repair.load_pf_conf': expected \"when-broken\" or "
+                          f"\"when-differs\", got {cfg.repair_load_pf_conf!r}")
+    if cfg.repair_skip:
+        from .checks import check_ids  # the checks import this module: only at need
+        known = check_ids(cfg)
+        for cid in cfg.repair_skip:
+            if not isinstance(cid, str) or cid not in known:
+                raise ConfigError(f"{path}: key 'repair.skip': {cid!r} is not a check id "
+                                  "(see `obsdvpn-agent check --json`)")
+
+
+def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
+    """The effective configuration as the tables from_dict() reads back."""
+    return {
+        "sysctl": {kind: {s.name: s.value for s in cfg.sysctls if s.required == required}
+                   for kind, required in (("required", True), ("optional", False))},
+        "isakmpd": {"flags": cfg.isakmpd_flags},
+        "vpn": {"network": cfg.vpn_network, "ppp_interface": cfg.ppp_interface},
+        "commands": {"timeout": cfg.command_timeout_s, "doas": cfg.use_doas},
+        "serve": {"listen": cfg.listen, "tls_cert": cfg.tls_cert, "tls_key": cfg.tls_key,
+                  "allow_remote": cfg.allow_remote},
+        "check": {"textfile": cfg.textfile},
+        "pf": {"state_limit_warning": cfg.state_limit_warning,
+               "state_limit_critical": cfg.state_limit_critical},
+        "logs": {"file": cfg.daemon_log},
+        "repair": {"skip": list(cfg.repair_skip), "load_pf_conf": cfg.repair_load_pf_conf},
+    }
 
 
 def to_toml(cfg: Config) -> str:
     """The effective configuration, as a file that load() reads back."""
-    def q(s: str) -> str:
-        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    def value(v: object) -> str:
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return str(v)
 
     lines = [f"# effective configuration (from {cfg.source})"]
-    for kind, required in (("required", True), ("optional", False)):
-        lines.append(f"\n[sysctl.{kind}]")
-        lines += [f"{q(s.name)} = {q(s.value)}" for s in cfg.sysctls if s.required == required]
-    lines += [
-        "\n[isakmpd]", f"flags = {q(cfg.isakmpd_flags)}",
-        "\n[vpn]", f"network = {q(cfg.vpn_network)}", f"ppp_interface = {q(cfg.ppp_interface)}",
-        "\n[commands]", f"timeout = {cfg.command_timeout_s}",
-        f"doas = {str(cfg.use_doas).lower()}",
-        "\n[serve]", f"listen = {q(cfg.listen)}", f"tls_cert = {q(cfg.tls_cert)}",
-        f"tls_key = {q(cfg.tls_key)}", f"allow_remote = {str(cfg.allow_remote).lower()}",
-        "\n[check]", f"textfile = {q(cfg.textfile)}",
-        "\n[pf]", f"state_limit_warning = {cfg.state_limit_warning}",
-        f"state_limit_critical = {cfg.state_limit_critical}",
-    ]
+    for table, body in to_dict(cfg).items():
+        nested = all(isinstance(v, dict) for v in body.values())
+        for name, keys in (body.items() if nested else [("", body)]):
+            lines.append(f"\n[{table}.{name}]" if name else f"\n[{table}]")
+            lines += [f"{value(k) if nested else k} = {value(v)}" for k, v in keys.items()]
     return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ pledge(2)/unveil(2) for `serve` itself.
 need root (see `needs_root` in commands.py, which cites why) go through
 `doas -n`, each allowed by one exact rule, e.g.
 
-    permit nopass _obsdvpn as root cmd /sbin/pfctl args -si
+    permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -si
 
 `args` makes doas compare every argument; a bare `args` would mean "no
 arguments at all" (doas.conf(5)), so no rule here lets _obsdvpn run anything
@@ -23,11 +23,11 @@ import os
 import platform
 import re
 import sys
-from typing import Iterable
+from collections.abc import Iterable
 
 from . import commands as C
 from .config import DEFAULT_PATH
-from .repair_state import LOCAL_PATH
+from .host.agentfiles import REPAIR_RECORD
 
 DEFAULT_USER = "_obsdvpn"
 
@@ -64,11 +64,14 @@ def doas_rule(argv: tuple[str, ...], user: str = DEFAULT_USER) -> str:
     """The doas.conf line that lets `user` run exactly `argv` as root, no password.
 
     >>> doas_rule(("/sbin/pfctl", "-si"))
-    'permit nopass _obsdvpn as root cmd /sbin/pfctl args -si'
+    'permit nopass nolog _obsdvpn as root cmd /sbin/pfctl args -si'
     """
     if not argv or not argv[0].startswith("/"):
         raise ValueError(f"doas rules name commands by absolute path, not {argv[:1]!r}")
-    words = ["permit", "nopass", check_identity(user), "as", "root", "cmd", _conf_word(argv[0]),
+    # nolog: doas logs every success to /var/log/secure (doas.c: "%s ran command %s as %s
+    # from %s"); the probes run every interval, so their success lines would be noise.
+    words = ["permit", "nopass", "nolog", check_identity(user), "as", "root", "cmd",
+             _conf_word(argv[0]),
              "args", *(_conf_word(a) for a in argv[1:])]
     return " ".join(words)
 
@@ -77,7 +80,7 @@ def doas_rules(cfg, user: str = DEFAULT_USER) -> list[str]:
     """One rule per root-only probe command, in command-table order, no duplicates."""
     rules: list[str] = []
     for cmd in C.probe_commands(cfg):
-        if cmd.needs_root:
+        if cmd.needs_root and cmd.for_serve:
             rule = doas_rule(cmd.argv, user)
             if rule not in rules:
                 rules.append(rule)
@@ -122,7 +125,7 @@ def unveil_plan(cfg, config_path: str | None = None, read_paths: Iterable[str] =
     add(os.path.realpath(sys.executable), "rx")
     add(config_path or DEFAULT_PATH, "r")
     # last-repair.json, written by root's `repair`, read by every collection.
-    add(os.path.dirname(LOCAL_PATH), "r")
+    add(os.path.dirname(REPAIR_RECORD), "r")
     for path in (p for p in sys.path if p):
         add(path, "r")
     for path in ("/usr/lib", "/usr/local/lib", "/var/run/ld.so.hints"):

@@ -12,16 +12,52 @@ the command timeout.
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import commands as C
 from .config import Config
-from .host.base import CommandNotFound, CommandResult, CommandTimeout, FileInfo, Host, HostError
-from .parsers import ParseError, first_line, ifconfig, ipsecctl, npppctl, npppd_users, pfctl, rcctl, sysctl
+from .host import logfile
+from .host.base import (
+    CommandNotFound,
+    CommandResult,
+    CommandTimeout,
+    FileInfo,
+    Host,
+    HostError,
+    Process,
+)
+from .host.identity import effective_user
+from .logcounts import LogCounts, update_counts
+from .parsers import (
+    ParseError,
+    first_line,
+    ifconfig,
+    ipsecctl,
+    isakmpd,
+    npppctl,
+    npppd_users,
+    pfctl,
+    rcctl,
+    sysctl,
+)
+from .parsers.ifconfig import Interface
+from .parsers.ipsecctl import IkePhase1, IpsecState
+from .parsers.npppctl import PppSession
+from .parsers.pfctl import PfInfo, PfInterfaces, PfLimits, PfRuleset, PfRuleTree
+from .parsers.rcctl import DaemonCheck, DaemonFlags
+from .parsers.sysctl import SysctlConf, SysctlReading
+from .parsers.syslog import parse_lines
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,34 +88,145 @@ class CollectorRun:
     failures: tuple[ProbeFailure, ...]
 
 
-def failed(value: object) -> bool:
+def failed(value: object) -> TypeIs[ProbeFailure]:
     return isinstance(value, ProbeFailure)
 
 
 @dataclass(frozen=True)
+class SysctlFacts:
+    """`sysctl NAME...` and /etc/sysctl.conf."""
+
+    running: SysctlReading | ProbeFailure
+    conf: SysctlConf | ProbeFailure
+
+
+@dataclass(frozen=True)
+class RcFacts:
+    """rc.conf.local through rcctl, and the process list."""
+
+    on: tuple[str, ...] | ProbeFailure                       # `rcctl ls on`
+    flags: Mapping[str, DaemonFlags | ProbeFailure]         # daemon -> `rcctl get D flags`
+    check: Mapping[str, DaemonCheck | ProbeFailure]         # daemon -> `rcctl check D`
+    processes: tuple[Process, ...] | ProbeFailure
+
+
+@dataclass(frozen=True)
+class PfConfig:
+    """What `pfctl -nvf /etc/pf.conf` says the file would load."""
+
+    rules: PfRuleset                                         # flat, for the comparison
+    tree: PfRuleTree | ProbeFailure                          # nested, for the path
+    skip: frozenset[str]                                     # its `set skip on` names
+
+
+@dataclass(frozen=True)
+class PfFacts:
+    info: PfInfo | ProbeFailure                              # pfctl -si
+    limits: PfLimits | ProbeFailure                          # pfctl -sm
+    rules: PfRuleset | ProbeFailure                          # pfctl -sr
+    config: PfConfig | PfConfigInvalid | ProbeFailure        # pfctl -nvf /etc/pf.conf
+    tree: PfRuleTree | ProbeFailure                          # pfctl -a '*' -sr
+    interfaces: PfInterfaces | ProbeFailure                  # pfctl -sI -v
+    egress: tuple[Interface, ...] | ProbeFailure             # ifconfig egress
+
+
+@dataclass(frozen=True)
+class IpsecFacts:
+    sa: IpsecState | ProbeFailure                            # ipsecctl -sa
+
+
+@dataclass(frozen=True)
+class IsakmpdFacts:
+    """What the running isakmpd holds: asked by root through its FIFO, read-only.
+
+    The unprivileged `serve` cannot ask (the FIFO and ipsec.conf are root's):
+    it gets root's last answers from the observation record `check` leaves,
+    with their time in observed_at, or a skipped failure when there is none.
+    """
+
+    passive: tuple[str, ...] | ProbeFailure        # C get [Phase 2]:Passive-Connections
+    proposals: tuple[IkePhase1, ...] | ProbeFailure  # ipsecctl -nvf /etc/ipsec.conf
+    observed_at: float | None = None               # from root's check at that time
+
+
+@dataclass(frozen=True)
+class LogFacts:
+    """What isakmpd and npppd logged: running totals, kept with the read position."""
+
+    counts: LogCounts | ProbeFailure
+
+
+@dataclass(frozen=True)
+class IfconfigFacts:
+    pppx: tuple[Interface, ...] | ProbeFailure               # ifconfig pppx
+
+
+@dataclass(frozen=True)
+class NpppctlFacts:
+    sessions: tuple[PppSession, ...] | ProbeFailure          # npppctl -n session all
+
+
+@dataclass(frozen=True)
+class FilesFacts:
+    stat: Mapping[str, FileInfo | ProbeFailure]              # path -> stat(2)
+    npppd_users: tuple[str, ...] | ProbeFailure              # user names of npppd-users
+
+
+@dataclass(frozen=True)
 class Facts:
-    """Everything the checks judge, as gathered at one moment."""
+    """Everything the checks judge, as gathered at one moment: one field per collector."""
 
     collected_at: float
-    sysctl: Any                       # sysctl.SysctlReading | ProbeFailure
-    sysctl_conf: Any                  # sysctl.SysctlConf | ProbeFailure
-    rc_on: Any                        # tuple[str, ...] | ProbeFailure
-    daemon_flags: dict[str, Any]      # daemon -> rcctl.DaemonFlags | ProbeFailure
-    daemon_check: dict[str, Any]      # daemon -> rcctl.DaemonCheck | ProbeFailure
-    processes: Any                    # tuple[Process, ...] | ProbeFailure
-    pf_info: Any                      # pfctl.PfInfo | ProbeFailure
-    pf_limits: Any                    # pfctl.PfLimits | ProbeFailure
-    pf_rules: Any                     # pfctl.PfRuleset | ProbeFailure
-    pf_config: Any                    # pfctl.PfRuleset | PfConfigInvalid | ProbeFailure
-    ipsec: Any                        # ipsecctl.IpsecState | ProbeFailure
-    interfaces: Any                   # tuple[ifconfig.Interface, ...] | ProbeFailure
-    sessions: Any                     # tuple[npppctl.PppSession, ...] | ProbeFailure
-    files: dict[str, Any]             # path -> FileInfo | ProbeFailure
-    npppd_users: Any                  # tuple[str, ...] | ProbeFailure
+    sysctl: SysctlFacts
+    rcctl: RcFacts
+    pf: PfFacts
+    ipsec: IpsecFacts
+    isakmpd: IsakmpdFacts
+    ifconfig: IfconfigFacts
+    npppctl: NpppctlFacts
+    files: FilesFacts
+    logs: LogFacts
     collectors: tuple[CollectorRun, ...] = field(default=())
+    hostname: str = ""
 
     def failures(self) -> tuple[ProbeFailure, ...]:
         return tuple(f for run in self.collectors for f in run.failures)
+
+
+def unknown_facts(cfg: Config, reason: ProbeFailure, collected_at: float = 0.0,
+                  runs: tuple[CollectorRun, ...] = ()) -> Facts:
+    """Facts of which nothing is known: every collector failed for `reason`."""
+    return _facts(collected_at, {name: _all_failed(name, cfg, reason) for name in COLLECTORS},
+                  runs)
+
+
+def _all_failed(name: str, cfg: Config, f: ProbeFailure) -> Any:
+    """The facts of collector `name` when it could not run at all."""
+    per_daemon = {d: f for d in cfg.daemons}
+    if name == "sysctl":
+        return SysctlFacts(f, f)
+    if name == "rcctl":
+        return RcFacts(f, per_daemon, per_daemon, f)
+    if name == "pf":
+        return PfFacts(f, f, f, f, f, f, f)
+    if name == "ipsec":
+        return IpsecFacts(f)
+    if name == "isakmpd":
+        return IsakmpdFacts(f, f)
+    if name == "ifconfig":
+        return IfconfigFacts(f)
+    if name == "logs":
+        return LogFacts(f)
+    if name == "npppctl":
+        return NpppctlFacts(f)
+    return FilesFacts({}, f)
+
+
+def _facts(collected_at: float, by_collector: Mapping[str, Any],
+           runs: tuple[CollectorRun, ...]) -> Facts:
+    v = by_collector
+    return Facts(collected_at, v["sysctl"], v["rcctl"], v["pf"], v["ipsec"], v["isakmpd"],
+                 v["ifconfig"], v["npppctl"], v["files"], v["logs"], runs)
 
 
 # Words OpenBSD tools print when the caller lacks a privilege: pfctl
@@ -98,9 +245,12 @@ def permission_problem(stderr: str) -> bool:
 class _Collect:
     """The failures and results of one collector, as it runs."""
 
-    def __init__(self, host: Host, cfg: Config, name: str) -> None:
+    def __init__(self, host: Host, cfg: Config, name: str, is_root: bool,
+                 observed: Mapping[str, Any] | None, log_state: str | None) -> None:
         self.host, self.cfg, self.name = host, cfg, name
+        self.is_root, self.observed, self.log_state = is_root, observed, log_state
         self.failures: list[ProbeFailure] = []
+        self.waited_s = 0.0   # wall time its commands ran beyond this thread's CPU time
 
     def fail(self, source: str, kind: str, reason: str) -> ProbeFailure:
         f = ProbeFailure(source, kind, reason)
@@ -108,6 +258,7 @@ class _Collect:
         return f
 
     def run(self, cmd: C.Command) -> CommandResult | ProbeFailure:
+        wall0, cpu0 = time.monotonic(), time.thread_time()
         try:
             r = self.host.run(cmd.argv, self.cfg.command_timeout_s)
         except CommandTimeout as e:
@@ -116,6 +267,8 @@ class _Collect:
             return self.fail(cmd.display, "missing", str(e))
         except HostError as e:
             return self.fail(cmd.display, "error", f"`{cmd.display}`: {e}")
+        finally:
+            self.waited_s += max(0.0, (time.monotonic() - wall0) - (time.thread_time() - cpu0))
         if r.returncode in cmd.data_returncodes:
             return r
         return self.failed_result(cmd, r)
@@ -126,7 +279,7 @@ class _Collect:
             hint = ""
             if cmd.needs_root:
                 from .privilege import doas_rule
-                hint = (f" (run as root, or add `{doas_rule(cmd.argv, _user())}` to "
+                hint = (f" (run as root, or add `{doas_rule(cmd.argv, effective_user())}` to "
                         "/etc/doas.conf" + ("" if self.cfg.use_doas else
                                             " and set `doas = true` under [commands]") + ")")
             return self.fail(cmd.display, "permission",
@@ -134,14 +287,18 @@ class _Collect:
         return self.fail(cmd.display, "error",
                          f"`{cmd.display}` exited {r.returncode}: {said}")
 
-    def parse(self, cmd: C.Command, fn: Callable[..., Any], *args: Any) -> Any:
+    def parse(self, cmd: C.Command, fn: Callable[..., T], *args: Any) -> T | ProbeFailure:
+        return self.parse_file(cmd.display, fn, *args)
+
+    def parse_file(self, source: str, fn: Callable[..., T], *args: Any) -> T | ProbeFailure:
+        """fn(*args), or the failure of `source` (a command or a file) it raised."""
         try:
             return fn(*args)
         except ParseError as e:
-            return self.fail(cmd.display, "parse", str(e))
+            return self.fail(source, "parse", str(e))
         except Exception as e:  # a parser bug: this fact is lost, not the collection
-            return self.fail(cmd.display, "parse", f"`{cmd.display}` output: not understood "
-                                                   f"({type(e).__name__}: {str(e)[:120]})")
+            return self.fail(source, "parse", f"`{source}` output: not understood "
+                                              f"({type(e).__name__}: {str(e)[:120]})")
 
     def stat(self, path: str) -> FileInfo | ProbeFailure:
         try:
@@ -163,33 +320,24 @@ class _Collect:
             return self.fail(path, "error", f"{path}: {e}")
 
 
-def _user() -> str:
-    import pwd
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return str(os.geteuid())
-
-
-def _collect_sysctl(c: _Collect) -> dict[str, Any]:
+def _collect_sysctl(c: _Collect) -> SysctlFacts:
     cmd = C.sysctl_command(c.cfg.sysctl_names)
     r = c.run(cmd)
     reading = r if failed(r) else c.parse(cmd, sysctl.parse_get, r.stdout, r.stderr)
     text = c.read(C.SYSCTL_CONF)
+    conf: SysctlConf | ProbeFailure
     if failed(text):
         conf = text
     else:
-        try:
-            conf = sysctl.parse_conf(text or "", C.SYSCTL_CONF)
-        except ParseError as e:
-            conf = c.fail(C.SYSCTL_CONF, "parse", str(e))
-    return {"sysctl": reading, "sysctl_conf": conf}
+        conf = c.parse_file(C.SYSCTL_CONF, sysctl.parse_conf, text or "", C.SYSCTL_CONF)
+    return SysctlFacts(reading, conf)
 
 
-def _collect_rcctl(c: _Collect) -> dict[str, Any]:
+def _collect_rcctl(c: _Collect) -> RcFacts:
     r = c.run(C.RCCTL_LS_ON)
     rc_on = r if failed(r) else c.parse(C.RCCTL_LS_ON, rcctl.parse_ls, r.stdout, "rcctl ls on")
-    flags, checks = {}, {}
+    flags: dict[str, DaemonFlags | ProbeFailure] = {}
+    checks: dict[str, DaemonCheck | ProbeFailure] = {}
     for daemon in c.cfg.daemons:
         cmd = C.rcctl_flags_command(daemon)
         r = c.run(cmd)
@@ -201,72 +349,168 @@ def _collect_rcctl(c: _Collect) -> dict[str, Any]:
             r = c.failed_result(cmd, r)
         checks[daemon] = r if failed(r) else c.parse(cmd, rcctl.parse_check, r.stdout,
                                                      r.stderr, r.returncode, daemon)
+    procs: tuple[Process, ...] | ProbeFailure
     try:
         procs = c.host.processes()
     except (OSError, HostError) as e:
         procs = c.fail("process list", "error", f"process list: {e}")
-    return {"rc_on": rc_on, "daemon_flags": flags, "daemon_check": checks, "processes": procs}
+    return RcFacts(rc_on, flags, checks, procs)
 
 
-def _collect_pf(c: _Collect) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, cmd, fn in (("pf_info", C.PFCTL_INFO, pfctl.parse_info),
-                         ("pf_limits", C.PFCTL_LIMITS, pfctl.parse_limits)):
-        r = c.run(cmd)
-        out[key] = r if failed(r) else c.parse(cmd, fn, r.stdout)
+def _collect_pf(c: _Collect) -> PfFacts:
+    r = c.run(C.PFCTL_INFO)
+    info = r if failed(r) else c.parse(C.PFCTL_INFO, pfctl.parse_info, r.stdout)
+    r = c.run(C.PFCTL_LIMITS)
+    limits = r if failed(r) else c.parse(C.PFCTL_LIMITS, pfctl.parse_limits, r.stdout)
     r = c.run(C.PFCTL_RULES)
-    out["pf_rules"] = r if failed(r) else c.parse(C.PFCTL_RULES, pfctl.parse_rules, r.stdout,
-                                                  "pfctl -sr")
-    r = c.run(C.PFCTL_CONFIG)
+    rules = r if failed(r) else c.parse(C.PFCTL_RULES, pfctl.parse_rules, r.stdout, "pfctl -sr")
+    r = c.run(C.PFCTL_RULES_TREE)
+    tree = r if failed(r) else c.parse(C.PFCTL_RULES_TREE, pfctl.parse_rule_tree, r.stdout)
+    r = c.run(C.PFCTL_INTERFACES)
+    ifaces = r if failed(r) else c.parse(C.PFCTL_INTERFACES, pfctl.parse_interfaces, r.stdout)
+    egress: tuple[Interface, ...] | ProbeFailure
+    r = c.run(C.IFCONFIG_EGRESS)
     if failed(r):
-        out["pf_config"] = r
+        egress = r
+    elif r.returncode != 0:
+        # `ifconfig: egress: no such interface`: no default route, so no egress at all.
+        egress = (() if ifconfig.parse_ifconfig_error(r.stderr) is not None
+                  else c.failed_result(C.IFCONFIG_EGRESS, r))
+    else:
+        egress = c.parse(C.IFCONFIG_EGRESS, ifconfig.parse_ifconfig, r.stdout, "ifconfig egress")
+    r = c.run(C.PFCTL_CONFIG)
+    config: PfConfig | PfConfigInvalid | ProbeFailure
+    if failed(r):
+        config = r
     elif r.returncode != 0:
         # Exit 1 from -n means pf.conf does not load: a finding, not a probe failure,
         # unless pfctl could not even read the file.
-        out["pf_config"] = (c.failed_result(C.PFCTL_CONFIG, r) if permission_problem(r.stderr)
-                            else PfConfigInvalid(first_line(r.stderr) or "pfctl -n failed"))
+        config = (c.failed_result(C.PFCTL_CONFIG, r) if permission_problem(r.stderr)
+                  else PfConfigInvalid(first_line(r.stderr) or "pfctl -n failed"))
     else:
-        out["pf_config"] = c.parse(C.PFCTL_CONFIG, pfctl.parse_rules, r.stdout,
-                                   "pfctl -nvf " + C.PF_CONF)
-    return out
+        flat = c.parse(C.PFCTL_CONFIG, pfctl.parse_rules, r.stdout, "pfctl -nvf " + C.PF_CONF)
+        config = flat if failed(flat) else PfConfig(
+            flat, c.parse(C.PFCTL_CONFIG, pfctl.parse_rule_tree, r.stdout,
+                          "pfctl -nvf " + C.PF_CONF), frozenset(pfctl.parse_skip(r.stdout)))
+    return PfFacts(info, limits, rules, config, tree, ifaces, egress)
 
 
-def _collect_ipsec(c: _Collect) -> dict[str, Any]:
+def _collect_ipsec(c: _Collect) -> IpsecFacts:
     r = c.run(C.IPSECCTL_SA)
-    return {"ipsec": r if failed(r) else c.parse(C.IPSECCTL_SA, ipsecctl.parse_sa, r.stdout)}
+    return IpsecFacts(r if failed(r) else c.parse(C.IPSECCTL_SA, ipsecctl.parse_sa, r.stdout))
 
 
-def _collect_ifconfig(c: _Collect) -> dict[str, Any]:
+# Root's answers are used by the unprivileged serve for this long; older ones
+# are not evidence of what isakmpd holds now.
+OBSERVATION_MAX_AGE_S = 15 * 60
+
+
+def _collect_isakmpd(c: _Collect) -> IsakmpdFacts:
+    if not c.is_root:
+        return _observed(c)
+    passive: tuple[str, ...] | ProbeFailure
+    tag = "[Phase 2]:Passive-Connections"
+    source = f"isakmpd FIFO: C get {tag}"
+    wall0, cpu0 = time.monotonic(), time.thread_time()
+    answer: str | None | ProbeFailure
+    try:
+        answer = c.host.query_isakmpd(tag, c.cfg.command_timeout_s)
+    except HostError as e:
+        answer = c.fail(source, "error", f"cannot ask isakmpd for its policy: {e}")
+    finally:
+        c.waited_s += max(0.0, (time.monotonic() - wall0) - (time.thread_time() - cpu0))
+    if answer is None:
+        passive = c.fail(source, "timeout", f"isakmpd wrote no answer to `C get {tag}` within "
+                                            f"{c.cfg.command_timeout_s:g} s")
+    elif failed(answer):
+        passive = answer
+    else:
+        passive = c.parse_file(source, isakmpd.parse_passive_connections, answer)
+    r = c.run(C.IPSECCTL_IKE)
+    proposals: tuple[IkePhase1, ...] | ProbeFailure
+    if failed(r):
+        proposals = r
+    elif r.returncode != 0:
+        # A syntax error still prints the rules read before it: not data.
+        proposals = c.failed_result(C.IPSECCTL_IKE, r)
+    else:
+        proposals = c.parse(C.IPSECCTL_IKE, ipsecctl.parse_ike_nvf, r.stdout)
+    return IsakmpdFacts(passive, proposals)
+
+
+def _observed(c: _Collect) -> IsakmpdFacts:
+    """Root's last answers, for the unprivileged serve (no secret is in them)."""
+    record = c.observed or {}
+    at = record.get("time")
+    why = ("isakmpd's FIFO and ipsec.conf are root's: root's `obsdvpn-agent check` (cron) "
+           "reports them")
+    if not isinstance(at, (int, float)):
+        skipped = ProbeFailure("isakmpd", "skipped", f"{why}, and it has left no record yet")
+        return IsakmpdFacts(skipped, skipped)
+    age = time.time() - at
+    if age > OBSERVATION_MAX_AGE_S:
+        stale = ProbeFailure("isakmpd", "skipped", f"{why}; its last record is {age / 60:.0f} "
+                                                   "minutes old")
+        return IsakmpdFacts(stale, stale)
+    try:
+        passive = record["passive"]
+        passive_value: tuple[str, ...] | ProbeFailure = (
+            tuple(str(x) for x in passive) if isinstance(passive, list)
+            else ProbeFailure("isakmpd", "skipped", f"root's check could not tell: {passive}"))
+        proposals_value: tuple[IkePhase1, ...] | ProbeFailure = (
+            tuple(IkePhase1(**p) for p in record["proposals"])
+            if isinstance(record["proposals"], list)
+            else ProbeFailure("isakmpd", "skipped",
+                              f"root's check could not tell: {record['proposals']}"))
+    except (KeyError, TypeError) as e:
+        bad = c.fail("isakmpd", "error", f"root's observation record is not understood: {e}")
+        return IsakmpdFacts(bad, bad)
+    return IsakmpdFacts(passive_value, proposals_value, float(at))
+
+
+def observation(facts: Facts) -> dict[str, Any] | None:
+    """What root saw of isakmpd, for the unprivileged serve; None when root saw nothing."""
+    ike = facts.isakmpd
+    if ike.observed_at is not None or (failed(ike.passive) and failed(ike.proposals)):
+        return None
+    return {"time": facts.collected_at,
+            "passive": str(ike.passive) if failed(ike.passive) else list(ike.passive),
+            "proposals": (str(ike.proposals) if failed(ike.proposals)
+                          else [dataclasses.asdict(p) for p in ike.proposals])}
+
+
+def _collect_ifconfig(c: _Collect) -> IfconfigFacts:
     cmd = C.IFCONFIG_PPPX
     r = c.run(cmd)
     if failed(r):
-        return {"interfaces": r}
+        return IfconfigFacts(r)
     if r.returncode != 0:
         # No pppx interface at all means no session, the group is gone.
         if ifconfig.parse_ifconfig_error(r.stderr) is not None:
-            return {"interfaces": ()}
-        return {"interfaces": c.failed_result(cmd, r)}
-    return {"interfaces": c.parse(cmd, ifconfig.parse_ifconfig, r.stdout, "ifconfig pppx")}
+            return IfconfigFacts(())
+        return IfconfigFacts(c.failed_result(cmd, r))
+    return IfconfigFacts(c.parse(cmd, ifconfig.parse_ifconfig, r.stdout, "ifconfig pppx"))
 
 
-def _collect_npppctl(c: _Collect) -> dict[str, Any]:
+def _collect_npppctl(c: _Collect) -> NpppctlFacts:
     cmd = C.NPPPCTL_SESSIONS
     r = c.run(cmd)
     if failed(r):
-        return {"sessions": r}
+        return NpppctlFacts(r)
     if r.returncode != 0:
         # `npppctl: connect: Connection refused`: npppd is down, so nobody is
         # connected; daemon.npppd.running says the rest.  Not a probe failure.
         if npppctl.is_not_running_error(r.stderr) and not permission_problem(r.stderr):
-            return {"sessions": ()}
-        return {"sessions": c.failed_result(cmd, r)}
-    return {"sessions": c.parse(cmd, npppctl.parse_session_all, r.stdout,
-                                "npppctl -n session all")}
+            return NpppctlFacts(())
+        return NpppctlFacts(c.failed_result(cmd, r))
+    return NpppctlFacts(c.parse(cmd, npppctl.parse_session_all, r.stdout,
+                                "npppctl -n session all"))
 
 
-def _collect_files(c: _Collect) -> dict[str, Any]:
-    files = {p: c.stat(p) for p in (C.IPSEC_CONF, C.NPPPD_USERS, C.PF_CONF, C.SYSCTL_CONF)}
+def _collect_files(c: _Collect) -> FilesFacts:
+    stat = {p: c.stat(p) for p in (C.IPSEC_CONF, C.NPPPD_USERS, C.PF_CONF, C.SYSCTL_CONF)}
     text = c.read(C.NPPPD_USERS)
+    users: tuple[str, ...] | ProbeFailure
     if failed(text) and text.kind == "permission":
         # The file must be root's alone, so an unprivileged serve cannot read it:
         # that is by design, not a collector failure.  Root's cron `check` judges it.
@@ -279,60 +523,97 @@ def _collect_files(c: _Collect) -> dict[str, Any]:
     elif text is None:
         users = c.fail(C.NPPPD_USERS, "missing", f"{C.NPPPD_USERS}: no such file")
     else:
-        try:
-            users = npppd_users.parse_usernames(text, C.NPPPD_USERS)
-        except ParseError as e:
-            users = c.fail(C.NPPPD_USERS, "parse", str(e))
-    return {"files": files, "npppd_users": users}
+        users = c.parse_file(C.NPPPD_USERS, npppd_users.parse_usernames, text, C.NPPPD_USERS)
+    return FilesFacts(stat, users)
 
 
-COLLECTORS: dict[str, Callable[[_Collect], dict[str, Any]]] = {
+def collect_log_counts(host: Host | None, log_path: str, state_path: str,
+                       known_users: list[str] | tuple[str, ...] | None,
+                       now: float | None = None) -> tuple[LogCounts, bool, tuple[str, ...]]:
+    """(totals, read success, notes).  host None (or a local host): the file is read
+    directly with its identity; a demo or snapshot host gives the file as text."""
+    state = logfile.load_state(state_path)
+    previous = LogCounts.from_dict(state.totals)
+    reference = datetime.fromtimestamp(now if now is not None else time.time())
+    try:
+        if host is None or host.label == "local":
+            result = logfile.read_new_lines(log_path, state.position)
+            lines, position, notes = result.lines, result.position, result.notes
+            if position is None:
+                return previous, False, notes
+        else:
+            text, position = logfile.new_text(host.read_file(log_path), state.position)
+            lines, notes = tuple(text.splitlines()), ()
+    except (OSError, HostError) as e:
+        return previous, False, (f"{log_path}: {getattr(e, 'strerror', None) or e}",)
+    counts = update_counts(previous, parse_lines(lines, reference), known_users)
+    try:
+        logfile.save_state(state_path, logfile.LogState(position, counts.to_dict()))
+    except OSError as e:
+        # Not kept: the same lines are counted again next time, from the same totals.
+        return counts, True, notes + (
+            f"{state_path}: cannot keep the log position: {e.strerror}",)
+    return counts, True, notes
+
+
+def _collect_logs(c: _Collect) -> LogFacts:
+    if c.log_state is None:
+        return LogFacts(ProbeFailure("logs", "skipped", "the daemon log is counted only by "
+                                                        "`serve`, `metrics` and `check --textfile`"))
+    with logfile.kept_state(c.log_state):
+        counts, ok, notes = collect_log_counts(c.host, c.cfg.daemon_log, c.log_state, None)
+    if not ok:
+        return LogFacts(c.fail(c.cfg.daemon_log, "error", "; ".join(notes)
+                               or f"{c.cfg.daemon_log}: cannot be read"))
+    return LogFacts(counts)
+
+
+COLLECTORS: dict[str, Callable[[_Collect], Any]] = {
     "sysctl": _collect_sysctl,
     "rcctl": _collect_rcctl,
     "pf": _collect_pf,
     "ipsec": _collect_ipsec,
+    "isakmpd": _collect_isakmpd,
     "ifconfig": _collect_ifconfig,
     "npppctl": _collect_npppctl,
     "files": _collect_files,
+    "logs": _collect_logs,
 }
 
 
-def _timed(host: Host, cfg: Config, name: str) -> tuple[dict[str, Any], CollectorRun]:
-    c = _Collect(host, cfg, name)
-    start = time.monotonic()
+def _timed(host: Host, cfg: Config, name: str, is_root: bool,
+           observed: Mapping[str, Any] | None, log_state: str | None
+           ) -> tuple[Any, CollectorRun]:
+    c = _Collect(host, cfg, name, is_root, observed, log_state)
+    cpu0 = time.thread_time()
+    value: Any
     try:
-        values = COLLECTORS[name](c)
+        value = COLLECTORS[name](c)
     except HostError as e:  # e.g. the demo state file went bad mid-collection
-        f = c.fail(name, "error", str(e))
-        values = {k: f for k in _KEYS[name]}
+        value = _all_failed(name, cfg, c.fail(name, "error", str(e)))
     except Exception as e:  # a bug in one collector must not cost the others
-        f = c.fail(name, "error", f"{name} collector failed: {type(e).__name__}: {e}")
-        values = {k: f for k in _KEYS[name]}
-    run = CollectorRun(name, not c.failures, time.monotonic() - start, tuple(c.failures))
-    return values, run
+        value = _all_failed(name, cfg, c.fail(
+            name, "error", f"{name} collector failed: {type(e).__name__}: {e}"))
+    # The collectors share one interpreter lock, so wall time would charge each
+    # with the others' work: its own work is its thread's CPU time plus the time
+    # its commands ran (a subprocess waits without the lock).
+    own = time.thread_time() - cpu0 + c.waited_s
+    return value, CollectorRun(name, not c.failures, own, tuple(c.failures))
 
 
-_KEYS = {"sysctl": ("sysctl", "sysctl_conf"),
-         "rcctl": ("rc_on", "daemon_flags", "daemon_check", "processes"),
-         "pf": ("pf_info", "pf_limits", "pf_rules", "pf_config"),
-         "ipsec": ("ipsec",), "ifconfig": ("interfaces",), "npppctl": ("sessions",),
-         "files": ("files", "npppd_users")}
-
-
-def gather(host: Host, cfg: Config, parallel: bool = True) -> Facts:
+def gather(host: Host, cfg: Config, parallel: bool = True,
+           observed: Mapping[str, Any] | None = None, log_state: str | None = None) -> Facts:
+    """Run every collector against host.  observed: root's last observation
+    record (see observation()), for what only root can ask.  log_state: where the
+    daemon log's read position and totals are kept (None: the log is not read)."""
     now = time.time()
     names = list(COLLECTORS)
+    info = host.info()
+    is_root = info.is_root
     if parallel:
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            done = list(pool.map(lambda n: _timed(host, cfg, n), names))
+            done = list(pool.map(lambda n: _timed(host, cfg, n, is_root, observed, log_state), names))
     else:
-        done = [_timed(host, cfg, n) for n in names]
-    values: dict[str, Any] = {}
-    for v, _ in done:
-        values.update(v)
-    for key in ("daemon_flags", "daemon_check"):
-        if failed(values[key]):
-            values[key] = {d: values[key] for d in cfg.daemons}
-    if failed(values["files"]):
-        values["files"] = {}
-    return Facts(collected_at=now, collectors=tuple(run for _, run in done), **values)
+        done = [_timed(host, cfg, n, is_root, observed, log_state) for n in names]
+    facts = _facts(now, {run.name: value for value, run in done}, tuple(run for _, run in done))
+    return dataclasses.replace(facts, hostname=info.hostname)

@@ -10,49 +10,20 @@ daemon that runs, never widen a file's permissions.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from . import commands as C
-from .checks import Result, Status
-from .checks.daemons import missing_flags, running
-from .checks.pf import vpn_rules_missing
+from .checks import Action, Result, Status
 from .host.base import Host, HostError
 from .parsers import first_line
 from .parsers.sysctl import set_conf_value
-from .probes import PfConfigInvalid, failed
 
 log = logging.getLogger("obsdvpn-agent")
-
-
-@dataclass(frozen=True)
-class Action:
-    check: str                       # the check it fixes
-    what: str                        # one line for people
-    before: str
-    after: str
-    argv: tuple[str, ...] = ()       # the command it runs (empty for file edits)
-    validate: tuple[str, ...] = ()   # run first; a non-zero exit refuses the action
-    path: str = ""                   # file edits: the file
-    mode: int | None = None          # chmod target
-    sysctl: tuple[str, str] | None = None   # persist name=value in sysctl.conf
-    owner_root: bool = False         # chown root (narrows who can touch it)
-    needs_isakmpd: bool = False
-
-    @property
-    def shown(self) -> str:
-        if self.argv:
-            return " ".join(self.argv)
-        if self.mode is not None:
-            return f"chmod {self.mode:o} {self.path}"
-        if self.owner_root:
-            return f"chown root {self.path}"
-        if self.sysctl:
-            return f"edit {self.path}: {self.sysctl[0]}={self.sysctl[1]}"
-        return self.what
 
 
 @dataclass(frozen=True)
@@ -66,6 +37,39 @@ class Outcome:
 class Plan:
     actions: tuple[Action, ...]
     notes: tuple[str, ...] = ()      # failing checks repair will not touch, and why
+
+
+@dataclass(frozen=True)
+class Pause:
+    """`obsdvpn-agent pause`: repair changes nothing until `resume` or `until`."""
+
+    since: float
+    until: float | None      # None: until `resume`
+    reason: str
+
+    @classmethod
+    def in_force(cls, record: Mapping[str, Any], now: float) -> Pause | None:
+        """The pause a record holds, if it still holds at `now` (a bad record: none)."""
+        since, until, reason = record.get("since"), record.get("until"), record.get("reason", "")
+        if not isinstance(since, (int, float)) or not isinstance(reason, str):
+            return None
+        if until is not None and (not isinstance(until, (int, float)) or until <= now):
+            return None
+        return cls(float(since), None if until is None else float(until), reason)
+
+    def to_record(self) -> dict[str, Any]:
+        return {"since": self.since, "until": self.until, "reason": self.reason}
+
+    def describe(self) -> str:
+        """`repair is paused since 2026-11-29 13:00 UTC until ...: reason`."""
+        until = "until `obsdvpn-agent resume`" if self.until is None else \
+            f"until {_when(self.until)}"
+        why = f": {self.reason}" if self.reason else ""
+        return f"repair is paused since {_when(self.since)} {until}{why}"
+
+
+def _when(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 _PLACEHOLDERS = {
@@ -85,134 +89,40 @@ def allowed(argv: tuple[str, ...]) -> bool:
                for t in C.REPAIR_ARGV_TEMPLATES)
 
 
-def plan(results: tuple[Result, ...], facts, cfg, only: tuple[str, ...] = ()) -> Plan:
-    bad = {r.check: r for r in results if r.status is not Status.OK
-           and (not only or r.check in only)}
-    actions: list[Action] = []
+def plan(results: tuple[Result, ...], only: tuple[str, ...] = (),
+         skip: tuple[str, ...] = ()) -> Plan:
+    """The actions the failing checks ask for, in repair's phase order, each once.
+
+    A check with no action, or with a note on why repair stops short, becomes a
+    "not repaired" note; so does an action outside the allow-list, without
+    sinking the rest of the plan.  `skip` (the configuration's [repair] skip)
+    keeps repair off those checks; an action marked when_named is planned only
+    when `only` names its check.
+    """
+    chosen = [r for r in results if r.status is not Status.OK and (not only or r.check in only)]
+    actions: dict[tuple[object, ...], Action] = {}
     notes: list[str] = []
-
-    # 1. sysctls, running and persisted
-    for want in cfg.sysctls:
-        r = bad.pop(f"sysctl.{want.name}", None)
-        if r is None or r.status is Status.UNKNOWN or failed(facts.sysctl):
-            if r is not None:
-                notes.append(f"{r.check}: {r.summary}")
+    for r in chosen:
+        if r.check in skip:
+            notes.append(f"{r.check}: skipped ([repair] skip in the configuration)")
             continue
-        if want.name in facts.sysctl.unknown:
-            notes.append(f"{r.check}: {want.name} does not exist here; not repairable")
-            continue
-        now = facts.sysctl.get(want.name)
-        if now != want.value:
-            actions.append(Action(r.check, f"set {want.name} at runtime", now or "?", want.value,
-                                  argv=(C.SYSCTL, f"{want.name}={want.value}")))
-        if not failed(facts.sysctl_conf) and facts.sysctl_conf.get(want.name) != want.value:
-            actions.append(Action(r.check, f"persist {want.name}={want.value}",
-                                  facts.sysctl_conf.get(want.name) or "(missing)", want.value,
-                                  path=C.SYSCTL_CONF, sysctl=(want.name, want.value)))
-
-    # 2. files: tighten only (clear group/other bits), never widen
-    for cid, path in (("files.ipsec_conf", C.IPSEC_CONF), ("files.npppd_users", C.NPPPD_USERS)):
-        r = bad.pop(cid, None)
-        if r is None:
-            continue
-        info = facts.files.get(path)
-        if info is None or failed(info) or not info.exists:
-            notes.append(f"{cid}: {r.summary}")
-            continue
-        # At most rw for the owner, and only bits it had: never widens.
-        tight = info.mode & 0o600
-        if tight != info.mode:
-            actions.append(Action(cid, f"make {path} private to its owner", f"{info.mode:04o}",
-                                  f"{tight:04o}", path=path, mode=tight))
-        if info.uid != 0:
-            actions.append(Action(cid, f"give {path} to root", info.owner or str(info.uid),
-                                  "root", path=path, owner_root=True))
-
-    # 3. daemons: isakmpd (then ipsec.conf), npppd
-    start_isakmpd = False
-    for daemon in cfg.daemons:
-        r = bad.pop(f"daemon.{daemon}.enabled", None)
-        if r is not None and r.status is not Status.UNKNOWN:
-            actions.append(Action(r.check, f"enable {daemon} at boot", "disabled", "enabled",
-                                  argv=(C.RCCTL, "enable", daemon)))
-        if daemon == "isakmpd":
-            r = bad.pop("daemon.isakmpd.flags", None)
-            flags = facts.daemon_flags.get("isakmpd")
-            if r is not None and flags is not None and not failed(flags):
-                lacking = missing_flags(cfg.isakmpd_flags, flags.flags)
-                if lacking:
-                    new = " ".join([flags.flags, *lacking]).strip()
-                    actions.append(Action(r.check, "add the required isakmpd flags",
-                                          flags.flags or "(empty)", new,
-                                          argv=(C.RCCTL, "set", "isakmpd", "flags", new)))
-                if r.status is Status.CRITICAL:
-                    notes.append("daemon.isakmpd.flags: the running isakmpd lacks "
-                                 f"{cfg.isakmpd_flags}; restarting it drops every connected "
-                                 "user, so repair leaves that to you: `rcctl restart isakmpd` "
-                                 "then `ipsecctl -f /etc/ipsec.conf`")
-            elif r is not None:
-                notes.append(f"{r.check}: {r.summary}")
-        r = bad.pop(f"daemon.{daemon}.running", None)
-        if r is not None and running(facts, daemon) is False:
-            actions.append(Action(r.check, f"start {daemon}", "stopped", "running",
-                                  argv=(C.RCCTL, "start", daemon)))
-            start_isakmpd = start_isakmpd or daemon == "isakmpd"
-        elif r is not None:
+        wanted = tuple(a for a in r.actions if not a.when_named or r.check in only)
+        if r.repair_note:
+            notes.append(f"{r.check}: {r.repair_note}")
+        elif r.actions and not wanted:
+            notes.append(f"{r.check}: {r.summary}; repair does that only when asked by name: "
+                         f"`obsdvpn-agent repair --only {r.check}`")
+        elif not wanted:
             notes.append(f"{r.check}: {r.summary}")
-        if daemon == "isakmpd":
-            ike = bad.pop("ipsec.ike_rules", None)
-            if start_isakmpd:
-                # isakmpd -K starts with no policy: load ipsec.conf once it runs.
-                actions.append(Action(ike.check if ike else "daemon.isakmpd.running",
-                                      "load /etc/ipsec.conf into isakmpd", "not loaded", "loaded",
-                                      argv=(C.IPSECCTL, "-f", C.IPSEC_CONF),
-                                      validate=(C.IPSECCTL, "-nf", C.IPSEC_CONF),
-                                      needs_isakmpd=True))
-            elif ike is not None:
-                notes.append(f"{ike.check}: {ike.summary}")
-    r = bad.pop("ipsec.enabled", None)
-    if r is not None and r.status is not Status.UNKNOWN:
-        actions.append(Action(r.check, "load ipsec.conf at boot (ipsec=YES)", "ipsec=NO",
-                              "ipsec=YES", argv=(C.RCCTL, "enable", "ipsec")))
-
-    # 4. pf: enable, then load pf.conf if it validates and has the VPN rules
-    r = bad.pop("pf.enabled", None)
-    if r is not None and not failed(facts.pf_info):
-        if not facts.pf_info.enabled:
-            actions.append(Action(r.check, "enable pf", "disabled", "enabled",
-                                  argv=(C.PFCTL, "-e")))
-        if not failed(facts.rc_on) and "pf" not in facts.rc_on:
-            actions.append(Action(r.check, "enable pf at boot", "pf=NO", "pf=YES",
-                                  argv=(C.RCCTL, "enable", "pf")))
-    elif r is not None:
-        notes.append(f"{r.check}: {r.summary}")
-    pf_checks = [r for r in (bad.pop("pf.vpn_rules", None), bad.pop("pf.ruleset", None)) if r]
-    known = [r for r in pf_checks if r.status is not Status.UNKNOWN]
-    notes += [f"{r.check}: {r.summary}" for r in pf_checks if r.status is Status.UNKNOWN]
-    target = known[0] if known else None
-    if target is not None:
-        config = facts.pf_config
-        if failed(config):
-            notes.append(f"{target.check}: {target.summary}")
-        elif isinstance(config, PfConfigInvalid):
-            actions.append(Action(target.check, f"load {C.PF_CONF}", "loaded ruleset",
-                                  C.PF_CONF, argv=(C.PFCTL, "-f", C.PF_CONF),
-                                  validate=(C.PFCTL, "-nf", C.PF_CONF)))
-        elif vpn_rules_missing(config, cfg):
-            notes.append(f"{target.check}: {C.PF_CONF} itself lacks "
-                         f"{', '.join(vpn_rules_missing(config, cfg))}; repair will not load a "
-                         "pf.conf that would cut the VPN off: fix the file first")
-        else:
-            actions.append(Action(target.check, f"load {C.PF_CONF}", "loaded ruleset differs",
-                                  f"the rules of {C.PF_CONF}", argv=(C.PFCTL, "-f", C.PF_CONF),
-                                  validate=(C.PFCTL, "-nf", C.PF_CONF)))
-    for r in bad.values():
-        notes.append(f"{r.check}: {r.summary}")
-    for a in actions:
-        for argv in (a.argv, a.validate):
-            if argv and not allowed(argv):
-                raise AssertionError(f"repair planned an argv outside its allow-list: {argv}")
-    return Plan(tuple(actions), tuple(notes))
+        for a in wanted:
+            outside = [argv for argv in (a.argv, a.validate) if argv and not allowed(argv)]
+            if outside:
+                notes.append(f"{r.check}: repair will not run `{' '.join(outside[0])}`: it is "
+                             "not one of the commands repair may run; "
+                             f"do it by hand if it is right: {a.what}")
+            else:
+                actions.setdefault(a.change, a)
+    return Plan(tuple(sorted(actions.values(), key=lambda a: a.order)), tuple(notes))
 
 
 def apply(p: Plan, host: Host, timeout_s: float) -> tuple[Outcome, ...]:
@@ -286,34 +196,3 @@ def exit_code(p: Plan, outcomes: tuple[Outcome, ...], after: tuple[Result, ...])
             r.check in targeted and r.status is not Status.OK for r in after):
         return 2
     return 1
-
-
-class LockHeld(Exception):
-    pass
-
-
-@dataclass
-class RepairLock:
-    """An exclusive, non-blocking flock: cron, boot and an admin never repair at once."""
-
-    path: str
-    _fd: int | None = field(default=None, repr=False)
-
-    def __enter__(self) -> "RepairLock":
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise LockHeld(f"another repair holds the lock {self.path} (pid {holder})")
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None

@@ -18,16 +18,22 @@ import logging
 import resource
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .checks import Result, Status, worst
+from .config import Config
+
+if TYPE_CHECKING:
+    from .host.base import Host
+    from .probes import Facts
+    from .repair import Pause
 
 log = logging.getLogger("obsdvpn-agent")
 
@@ -41,89 +47,97 @@ class CollectionError(Exception):
 
 @dataclass(frozen=True)
 class Collection:
-    """One collection, judged and rendered: all a scrape needs of it."""
+    """One collection, judged and rendered: all a scrape needs of it.
+
+    It also carries what to serve should the next collection fail (every
+    collector failed), rendered by the same metrics code, so the exporter
+    itself never imports prometheus_client.
+    """
 
     results: tuple[Result, ...]
     text: bytes
     openmetrics: bytes
     landing: bytes
+    failed_text: bytes = b""
+    failed_openmetrics: bytes = b""
 
     def to_json(self) -> str:
         return json.dumps({"results": [[r.check, int(r.status), r.summary] for r in self.results],
                            "text": self.text.decode(), "openmetrics": self.openmetrics.decode(),
-                           "landing": self.landing.decode()})
+                           "landing": self.landing.decode(),
+                           "failed_text": self.failed_text.decode(),
+                           "failed_openmetrics": self.failed_openmetrics.decode()})
 
     @classmethod
-    def from_json(cls, data: str) -> "Collection":
+    def from_json(cls, data: str) -> Collection:
         doc = json.loads(data)
         return cls(tuple(Result(c, Status(s), summary) for c, s, summary in doc["results"]),
-                   doc["text"].encode(), doc["openmetrics"].encode(), doc["landing"].encode())
+                   doc["text"].encode(), doc["openmetrics"].encode(), doc["landing"].encode(),
+                   doc["failed_text"].encode(), doc["failed_openmetrics"].encode())
 
 
-def collect_in_process(host, cfg, repair_state: dict | None) -> Collection:
+def collect_in_process(host: Host, cfg: Config, repair_record: Mapping[str, Any] | None,
+                       pause: Pause | None = None,
+                       observed: Mapping[str, Any] | None = None,
+                       log_state: str | None = None) -> Collection:
     """Gather, judge and render in this process."""
     from .checks import evaluate
     from .metrics import render
-    from .probes import gather
+    from .probes import CollectorRun, ProbeFailure, gather, unknown_facts
 
-    facts = gather(host, cfg)
+    facts = gather(host, cfg, observed=observed, log_state=log_state)
     results = evaluate(facts, cfg)
-    return Collection(results, render(facts, results, cfg, repair_state),
-                      render(facts, results, cfg, repair_state, openmetrics=True),
-                      landing_page(facts, results).encode())
+    # What to serve should the next collection fail: nothing known since this one.
+    lost = ProbeFailure("collection", "error", "collection failed")
+    nothing = unknown_facts(cfg, lost, facts.collected_at,
+                            (CollectorRun("collection", False, 0.0, (lost,)),))
+    none_judged = evaluate(nothing, cfg)
+    return Collection(results, render(facts, results, cfg, repair_record, pause),
+                      render(facts, results, cfg, repair_record, pause, openmetrics=True),
+                      landing_page(facts, results).encode(),
+                      render(nothing, none_judged, cfg), render(nothing, none_judged, cfg,
+                                                                openmetrics=True))
 
 
-def collect_in_child(global_args: list[str]) -> Callable:
+def collect_in_child(global_args: list[str]) -> Callable[[Config], Collection]:
     """Collect in a short-lived child process, handing it the effective config.
 
     The exporter itself then never holds parsed facts, the simulator or
     prometheus_client: it stays small (RSS measured in bench/), and a parser
-    bug or a leak dies with the child.
+    bug or a leak dies with the child.  The configuration goes as JSON: the
+    one the parent validated (reloads included), not the file again.
     """
-    from .config import to_toml
+    from .config import to_dict
+    from .host.child import ChildFailed, run_child
 
-    def collect(cfg) -> Collection:
+    def collect(cfg: Config) -> Collection:
         argv = [sys.executable, "-m", "obsdvpn_agent", *global_args, "collect", "--config-stdin"]
         # Every collector runs its commands one after another, each with a timeout.
         limit = 6 * cfg.command_timeout_s + 10
+        config = json.dumps({"source": cfg.source, "config": to_dict(cfg)})
         try:
-            proc = subprocess.run(argv, input=to_toml(cfg).encode(), capture_output=True,
-                                  timeout=limit, check=False)
-        except subprocess.TimeoutExpired:
-            raise CollectionError(f"collection did not finish within {limit:g} s")
-        if proc.returncode != 0:
-            said = proc.stderr.decode(errors="replace").strip().splitlines()
-            last = said[-1].removeprefix("obsdvpn-agent: ") if said else ""
-            raise CollectionError(last or f"collector exited {proc.returncode}")
+            out = run_child(argv, config.encode(), limit)
+        except ChildFailed as e:
+            raise CollectionError(str(e)) from None
         try:
-            return Collection.from_json(proc.stdout.decode())
+            return Collection.from_json(out.decode())
         except (ValueError, KeyError, TypeError) as e:
-            raise CollectionError(f"collector output not understood: {e}")
+            raise CollectionError(f"collector output not understood: {e}") from None
 
     return collect
 
 
-def failed_collection(reason: str) -> Collection:
-    """What a scrape gets while collections fail: UNKNOWN, and which failed.
-
-    Written by hand so the exporter never imports prometheus_client.
-    """
-    common = ("# HELP obsdvpn_status Worst check status: 0 OK, 1 WARNING, 2 CRITICAL, "
-              "3 UNKNOWN.\n# TYPE obsdvpn_status gauge\nobsdvpn_status 3.0\n"
-              "# HELP obsdvpn_collector_success 1 when every command of the collector ran "
-              "and parsed.\n# TYPE obsdvpn_collector_success gauge\n"
-              'obsdvpn_collector_success{collector="collection"} 0.0\n')
-    build = f'obsdvpn_build_info{{version="{__version__}"}} 1.0\n'
-    text = (common + "# HELP obsdvpn_build_info obsdvpn-agent version.\n"
-            "# TYPE obsdvpn_build_info gauge\n" + build)
-    om = (common + "# HELP obsdvpn_build obsdvpn-agent version.\n"
-          "# TYPE obsdvpn_build info\n" + build + "# EOF\n")
+def failed_collection(reason: str, template: Collection | None) -> Collection:
+    """What a scrape gets while collections fail: every check UNKNOWN, the
+    collectors failed, and on the page why."""
     e = html.escape
     page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>obsdvpn-agent</title>"
             f"</head><body><h1>obsdvpn-agent {e(__version__)}</h1><p>Status: <b>UNKNOWN</b>: "
             f"the last collection failed: {e(reason)}</p><p><a href=\"/metrics\">Metrics</a>"
             "</p></body></html>\n")
-    return Collection((), text.encode(), om.encode(), page.encode())
+    if template is None:
+        return Collection((), b"", b"", page.encode())
+    return Collection((), template.failed_text, template.failed_openmetrics, page.encode())
 
 
 @dataclass(frozen=True)
@@ -141,12 +155,14 @@ class Snapshot:
 class Collector:
     """Runs collections and keeps the latest rendered one."""
 
-    def __init__(self, open_host: Callable, load_config: Callable, interval_s: float,
-                 repair_state: Callable[[], dict | None] = lambda: None,
-                 collect: Callable | None = None) -> None:
+    def __init__(self, open_host: Callable[[], Host], load_config: Callable[[], Config],
+                 interval_s: float,
+                 repair_record: Callable[[], Mapping[str, Any] | None] = lambda: None,
+                 collect: Callable[[Config], Collection] | None = None) -> None:
         self._collect = collect or (
-            lambda cfg: collect_in_process(open_host(), cfg, repair_state()))
+            lambda cfg: collect_in_process(open_host(), cfg, repair_record()))
         self._load_config = load_config
+        self._template: Collection | None = None
         self.cfg = load_config()
         self.interval_s = interval_s
         self._lock = threading.Lock()
@@ -186,11 +202,12 @@ class Collector:
             if not self._failing:
                 log.error("collection failed: %s", e)
             self._failing = True
-            self._publish(failed_collection(str(e)))
+            self._publish(failed_collection(str(e), self._template))
             raise
         if self._failing:
             log.info("collection works again")
         self._failing = False
+        self._template = c
         self._log_changes(c.results)
         return self._publish(c)
 
@@ -226,37 +243,56 @@ class Collector:
             self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - start)))
 
 
-def landing_page(facts, results: tuple[Result, ...]) -> str:
+def landing_page(facts: Facts, results: tuple[Result, ...]) -> str:
+    """The status page: host, when collected (and how long ago, counted in the
+    browser), the checks worst first, who is connected; it reloads itself."""
     from .probes import failed
+    from .report import duration, human_bytes, local_time, sessions
 
     e = html.escape
     status = worst(r.status for r in results)
+    ordered = sorted(results, key=lambda r: -r.status.severity)
     rows = "\n".join(
         f"<tr class='{e(r.status.name.lower())}'><td>{e(r.check)}</td>"
-        f"<td>{e(r.status.name)}</td><td>{e(r.summary)}</td></tr>" for r in results)
-    if failed(facts.sessions):
-        sessions = f"<p>Sessions unknown: {e(str(facts.sessions))}</p>"
+        f"<td>{e(r.status.name)}</td><td>{e(r.summary)}</td></tr>" for r in ordered)
+    views = sessions(facts)
+    if views is None:
+        listing = f"<p>Sessions unknown: {e(str(facts.npppctl.sessions))}</p>"
     else:
         srows = "\n".join(
-            f"<tr><td>{e(s.username)}</td><td>{e(s.interface)}</td><td>{e(s.assigned_ipv4)}"
-            f"</td><td>{e(s.peer_host)}</td><td>{e(s.start_time)}</td><td>{s.bytes_in}</td>"
-            f"<td>{s.bytes_out}</td></tr>" for s in facts.sessions)
-        sessions = ("<table><tr><th>User</th><th>Interface</th><th>Address</th><th>Peer</th>"
-                    "<th>Since</th><th>Bytes in</th><th>Bytes out</th></tr>\n"
-                    f"{srows}</table>")
+            f"<tr><td>{e(v.user)}</td><td>{e(v.interface)}</td><td>{e(v.address)}</td>"
+            f"<td>{e(v.peer)}</td><td>{e(local_time(v.since_unix))}</td>"
+            f"<td>{e(duration(v.elapsed_s))}</td><td title='{v.bytes_in} bytes'>"
+            f"{e(human_bytes(v.bytes_in))}</td><td title='{v.bytes_out} bytes'>"
+            f"{e(human_bytes(v.bytes_out))}</td></tr>" for v in views)
+        listing = ("<table><tr><th>User</th><th>Interface</th><th>Address</th><th>Peer</th>"
+                   "<th>Since</th><th>Connected for</th><th>In</th><th>Out</th></tr>\n"
+                   f"{srows}</table>")
+    at = facts.collected_at
+    host = facts.hostname or "this host"
+    count = "?" if failed(facts.npppctl.sessions) else str(len(facts.npppctl.sessions))
     return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>obsdvpn-agent</title>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="30">
+<title>{e(status.name)} - {e(host)} - obsdvpn-agent</title>
 <style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left}}
 .critical{{background:#fbb}} .warning{{background:#fe9}} .unknown{{background:#ddd}}</style>
 </head><body>
-<h1>obsdvpn-agent {e(__version__)}</h1>
-<p>Status: <b>{e(status.name)}</b> &middot; <a href="/metrics">Metrics</a></p>
+<h1>{e(host)}: {e(status.name)}</h1>
+<p>Collected {e(local_time(at))} (<span id="age" data-at="{at:.0f}">just now</span>)
+&middot; obsdvpn-agent {e(__version__)} &middot; <a href="/metrics">Metrics</a></p>
+<script>
+(function () {{
+  var el = document.getElementById("age");
+  var s = Math.max(0, Math.round(Date.now() / 1000 - el.dataset.at));
+  el.textContent = s < 90 ? s + " s ago" : Math.round(s / 60) + " min ago";
+}})();
+</script>
 <h2>Checks</h2>
 <table><tr><th>Check</th><th>Status</th><th>Summary</th></tr>
 {rows}
 </table>
-<h2>Sessions ({0 if failed(facts.sessions) else len(facts.sessions)})</h2>
-{sessions}
+<h2>Sessions ({count})</h2>
+{listing}
 </body></html>
 """
 
@@ -286,13 +322,13 @@ class Handler(BaseHTTPRequestHandler):
         self.server.waiting(self.connection)
         super().handle_one_request()
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - base class name
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self._answer(head=False)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._answer(head=True)
 
     def _answer(self, head: bool) -> None:
@@ -383,7 +419,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
     try:
         return parse(listen)
     except ValueError as e:
-        raise ListenError(f"--listen {listen}: {e}")
+        raise ListenError(f"--listen {listen}: {e}") from None
 
 
 def is_loopback(host: str) -> bool:

@@ -2,110 +2,179 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ..commands import IPSEC_CONF, IPSECCTL, RCCTL
+from ..parsers import ParseError
+from ..parsers.isakmpd import parse_flags
 from ..probes import failed
-from . import Result, Status
+from . import PHASE_BOOT, PHASE_DAEMONS, Action, Result, Results, Status, Value
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..probes import Facts
 
 
-def running(facts, daemon: str) -> bool | None:
+def running(facts: Facts, daemon: str) -> bool | None:
     """Whether the daemon runs: `rcctl check`, else the process list, else None."""
-    check = facts.daemon_check.get(daemon)
+    check = facts.rcctl.check.get(daemon)
     if check is not None and not failed(check):
         return check.running
-    if not failed(facts.processes):
+    procs = facts.rcctl.processes
+    if not failed(procs):
         # When rcctl cannot answer, ps still shows every process to anyone.
-        return any(p.name == daemon for p in facts.processes)
+        return any(p.name == daemon for p in procs)
     return None
 
 
-def running_flags(facts, daemon: str) -> tuple[str, ...] | None:
+def running_flags(facts: Facts, daemon: str) -> tuple[str, ...] | None:
     """The arguments the running daemon was started with, from its command line."""
-    if failed(facts.processes):
+    procs = facts.rcctl.processes
+    if failed(procs):
         return None
     # Privilege-separated daemons retitle some of their processes
     # (`isakmpd: monitor [priv]`); only one that kept its argv shows the flags.
-    for p in facts.processes:
+    for p in procs:
         if p.name == daemon and p.cmdline and p.cmdline[0].rsplit("/", 1)[-1] == daemon:
             return tuple(p.cmdline[1:])
     return None
 
 
-def evaluate(facts, cfg):
-    for daemon in cfg.daemons:
-        yield _enabled(facts, daemon)
-        yield _running(facts, daemon)
+def start_actions(cid: str, daemon: str, index: int) -> tuple[Action, ...]:
+    """Start a stopped daemon; isakmpd -K starts with no policy, so load ipsec.conf after."""
+    start = Action(cid, f"start {daemon}", "stopped", "running", argv=(RCCTL, "start", daemon),
+                   order=(PHASE_DAEMONS, index, 2))
+    if daemon != "isakmpd":
+        return (start,)
+    return (start, Action(cid, f"load {IPSEC_CONF} into isakmpd", "not loaded", "loaded",
+                          argv=(IPSECCTL, "-f", IPSEC_CONF),
+                          validate=(IPSECCTL, "-nf", IPSEC_CONF), needs_isakmpd=True,
+                          order=(PHASE_DAEMONS, index, 3)))
+
+
+def evaluate(facts: Facts, cfg: Config) -> Results:
+    for index, daemon in enumerate(cfg.daemons):
+        yield _enabled(facts, daemon, index)
+        yield _running(facts, daemon, index)
         if daemon == "isakmpd":
-            yield _isakmpd_flags(facts, cfg)
+            yield _isakmpd_flags(facts, cfg, index)
     yield _ipsec_enabled(facts)
 
 
-def _enabled(facts, daemon: str) -> Result:
+def _enabled(facts: Facts, daemon: str, index: int) -> Result:
     cid = f"daemon.{daemon}.enabled"
-    flags = facts.daemon_flags.get(daemon)
+    flags = facts.rcctl.flags.get(daemon)
     if flags is None or failed(flags):
-        return Result(cid, Status.UNKNOWN, f"cannot tell whether {daemon} is enabled: {flags}")
+        return Result(cid, Status.UNKNOWN, f"cannot tell whether {daemon} is enabled: {flags}",
+                      {"daemon": daemon, "enabled": None, "flags": None})
+    values: dict[str, Value] = {"daemon": daemon, "enabled": flags.enabled, "flags": flags.flags}
     if flags.enabled:
-        return Result(cid, Status.OK, f"{daemon} is enabled in rc.conf.local")
+        return Result(cid, Status.OK, f"{daemon} is enabled in rc.conf.local", values)
     return Result(cid, Status.WARNING, f"{daemon} is not enabled, so it will not start at boot: "
-                                       f"run `rcctl enable {daemon}`")
+                                       f"run `rcctl enable {daemon}`", values,
+                  (Action(cid, f"enable {daemon} at boot", "disabled", "enabled",
+                          argv=(RCCTL, "enable", daemon), order=(PHASE_DAEMONS, index, 0)),))
 
 
-def _running(facts, daemon: str) -> Result:
+def _running(facts: Facts, daemon: str, index: int) -> Result:
     cid = f"daemon.{daemon}.running"
     state = running(facts, daemon)
+    live = running_flags(facts, daemon)
+    values: dict[str, Value] = {"daemon": daemon, "running": state,
+              "running_flags": None if live is None else " ".join(live)}
     if state is None:
         return Result(cid, Status.UNKNOWN, f"cannot tell whether {daemon} runs: "
-                                           f"{facts.daemon_check.get(daemon)}")
+                                           f"{facts.rcctl.check.get(daemon)}", values)
     if state:
-        return Result(cid, Status.OK, f"{daemon} is running")
-    then = " then `ipsecctl -f /etc/ipsec.conf`" if daemon == "isakmpd" else ""
+        return Result(cid, Status.OK, f"{daemon} is running", values)
+    then = f" then `ipsecctl -f {IPSEC_CONF}`" if daemon == "isakmpd" else ""
     return Result(cid, Status.CRITICAL, f"{daemon} is not running: run `rcctl start {daemon}`"
-                                        f"{then}")
+                                        f"{then}", values, start_actions(cid, daemon, index))
 
 
-def missing_flags(wanted: str, have: str) -> list[str]:
-    """The wanted flags that `have` lacks; `-vK` counts as having -K (getopt clusters)."""
-    tokens = have.split()
-    letters = {ch for t in tokens if t.startswith("-") and not t.startswith("--")
-               and t[1:].isalpha() for ch in t[1:]}
-    return [w for w in wanted.split() if w not in tokens
-            and not (len(w) == 2 and w[0] == "-" and w[1] in letters)]
+def missing_options(wanted: str, have: str, source: str) -> list[str]:
+    """The options of `wanted` that isakmpd started with `have` would lack, spelled as in
+    `wanted`.  Both are read with isakmpd's own getopt string, so `-vK` has -K but
+    `-vfK` does not (-f takes "K" as its FIFO path).  ParseError when `have` is not
+    something isakmpd would accept."""
+    required = parse_flags(wanted, "the agent's [isakmpd] flags")
+    present = parse_flags(have, source).letters
+    return [f"-{letter}" + (f" {arg}" if arg else "") for letter, arg in required.options
+            if letter not in present]
 
 
-def _isakmpd_flags(facts, cfg) -> Result:
+def _isakmpd_flags(facts: Facts, cfg: Config, index: int) -> Result:
     cid = "daemon.isakmpd.flags"
-    flags = facts.daemon_flags.get("isakmpd")
+    flags = facts.rcctl.flags.get("isakmpd")
     live = running_flags(facts, "isakmpd")
+    live_lacking: list[str] = []
     if live is not None and running(facts, "isakmpd"):
-        lacking = missing_flags(cfg.isakmpd_flags, " ".join(live))
-        if lacking:
-            return Result(cid, Status.CRITICAL,
-                          f"the running isakmpd lacks {' '.join(lacking)} (started as "
-                          f"`isakmpd {' '.join(live)}`), so it ignores the policy ipsecctl "
-                          f"loads: run `rcctl set isakmpd flags {cfg.isakmpd_flags}`, "
-                          "`rcctl restart isakmpd` and `ipsecctl -f /etc/ipsec.conf`")
+        try:
+            live_lacking = missing_options(cfg.isakmpd_flags, " ".join(live), "isakmpd's argv")
+        except ParseError:
+            live = None   # an argv isakmpd's getopt refuses is not one it runs with
     if flags is None or failed(flags):
-        return Result(cid, Status.UNKNOWN, f"cannot read isakmpd's configured flags: {flags}")
+        values: dict[str, Value] = {"flags_ok": False if live_lacking else None}
+        if live_lacking:
+            return Result(cid, Status.CRITICAL, _live_lacking(cfg, live_lacking, live), values,
+                          repair_note=_restart_note(cfg))
+        return Result(cid, Status.UNKNOWN, f"cannot read isakmpd's configured flags: {flags}",
+                      values)
+    try:
+        lacking = missing_options(cfg.isakmpd_flags, flags.flags, "rcctl get isakmpd flags")
+    except ParseError as e:
+        return Result(cid, Status.CRITICAL if flags.enabled else Status.WARNING,
+                      f"isakmpd's configured flags `{flags.flags}` are not options isakmpd "
+                      f"accepts ({e.reason}), so its next start fails: run `rcctl set isakmpd "
+                      f"flags {cfg.isakmpd_flags}`", {"flags_ok": False},
+                      repair_note="repair will not guess which of the flags you meant")
+    new = " ".join([flags.flags, *lacking]).strip()
+    actions = (Action(cid, "add the required isakmpd flags", flags.flags or "(empty)", new,
+                      argv=(RCCTL, "set", "isakmpd", "flags", new),
+                      order=(PHASE_DAEMONS, index, 1)),) if lacking else ()
+    values = {"flags_ok": flags.enabled and not lacking and not live_lacking}
+    if live_lacking:
+        return Result(cid, Status.CRITICAL, _live_lacking(cfg, live_lacking, live), values,
+                      actions, repair_note=_restart_note(cfg))
     if not flags.enabled:
         return Result(cid, Status.WARNING, "isakmpd is not enabled, so it has no flags: run "
                                            f"`rcctl enable isakmpd` and `rcctl set isakmpd flags "
-                                           f"{cfg.isakmpd_flags}`")
-    lacking = missing_flags(cfg.isakmpd_flags, flags.flags)
+                                           f"{cfg.isakmpd_flags}`", values, actions)
     if lacking:
         shown = flags.flags or "(empty)"
         return Result(cid, Status.WARNING,
                       f"isakmpd's configured flags are {shown}, without {' '.join(lacking)}, so "
                       f"its next start ignores ipsec.conf: run `rcctl set isakmpd flags "
-                      f"{' '.join([flags.flags, *lacking]).strip()}`")
-    return Result(cid, Status.OK, f"isakmpd flags contain {cfg.isakmpd_flags}")
+                      f"{new}`", values, actions)
+    return Result(cid, Status.OK, f"isakmpd flags contain {cfg.isakmpd_flags}", values)
 
 
-def _ipsec_enabled(facts) -> Result:
+def _live_lacking(cfg: Config, lacking: list[str], live: tuple[str, ...] | None) -> str:
+    return (f"the running isakmpd lacks {' '.join(lacking)} (started as "
+            f"`isakmpd {' '.join(live or ())}`), so it ignores the policy ipsecctl "
+            f"loads: run `rcctl set isakmpd flags {cfg.isakmpd_flags}`, "
+            f"`rcctl restart isakmpd` and `ipsecctl -f {IPSEC_CONF}`")
+
+
+def _restart_note(cfg: Config) -> str:
+    return (f"the running isakmpd lacks {cfg.isakmpd_flags}; restarting it drops every "
+            "connected user, so repair leaves that to you: `rcctl restart isakmpd` then "
+            f"`ipsecctl -f {IPSEC_CONF}`")
+
+
+def _ipsec_enabled(facts: Facts) -> Result:
     cid = "ipsec.enabled"
-    if failed(facts.rc_on):
-        return Result(cid, Status.UNKNOWN, f"cannot tell whether ipsec is enabled: {facts.rc_on}")
+    rc_on = facts.rcctl.on
+    if failed(rc_on):
+        return Result(cid, Status.UNKNOWN, f"cannot tell whether ipsec is enabled: {rc_on}",
+                      {"enabled": None})
     # ipsec is an rcctl special service: `rcctl ls on` lists it when ipsec=YES,
     # which makes /etc/rc load /etc/ipsec.conf at boot.
-    if "ipsec" in facts.rc_on:
-        return Result(cid, Status.OK, "ipsec is enabled: /etc/rc loads /etc/ipsec.conf at boot")
+    if "ipsec" in rc_on:
+        return Result(cid, Status.OK, f"ipsec is enabled: /etc/rc loads {IPSEC_CONF} at boot",
+                      {"enabled": True})
     return Result(cid, Status.WARNING, "ipsec is not enabled, so the next boot does not load "
-                                       "/etc/ipsec.conf: run `rcctl enable ipsec`")
+                                       f"{IPSEC_CONF}: run `rcctl enable ipsec`",
+                  {"enabled": False},
+                  (Action(cid, "load ipsec.conf at boot (ipsec=YES)", "ipsec=NO", "ipsec=YES",
+                          argv=(RCCTL, "enable", "ipsec"), order=(PHASE_BOOT,)),))

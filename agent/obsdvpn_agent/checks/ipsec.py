@@ -2,57 +2,104 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ..commands import IPSEC_CONF, IPSECCTL
+from ..parsers import ParseError
+from ..parsers.isakmpd import parse_flags
 from ..probes import failed
-from . import Result, Status
-from .daemons import running
+from . import PHASE_DAEMONS, Action, Result, Results, Status, Value
+from .daemons import running, running_flags, start_actions
+from .ike import client_compatibility, ike_policy_verdict, unprotected_peers
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..probes import Facts
 
 
-def evaluate(facts, cfg):
+def evaluate(facts: Facts, cfg: Config) -> Results:
     yield _sessions_sa(facts)
     yield _ike_rules(facts, cfg)
+    yield _clients(facts)
 
 
-def _sessions_sa(facts) -> Result:
+def _sessions_sa(facts: Facts) -> Result:
     cid = "ipsec.sessions_sa"
-    if failed(facts.sessions):
-        return Result(cid, Status.UNKNOWN, f"cannot list sessions: {facts.sessions}")
-    l2tp = [s for s in facts.sessions if s.tunnel_protocol == "L2TP"]
+    sessions, sa = facts.npppctl.sessions, facts.ipsec.sa
+    if failed(sessions):
+        return Result(cid, Status.UNKNOWN, f"cannot list sessions: {sessions}")
+    l2tp = [s for s in sessions if s.tunnel_protocol == "L2TP"]
     if not l2tp:
-        return Result(cid, Status.OK, "no L2TP session is connected")
-    if failed(facts.ipsec):
-        return Result(cid, Status.UNKNOWN, f"cannot read the IPsec SAs: {facts.ipsec}")
-    protected = facts.ipsec.peers_with_sa()
-    bare = [s for s in l2tp if s.peer_host not in protected]
+        return Result(cid, Status.OK, "no L2TP session is connected",
+                      {"l2tp_sessions": 0, "unprotected": 0})
+    if failed(sa):
+        return Result(cid, Status.UNKNOWN, f"cannot read the IPsec SAs: {sa}",
+                      {"l2tp_sessions": len(l2tp), "unprotected": None})
+    # Only an established SA each way, with a flow for the peer, protects a
+    # session: a larval one (SADB_GETSPI, no transforms yet) protects nothing.
+    bare_peers = set(unprotected_peers(sa, tuple(s.peer_host for s in l2tp)))
+    bare = [s for s in l2tp if s.peer_host in bare_peers]
+    values = {"l2tp_sessions": len(l2tp), "unprotected": len(bare)}
     if bare:
         who = ", ".join(f"{s.username} from {s.peer_host}" for s in bare[:5])
         more = f" and {len(bare) - 5} more" if len(bare) > 5 else ""
         return Result(cid, Status.CRITICAL,
-                      f"{len(bare)} L2TP session(s) have no IPsec SA, so they run in clear text "
-                      f"({who}{more}): check `ipsecctl -sa` and pf's ESP/UDP 500/4500 rules, then "
-                      "disconnect them with `npppctl clear`")
-    return Result(cid, Status.OK, f"all {len(l2tp)} L2TP session(s) are protected by an IPsec SA")
+                      f"{len(bare)} L2TP session(s) have no established IPsec SA, so they run "
+                      f"in clear text ({who}{more}): check `ipsecctl -sa` and pf's ESP/UDP "
+                      "500/4500 rules, then disconnect them with `npppctl clear`", values)
+    return Result(cid, Status.OK, f"all {len(l2tp)} L2TP session(s) are protected by an IPsec SA",
+                  values)
 
 
-def _ike_rules(facts, cfg) -> Result:
+def _ike_rules(facts: Facts, cfg: Config) -> Result:
+    """isakmpd holds ipsec.conf's passive rules: the one thing `rcctl restart
+    isakmpd` without `ipsecctl -f` loses, and nothing but the FIFO shows."""
     cid = "ipsec.ike_rules"
-    isakmpd = running(facts, "isakmpd")
-    if isakmpd is False:
-        return Result(cid, Status.CRITICAL, "isakmpd is not running, so no client can negotiate: "
-                                            "run `rcctl start isakmpd` then "
-                                            "`ipsecctl -f /etc/ipsec.conf`")
-    if failed(facts.ipsec):
-        return Result(cid, Status.UNKNOWN, f"cannot read the IPsec flows: {facts.ipsec}")
-    if isakmpd is None and not facts.ipsec.sas:
-        return Result(cid, Status.UNKNOWN, "cannot tell whether isakmpd runs, and no SA shows "
-                                           "that it negotiates")
-    if facts.ipsec.sas:
-        return Result(cid, Status.OK, f"isakmpd has negotiated {len(facts.ipsec.sas)} SA(s) "
-                                      f"with {len(facts.ipsec.remote_peers())} peer(s)")
-    # With `ike passive ... transport` rules isakmpd installs flows and SAs only
-    # when a client negotiates.  The only read-out of its loaded policy is the
-    # FIFO report (`echo R > /var/run/isakmpd.fifo`), which is a write to the
-    # daemon, so the agent does not do it: say what is and is not known.
-    return Result(cid, Status.OK,
-                  "no client is negotiated, so whether isakmpd holds ipsec.conf's ike rules "
-                  "cannot be read without writing to its FIFO; if clients cannot connect, run "
-                  "`ipsecctl -f /etc/ipsec.conf`")
+    index = cfg.daemons.index("isakmpd")
+    state = running(facts, "isakmpd")
+    ike = facts.isakmpd
+    passive: tuple[str, ...] | str = (f"{ike.passive}" if failed(ike.passive)
+                                      else ike.passive)
+    expected = (None if failed(ike.proposals)
+                else tuple(p.connection for p in ike.proposals if p.passive))
+    live = running_flags(facts, "isakmpd")
+    try:
+        options = None if live is None else parse_flags(" ".join(live), "isakmpd's argv")
+    except ParseError:
+        options = None
+    v = ike_policy_verdict(state, options, passive, expected)
+    values: dict[str, Value] = {"passive_connections": v.passive_connections,
+                                "missing": len(v.missing), "observed_at": ike.observed_at}
+    status = Status[v.status]
+    summary = v.summary + _observed_note(ike.observed_at, facts.collected_at)
+    if state is False:
+        return Result(cid, status, summary, values, start_actions(cid, "isakmpd", index))
+    if v.repair:
+        return Result(cid, status, summary, values,
+                      (Action(cid, f"load {IPSEC_CONF} into isakmpd", "not loaded", "loaded",
+                              argv=(IPSECCTL, "-f", IPSEC_CONF),
+                              validate=(IPSECCTL, "-nf", IPSEC_CONF), needs_isakmpd=True,
+                              order=(PHASE_DAEMONS, index, 3)),))
+    return Result(cid, status, summary, values)
+
+
+def _clients(facts: Facts) -> Result:
+    """Which common clients can negotiate phase 1 with ipsec.conf's ike rules."""
+    cid = "ipsec.clients"
+    ike = facts.isakmpd
+    if failed(ike.proposals):
+        return Result(cid, Status.UNKNOWN, "cannot tell which clients can negotiate IKE: "
+                                           f"{ike.proposals}")
+    v = client_compatibility(ike.proposals)
+    values: dict[str, Value] = {"can_connect": len(v.can_connect),
+                                "locked_out": len(v.locked_out), "proposals": v.proposals}
+    return Result(cid, Status[v.status], v.summary + _observed_note(ike.observed_at,
+                                                                    facts.collected_at),
+                  values, repair_note="" if v.status == "OK" else
+                  f"the fix is an edit of {IPSEC_CONF}, which repair never makes")
+
+
+def _observed_note(observed_at: float | None, now: float) -> str:
+    if observed_at is None:
+        return ""
+    return f" (as root's check saw it {max(0, now - observed_at) / 60:.0f} min ago)"

@@ -7,8 +7,9 @@ above this layer works on the values these methods return.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 
 class HostError(Exception):
@@ -112,3 +113,14 @@ class Host(Protocol):
     def processes(self) -> tuple[Process, ...]: ...
 
     def interface_counters(self) -> dict[str, InterfaceCounters]: ...
+
+    def query_isakmpd(self, tag: str, timeout_s: float) -> str | None:
+        """Ask the running isakmpd for one value, read-only, through its FIFO.
+
+        Writes `C get TAG` to /var/run/isakmpd.fifo and returns the text
+        isakmpd then writes to /var/run/isakmpd.result ("" when the tag is
+        not set), or None when no new result appeared within timeout_s.
+        Only commands.ISAKMPD_QUERY_TAGS are sent (ValueError otherwise).
+        Raises HostError when isakmpd cannot be asked (no FIFO, no reader,
+        not root)."""
+        ...

@@ -7,6 +7,8 @@ probe's business (`rcctl check` exits 1 for a stopped daemon).
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import grp
 import os
 import platform
@@ -15,11 +17,26 @@ import socket
 import stat
 import subprocess
 import time
-from typing import Sequence
+from collections.abc import Callable, Sequence
 
+from ..commands import (
+    ISAKMPD_FIFO,
+    ISAKMPD_QUERY_LOCK,
+    ISAKMPD_RESULT,
+    isakmpd_query_line,
+)
 from .atomic import replace_file
-from .base import (CommandNotFound, CommandResult, CommandTimeout, FileInfo, HostError,
-                   HostInfo, InterfaceCounters, NotOpenBSD, Process)
+from .base import (
+    CommandNotFound,
+    CommandResult,
+    CommandTimeout,
+    FileInfo,
+    HostError,
+    HostInfo,
+    InterfaceCounters,
+    NotOpenBSD,
+    Process,
+)
 
 _ENV = {"LC_ALL": "C", "PATH": "/bin:/sbin:/usr/bin:/usr/sbin"}
 DOAS = "/usr/bin/doas"
@@ -103,6 +120,14 @@ class LocalHost:
                                         c.packets_sent)
                 for name, c in psutil.net_io_counters(pernic=True).items()}
 
+    def query_isakmpd(self, tag: str, timeout_s: float) -> str | None:
+        line = isakmpd_query_line(tag)
+        if not self._is_root:
+            # ui.c ui_init(): mkfifo(ui_fifo, 0600), owned by root.
+            raise HostError(f"asking isakmpd through {ISAKMPD_FIFO} needs root "
+                            "(the FIFO is mode 0600)")
+        return query_isakmpd_fifo(line, timeout_s)
+
 
 def _abandon(proc: subprocess.Popen) -> None:
     """Give up on a command that timed out.
@@ -122,6 +147,113 @@ def _abandon(proc: subprocess.Popen) -> None:
         proc.wait(timeout=1)
     except subprocess.TimeoutExpired:
         pass
+
+
+# How often the result file is looked at, and how long it must stay unchanged
+# before it is read: isakmpd truncates it (fopen "w") and writes the value at
+# fclose(), microseconds apart, so a file caught in between settles at once.
+_POLL_S = 0.01
+_SETTLE_S = 0.02
+_RESULT_MAX_BYTES = 64 * 1024
+
+
+def query_isakmpd_fifo(line: str, timeout_s: float, fifo: str = ISAKMPD_FIFO,
+                       result: str = ISAKMPD_RESULT, lock: str = ISAKMPD_QUERY_LOCK,
+                       clock: Callable[[], float] = time.monotonic,
+                       sleep: Callable[[float], None] = time.sleep) -> str | None:
+    """Write LINE to isakmpd's FIFO and return the result file it rewrites, or None.
+
+    sbin/isakmpd/ui.c rev 1.58: isakmpd holds the FIFO open O_RDWR, reads
+    one command a line, and for `C get` opens RESULT_FILE with fopen(.., "w")
+    (truncate, same inode) and writes `"%s\n"` of the value, or nothing for
+    a tag that is not set.  "Rewritten after our write" is judged by the
+    file's (inode, size, mtime, ctime) before and after; the whole query,
+    lock wait included, is bounded by timeout_s.  The FIFO is opened
+    O_WRONLY|O_NONBLOCK: ENXIO means nothing holds it open for reading, that
+    is, isakmpd is not running, and the agent never blocks on a dead FIFO.
+    """
+    deadline = clock() + timeout_s
+    try:
+        lock_fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise HostError(f"{lock}: cannot open the isakmpd query lock: {exc.strerror}")
+    try:
+        while True:
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if clock() >= deadline:
+                    return None       # another query held the result file all along
+                sleep(_POLL_S)
+        before = _stamp(result)
+        _write_fifo(fifo, line)
+        while clock() < deadline:
+            seen = _stamp(result)
+            if seen is not None and seen != before:
+                sleep(_SETTLE_S)
+                if _stamp(result) == seen:
+                    return _read_result(result)
+                continue
+            sleep(_POLL_S)
+        return None
+    finally:
+        os.close(lock_fd)             # closing drops the flock
+
+
+def _stamp(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise HostError(f"{path}: {exc.strerror}")
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _write_fifo(fifo: str, line: str) -> None:
+    try:
+        st = os.lstat(fifo)
+    except FileNotFoundError:
+        raise HostError(f"{fifo}: no such FIFO: isakmpd is not running (it makes the FIFO "
+                        "when it starts)")
+    except OSError as exc:
+        raise HostError(f"{fifo}: {exc.strerror}")
+    if not stat.S_ISFIFO(st.st_mode):
+        raise HostError(f"{fifo} is not a FIFO: not asking isakmpd through it")
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise HostError("isakmpd's FIFO has no reader: isakmpd is not running")
+        raise HostError(f"{fifo}: {exc.strerror}")
+    try:
+        data = line.encode("ascii")
+        # Shorter than PIPE_BUF, so one write(2) is atomic or fails whole.
+        if os.write(fd, data) != len(data):
+            raise HostError(f"{fifo}: short write")
+    except BlockingIOError:
+        raise HostError(f"{fifo} is full: isakmpd is not reading its commands")
+    except OSError as exc:
+        raise HostError(f"{fifo}: {exc.strerror}")
+    finally:
+        os.close(fd)
+
+
+def _read_result(path: str) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        raise HostError(f"{path}: {exc.strerror}")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise HostError(f"{path} is not a regular file")
+        data = os.read(fd, _RESULT_MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > _RESULT_MAX_BYTES:
+        raise HostError(f"{path}: more than {_RESULT_MAX_BYTES} bytes: not a `C get` answer")
+    return data.decode("utf-8", "replace")
 
 
 def _name(lookup, ident: int) -> str:

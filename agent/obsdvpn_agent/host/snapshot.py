@@ -11,10 +11,14 @@ collection, and writes DIR/snapshot.json:
      "files": [{"path": "/etc/ipsec.conf", "exists": true, "mode": "0600",
                 "uid": 0, "gid": 0, "owner": "root", "group": "wheel", "size": 211}],
      "processes": [{"pid": 1, "name": "isakmpd", "cmdline": ["/sbin/isakmpd", "-K"]}],
-     "interfaces": [{"name": "pppx0", "bytes_in": 1, ...}]}
+     "interfaces": [{"name": "pppx0", "bytes_in": 1, ...}],
+     "isakmpd": [{"tag": "[Phase 2]:Passive-Connections",
+                  "result": "from-192.0.2.1=17-to-0.0.0.0/0=17:1701\n"}]}
 
-Secrets never enter it: ipsec.conf is only stat'ed, and the npppd-users text
-is stored with its passwords replaced.  `--snapshot DIR` replays the file
+Secrets never enter it: ipsec.conf is only stat'ed, `ipsecctl -nvf` output is
+stored without its PSK lines, and the npppd-users text is stored with its
+passwords replaced.  isakmpd's answers (`isakmpd`, null when none came in
+time) are section and connection names, no keys.  `--snapshot DIR` replays the file
 through SnapshotHost, which runs nothing and writes nothing.
 """
 
@@ -24,12 +28,21 @@ import dataclasses
 import json
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
-from .base import (CommandNotFound, CommandResult, CommandTimeout, FileInfo, Host, HostError,
-                   HostInfo, InterfaceCounters, Process)
-from ..commands import IPSEC_CONF, NPPPD_USERS
+from ..commands import IPSEC_CONF, IPSECCTL_NVF, NPPPD_USERS, isakmpd_query_line
 from ..parsers import first_line
+from .base import (
+    CommandNotFound,
+    CommandResult,
+    CommandTimeout,
+    FileInfo,
+    Host,
+    HostError,
+    HostInfo,
+    InterfaceCounters,
+    Process,
+)
 
 FORMAT = "obsdvpn-agent-snapshot"
 VERSION = 1
@@ -55,6 +68,7 @@ class RecordingHost:
         self.files: dict[str, dict] = {}
         self.process_list: list[dict] = []
         self.interfaces: list[dict] = []
+        self.isakmpd: list[dict] = []
         self._info: HostInfo | None = None
 
     def info(self) -> HostInfo:
@@ -69,9 +83,25 @@ class RecordingHost:
                     else "not_found" if isinstance(e, CommandNotFound) else "error")
             self.command_errors.append({"argv": list(argv), "error": kind, "message": str(e)})
             raise
+        stdout = result.stdout
+        if tuple(argv) == IPSECCTL_NVF:
+            from ..parsers.ipsecctl import drop_psk_lines
+
+            # The PSK line goes; what is left parses to the same records.
+            stdout = drop_psk_lines(stdout)
         self.commands.append({"argv": list(result.argv), "returncode": result.returncode,
-                              "stdout": result.stdout, "stderr": result.stderr})
+                              "stdout": stdout, "stderr": result.stderr})
         return result
+
+    def query_isakmpd(self, tag: str, timeout_s: float) -> str | None:
+        isakmpd_query_line(tag)
+        try:
+            answer = self._inner.query_isakmpd(tag, timeout_s)
+        except HostError as e:
+            self.isakmpd.append({"tag": tag, "error": str(e)})
+            raise
+        self.isakmpd.append({"tag": tag, "result": answer})
+        return answer
 
     def read_file(self, path: str) -> str:
         text = self._inner.read_file(path)
@@ -126,7 +156,7 @@ class RecordingHost:
                          "release": info.release, "is_root": info.is_root},
                 "commands": self.commands, "command_errors": self.command_errors,
                 "files": files, "processes": self.process_list,
-                "interfaces": self.interfaces}
+                "interfaces": self.interfaces, "isakmpd": self.isakmpd}
 
 
 def write_snapshot(directory: str, document: dict) -> str:
@@ -163,7 +193,7 @@ class SnapshotHost:
                 raise SnapshotError(f"{where}: 'stdout' and 'stderr' must be strings")
             self._results[argv] = CommandResult(argv, rc, out, err)
         self._errors: dict[tuple[str, ...], HostError] = {}
-        for key in ("command_errors", "files", "processes", "interfaces"):
+        for key in ("command_errors", "files", "processes", "interfaces", "isakmpd"):
             if not isinstance(doc.get(key, []), list):
                 raise SnapshotError(f"{path}: '{key}' must be a list")
         for i, c in enumerate(doc.get("command_errors", [])):
@@ -178,6 +208,18 @@ class SnapshotHost:
             if not isinstance(f, dict) or not isinstance(f.get("path"), str):
                 raise SnapshotError(f"{path}: files[{i}]: needs a string 'path'")
             self._files[f["path"]] = f
+        # isakmpd's FIFO answers; snapshots made before the FIFO query have none.
+        self._isakmpd: dict[str, str | None | HostError] = {}
+        for i, q in enumerate(doc.get("isakmpd", [])):
+            where = f"{path}: isakmpd[{i}]"
+            if not isinstance(q, dict) or not isinstance(q.get("tag"), str):
+                raise SnapshotError(f"{where}: needs a string 'tag'")
+            if "error" in q:
+                self._isakmpd[q["tag"]] = HostError(str(q["error"]))
+            elif q.get("result") is None or isinstance(q.get("result"), str):
+                self._isakmpd[q["tag"]] = q.get("result")
+            else:
+                raise SnapshotError(f"{where}: 'result' must be a string or null")
         procs = _entries(doc, "processes", ("pid", "name", "cmdline"), path)
         for i, p in enumerate(procs):
             if not isinstance(p["cmdline"], list) or not all(isinstance(a, str)
@@ -241,6 +283,15 @@ class SnapshotHost:
     def interface_counters(self) -> dict[str, InterfaceCounters]:
         return self._ifaces
 
+    def query_isakmpd(self, tag: str, timeout_s: float) -> str | None:
+        isakmpd_query_line(tag)
+        if tag not in self._isakmpd:
+            raise HostError(f"isakmpd's answer to `C get {tag}` is not in {self._path}")
+        answer = self._isakmpd[tag]
+        if isinstance(answer, HostError):
+            raise HostError(str(answer))
+        return answer
+
 
 def _load(path: str) -> dict:
     try:
@@ -254,9 +305,9 @@ def _load(path: str) -> dict:
     except UnicodeDecodeError as e:
         raise SnapshotError(f"{path}: not a JSON snapshot: {e}")
     except RecursionError:
-        raise SnapshotError(f"{path}: not a snapshot: JSON nested too deep")
+        raise SnapshotError(f"{path}: not a snapshot: JSON nested too deep") from None
     except ValueError as e:  # JSONDecodeError, or an integer of over 4300 digits
-        raise SnapshotError(f"{path}: not a JSON snapshot: {str(e).split(';')[0]}")
+        raise SnapshotError(f"{path}: not a JSON snapshot: {str(e).split(';')[0]}") from None
     except OSError as e:
         raise SnapshotError(f"{path}: cannot read: {e.strerror}")
     try:
@@ -265,7 +316,7 @@ def _load(path: str) -> dict:
     except UnicodeEncodeError:
         raise SnapshotError(f"{path}: holds text that is not valid Unicode (a lone surrogate)")
     except RecursionError:
-        raise SnapshotError(f"{path}: not a snapshot: JSON nested too deep")
+        raise SnapshotError(f"{path}: not a snapshot: JSON nested too deep") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise SnapshotError(f"{path}: not an obsdvpn-agent snapshot (no \"format\": \"{FORMAT}\")")
     if doc.get("version") != VERSION:
@@ -284,7 +335,7 @@ def _printable(value: object, where: str) -> str:
 _UINT32 = 2**32 - 1
 
 
-def _file_entry(entry: dict, where: str) -> None:
+def _file_entry(entry: dict[str, object], where: str) -> None:
     """Check what stat_file() reads of a file entry: a mode stat(2) could give, ids, size."""
     mode = entry.get("mode")
     if not (isinstance(mode, str) and re.fullmatch("[0-7]{1,6}", mode)

@@ -81,12 +81,65 @@ class Interface:
     unknown_lines: int
 
 
+# An interface as status() prints a pppx(4) session: the flags line with at
+# most an mtu, an optional description, the index line, the groups, at most
+# one `inet` line.  Each pattern is the one the line-by-line reading below
+# applies to that line (words \S+ between single blanks, numbers of 1 to 20
+# digits as _number() reads them, `(?:...)?+` taking a keyword's value as
+# _inet() does), and no value holds a line break of str.splitlines().
+_USUAL_INTERFACE = re.compile(
+    r"([^\s:]+): flags=([0-9a-f]{1,8})<((?:[A-Z0-9_]+(?:,[A-Z0-9_]+)*)?)>(?: mtu ([0-9]{1,20}))?\n"
+    r"(?:\tdescription: ([^\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]*)\n)?"
+    r"\tindex (-?[0-9]{1,20}) priority -?[0-9]{1,20} llprio -?[0-9]{1,20}\n"
+    r"\tgroups:((?: \S+)*)\n"
+    r"(?:\tinet (\S+)(?: --> (\S+))?+ netmask (0x[0-9a-f]+)(?: broadcast (\S+))?+\n)?")
+
+
+def _usual_interfaces(text: str) -> tuple[Interface, ...] | None:
+    """The interfaces of output made only of usual pppx blocks, else None.
+
+    One match per interface instead of a split and a dispatch per line (0.15 s
+    for 10,000 sessions).  Any other line, a blank line or CR-LF gives None,
+    and parse_ifconfig() reads the output line by line, as before.
+    """
+    if not text.endswith("\n"):
+        text += "\n"
+    pos, end = 0, len(text)
+    found: list[Interface] = []
+    # Every session interface has the same flags and groups: one tuple each.
+    split: dict[tuple[str, str], tuple[str, ...]] = {}
+    while pos < end:
+        m = _USUAL_INTERFACE.match(text, pos)
+        if m is None:
+            return None
+        name, flags, names, mtu, description, index, groups, address, peer, netmask, \
+            broadcast = m.groups()
+        # _Block.detail(): a description of blanks only is no words after the key.
+        if description is not None and not description.strip():
+            description = ""
+        flag_names = split.get((",", names))
+        if flag_names is None:
+            flag_names = split[",", names] = tuple(names.split(",")) if names else ()
+        group_names = split.get((" ", groups))
+        if group_names is None:
+            group_names = split[" ", groups] = tuple(groups.split())
+        found.append(Interface(
+            name, int(flags, 16), flag_names, int(mtu) if mtu else 0, description, int(index),
+            group_names, (InetAddress(address, peer, netmask, broadcast),) if address else (),
+            (), 0))
+        pos = m.end()
+    return tuple(found) or None
+
+
 def parse_ifconfig(text: str, command: str = "ifconfig") -> tuple[Interface, ...]:
     """Parse `ifconfig`, `ifconfig pppx`, `ifconfig pppx0`, `ifconfig pppac0` output.
 
     Empty output is an error: ifconfig then printed `NAME: no such interface`
     on stderr and exited 1; see parse_ifconfig_error().
     """
+    usual = _usual_interfaces(text)
+    if usual is not None:
+        return usual
     lines = text.splitlines()
     blocks: list[_Block] = []
     for lineno, line in enumerate(lines, 1):
@@ -155,7 +208,11 @@ class _Block:
         key = words[0]
         if key == "description:":
             # Free text (npppd puts the username): keep it whole, blanks included.
-            self.description = line.split("description: ", 1)[1] if len(words) > 1 else ""
+            # status() prints `\tdescription: %s`: a TAB after the colon is not its output.
+            _, blank, description = line.partition("description: ")
+            if len(words) > 1 and not blank:
+                raise fail("expected `description: TEXT`")
+            self.description = description if len(words) > 1 else ""
         elif key in ("index", "priority", "llprio"):
             values = _pairs(words, {"index", "priority", "llprio"}, fail, signed=True)
             if "llprio" not in values:
@@ -237,10 +294,9 @@ def _inet6(parts: list[str], fail: Fail) -> Inet6Address:
         word, rest = rest[0], rest[1:]
         if word == "prefixlen" and rest:
             prefixlen, rest = _number(rest[0], "prefixlen", fail), rest[1:]
-        elif word == "scopeid" and rest and _NETMASK.fullmatch(rest[0]):
-            rest = rest[1:]
-        elif word in ("pltime", "vltime") and rest:
-            rest = rest[1:]
+        elif ((word == "scopeid" and rest and _NETMASK.fullmatch(rest[0]))
+              or (word in ("pltime", "vltime") and rest)):
+            rest = rest[1:]                     # a value the agent does not keep
         elif word not in INET6_FLAGS:
             raise fail(f"unknown keyword `{word}` in inet6 line")
     if prefixlen is None:

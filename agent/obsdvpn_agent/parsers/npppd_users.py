@@ -25,10 +25,12 @@ support snapshots.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from . import ParseError
 
 
-def _records(text: str, path: str):
+def _records(text: str, path: str) -> Iterator[tuple[int, str]]:
     """(first physical line number, logical line) per getent() record line."""
     lines = text.split("\n")
     i = 0
@@ -55,7 +57,9 @@ def parse_usernames(text: str, path: str = "/etc/npppd/npppd-users") -> tuple[st
     A `|` alias is a username too (cgetmatch() matches any of them); of a
     name listed twice npppd uses the first record, as getent() stops there.
     """
-    names: list[str] = []
+    # A dict keeps insertion order and finds a name in O(1): a list's `in`
+    # made this quadratic (1.9 s for 20,000 users).
+    names: dict[str, None] = {}
     for lineno, record in _records(text, path):
         field = record.split(":", 1)[0]
         for name in field.split("|"):
@@ -65,8 +69,7 @@ def parse_usernames(text: str, path: str = "/etc/npppd/npppd-users") -> tuple[st
             if "=" in name:
                 raise ParseError(path, "record name holds `=`: an attribute line missing "
                                        "its leading `:` or its `\\` continuation?", lineno)
-            if name not in names:
-                names.append(name)
+            names.setdefault(name)
     return tuple(names)
 
 

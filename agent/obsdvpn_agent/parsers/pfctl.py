@@ -9,6 +9,14 @@
     $ pfctl -nvf /etc/pf.conf
     ext_if = "vio0"
     pass in on vio0 proto udp from any to any port = 500
+    $ pfctl -a '*' -sr
+    block return all
+    anchor "vpn" all {
+      pass in on egress proto esp all
+    }
+    $ pfctl -sI -v
+    all
+    enc0 (skip)
 
 Formats, as read in openbsd/src:
 - sbin/pfctl/pfctl_parser.c rev 1.352: print_status() (`-si`), print_rule(),
@@ -16,6 +24,7 @@ Formats, as read in openbsd/src:
   PF_OPT_PORTNAMES), print_pool(), print_tabledef(), print_queuespec().
 - sbin/pfctl/pf_print_state.c: print_addr() (`<table>`, `(ifname[:mod])`,
   `A - B` ranges; `:N` counts only with `-vv`).
+- sbin/pfctl/pfctl_table.c rev 1.91: print_iface() (`-sI`, ` (skip)` with -v).
 - sbin/pfctl/pfctl.c rev 1.397: pfctl_show_limits() (`"%-13s "` then
   `"hard limit %8u"` or `"unlimited"`), pfctl_show_rules() (anchor blocks
   `{`/`}`, two blanks of indent per level unless -v),
@@ -29,16 +38,18 @@ Formats, as read in openbsd/src:
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from . import UNSIGNED, ParseError, unsigned
 
 INFO_COMMAND = "pfctl -si"
 LIMITS_COMMAND = "pfctl -sm"
 RULES_COMMAND = "pfctl -sr"
+RULES_TREE_COMMAND = "pfctl -a * -sr"
+INTERFACES_COMMAND = "pfctl -sI -v"
 
 # pfctl_show_limits() prints "unlimited" for the kernel's UINT_MAX.
 UNLIMITED = 2**32 - 1
@@ -281,6 +292,12 @@ class PfRule:
     anchor_path: str | None = None
     expanded: bool = False
     info: tuple[str, ...] = ()
+    anchor_name: str | None = None    # `anchor "vpn"` -> 'vpn'; None for `anchor` (unnamed)
+    on_rdomain: str | None = None     # `on rdomain 1` -> '1' ('! 1' when negated)
+    os: str | None = None             # `from A os "OpenBSD" to B` -> '"OpenBSD"'
+    # Every token print_rule() printed after from/to (or `all`), as split by
+    # _tokens(): `flags S/SA`, `keep state`, `user = 55`, `nat-to (vio0)`, ...
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -294,49 +311,6 @@ class PfRuleset:
     queues: tuple[str, ...] = ()      # `queue ...` lines (-nvf only)
     unknown_lines: int = 0
 
-    def passes(self, *, proto: str | None = None, dst_port: int | str | None = None,
-               interface: str | None = None, direction: str | None = None,
-               af: str | None = None) -> bool:
-        """Is there a `pass` rule that lets some of this traffic through?
-
-        A criterion left None is not checked.  A rule without proto, port,
-        interface, direction or af matches any value of it, so the default
-        `pass` (pass all) matches everything.  Block rules, `quick` and rule
-        order are not evaluated: this answers "is it allowed somewhere",
-        not "would this packet pass".  An interface group (no unit number,
-        e.g. 'pppx', 'enc') matches its members 'pppx0', 'pppx1', ...
-        dst_port is a number (500, '500') or a service name of SERVICE_PORTS.
-        """
-        port = None if dst_port is None else int(_port_number(str(dst_port)))
-        return any(r.action == "pass" and _rule_matches(r, proto, port, interface,
-                                                        direction, af)
-                   for r in self.rules)
-
-    def nat_rule_for(self, network: str) -> PfRule | None:
-        """The first outbound `nat-to` rule whose source covers NETWORK.
-
-        The source covers it when it is `any`, the same or a containing
-        network, or a negation of a disjoint one.  Sources pfctl cannot show
-        as addresses (tables, interface addresses) never count: see
-        nat_unresolved().
-        """
-        net = ipaddress.ip_network(network, strict=False)
-        for r in self._nat_rules():
-            if _covers(r.src, net) is True:
-                return r
-        return None
-
-    def nat_unresolved(self) -> tuple[PfRule, ...]:
-        """Outbound `nat-to` rules whose source is a table or an interface address.
-
-        Whether such a rule covers the VPN network cannot be read from the
-        ruleset, so a check should report UNKNOWN rather than a missing NAT.
-        """
-        return tuple(r for r in self._nat_rules() if _covers(r.src, None) is None)
-
-    def _nat_rules(self) -> list[PfRule]:
-        return [r for r in self.rules if r.nat_to is not None
-                and r.action in ("match", "pass") and r.direction in ("out", None)]
 
 
 _ACTIONS = frozenset({"pass", "block", "match", "anchor"})
@@ -445,6 +419,8 @@ class _Head:
     src_port: str | None = None
     dst: str = "any"
     dst_port: str | None = None
+    rdomain: str | None = None
+    os: str | None = None
     tail: tuple[str, ...] = ()
 
 
@@ -469,7 +445,7 @@ def _parse_head(tokens: list[str]) -> _Head:
     if h.action == "anchor" and (peek() or "").startswith('"'):
         h.anchor_name = tokens[i].strip('"')
         i += 1
-    if h.action == "block" and peek() and _BLOCK_MODIFIER.fullmatch(peek()):
+    if h.action == "block" and _BLOCK_MODIFIER.fullmatch(peek() or ""):
         i += 1
     if peek() in ("in", "out"):
         h.direction = tokens[i]
@@ -491,6 +467,7 @@ def _parse_head(tokens: list[str]) -> _Head:
         if name == "rdomain":       # `on rdomain N`: a routing domain, not an interface
             if not UNSIGNED.fullmatch(peek() or ""):    # isdigit() would take '²'.
                 raise _BadRule("bad rdomain")
+            h.rdomain = ("! " if negated else "") + tokens[i]
             i += 1
             continue
         h.interface, h.interface_negated = name, negated
@@ -498,7 +475,7 @@ def _parse_head(tokens: list[str]) -> _Head:
         h.af = tokens[i]
         i += 1
     if peek() == "proto":
-        if peek(1) is None or not _NAME.fullmatch(peek(1)):
+        if not _NAME.fullmatch(peek(1) or ""):
             raise _BadRule("bad proto")
         h.proto = tokens[i + 1]
         i += 2
@@ -509,6 +486,7 @@ def _parse_head(tokens: list[str]) -> _Head:
         if peek() == "os":
             if not (peek(1) or "").startswith('"'):
                 raise _BadRule("bad os")
+            h.os = tokens[i + 1]
             i += 2
         if peek() != "to":
             raise _BadRule("expected 'to'")
@@ -597,6 +575,7 @@ def _rule(h: _Head, line: str, depth: int, path: str, anchor_path: str | None,
         label=label.strip('"') if label is not None else None,
         text=normalize_rule(line), depth=depth, number=h.number, path=path,
         anchor_path=anchor_path, expanded=expanded, info=info,
+        anchor_name=h.anchor_name, on_rdomain=h.rdomain, os=h.os, options=tail,
     )
 
 
@@ -609,7 +588,7 @@ def parse_rules(text: str, command: str = RULES_COMMAND) -> PfRuleset:
     recorded; any other line is counted in unknown_lines.  Anchor blocks must
     be balanced, so output cut inside a block raises too.
     """
-    rules: list[dict] = []           # _rule() arguments, complete once the info lines are read
+    rules: list[dict[str, Any]] = []  # _rule() arguments, complete once the info lines are read
     options: list[str] = []
     tables: list[str] = []
     macros: list[tuple[str, str]] = []
@@ -652,9 +631,9 @@ def parse_rules(text: str, command: str = RULES_COMMAND) -> PfRuleset:
                 children[name] = uses + 1
                 component = name if not uses else f"{name}#{uses + 1}"
                 anchor_path = f"{parent}/{component}" if parent else component
-            rules.append(dict(h=head, line=stripped, depth=len(stack) - 1,
-                              path=parent, anchor_path=anchor_path, expanded=opens,
-                              info=()))
+            rules.append({"h": head, "line": stripped, "depth": len(stack) - 1,
+                          "path": parent, "anchor_path": anchor_path, "expanded": opens,
+                          "info": ()})
             if opens:
                 stack.append((anchor_path or "", {}))
             continue
@@ -679,124 +658,132 @@ def parse_rules(text: str, command: str = RULES_COMMAND) -> PfRuleset:
 
 
 # ---------------------------------------------------------------------------
-# Comparing the loaded ruleset with pf.conf
-
-_MAX_DIFFERENCES = 50
+# pfctl -a '*' -sr: the ruleset with every anchor's rules, as a tree
 
 
-def rulesets_equal(loaded: PfRuleset, config: PfRuleset) -> tuple[bool, tuple[str, ...]]:
-    """Compare the rules of `pfctl -sr` (loaded) and `pfctl -nvf` (config), in order.
+@dataclass(frozen=True)
+class PfNode:
+    """One rule of the tree; an anchor rule carries the rules of its anchor.
 
-    Differences read like `diff loaded config`: '- RULE' is loaded but not in
-    the config, '+ RULE' is in the config but not loaded; a rule inside an
-    anchor is shown as '- [one/two] RULE'.  Options, tables and macros are not
-    compared.  Rules inside an anchor are compared only where both sides
-    print that anchor's block: `-sr` expands only unnamed `{ }` anchors, while
-    `-nvf` also prints the inline rules of named ones.  Not modelled: rules
-    that `load anchor` adds after the main ruleset in `-nvf`, and expired
-    `once` rules that `-sr` hides.  At most 50 lines are returned, the last
-    one saying how many were left out.
+    `children` is None for every rule that is not an anchor, and for an
+    anchor whose block pfctl did not print (plain `pfctl -sr` prints a named
+    anchor as `anchor "vpn" all` only): what that anchor holds is not known.
     """
-    def keys(rs: PfRuleset, shown: set[str]) -> list[str]:
-        return [f"[{r.path}] {r.text}" if r.path else r.text
-                for r in rs.rules if not r.path or r.path in shown]
 
-    expanded_both = ({r.anchor_path for r in loaded.rules if r.expanded}
-                     & {r.anchor_path for r in config.rules if r.expanded})
-    a, b = keys(loaded, expanded_both), keys(config, expanded_both)
-    diffs: list[str] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-        if op in ("delete", "replace"):
-            diffs += [f"- {k}" for k in a[i1:i2]]
-        if op in ("insert", "replace"):
-            diffs += [f"+ {k}" for k in b[j1:j2]]
-    if len(diffs) > _MAX_DIFFERENCES:
-        left = len(diffs) - (_MAX_DIFFERENCES - 1)
-        diffs = diffs[:_MAX_DIFFERENCES - 1] + [f"... and {left} more differences"]
-    return not diffs, tuple(diffs)
+    rule: PfRule
+    children: tuple[PfNode, ...] | None = None
+
+
+@dataclass(frozen=True)
+class PfRuleTree:
+    """`pfctl -a '*' -sr`: the main ruleset, anchors expanded in place, in order."""
+
+    rules: tuple[PfNode, ...]
+
+
+def parse_rule_tree(text: str, command: str = RULES_TREE_COMMAND) -> PfRuleTree:
+    """Parse `pfctl -a '*' -sr` (or `-sr`, `-nvf`) output into a rule tree.
+
+    pfctl.c rev 1.397 pfctl_show_rules(): `-a '*'` sets PF_OPT_RECURSE with an
+    empty anchor path, so every rule is printed with print_rule() after
+    INDENT(depth) (two blanks a level), and an anchor rule is followed by ` {`,
+    the rules of its ruleset one level deeper, and `}` at its own depth.
+    Without the `*` only unnamed (`_N`) anchors are expanded.  The layout
+    is checked by parse_rules(); this only nests what it returns.
+    """
+    flat = parse_rules(text, command)
+    if flat.unknown_lines:
+        raise ParseError(command, f"{flat.unknown_lines} line(s) that are not rules: "
+                         "not `pfctl -sr` output")
+    pos = 0
+
+    def level(path: str, depth: int) -> tuple[PfNode, ...]:
+        nonlocal pos
+        nodes: list[PfNode] = []
+        while pos < len(flat.rules):
+            rule = flat.rules[pos]
+            if rule.depth < depth or rule.path != path:
+                break
+            pos += 1
+            children = None
+            if rule.action == "anchor" and rule.expanded:
+                children = level(rule.anchor_path or "", depth + 1)
+            nodes.append(PfNode(rule, children))
+        return tuple(nodes)
+
+    rules = level("", 0)
+    if pos != len(flat.rules):      # parse_rules() keeps blocks balanced: cannot happen
+        raise ParseError(command, "rule outside its anchor block")
+    return PfRuleTree(rules)
 
 
 # ---------------------------------------------------------------------------
-# Helpers of PfRuleset
+# pfctl -sI -v: interfaces and groups pf knows, and which are skipped
+
+# IFNAMSIZ is 16 with the NUL (sys/net/if.h): at most 15 characters.
+_IFACE = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,14})( \(skip\))?")
 
 
-def _interface_matches(rule: PfRule, interface: str) -> bool:
-    if rule.interface is None:
-        return True
-    named = rule.interface
-    # Cloned interfaces join the group named after their driver (pppx0 is in
-    # 'pppx', enc0 in 'enc'); a group name has no unit number.
-    same = named == interface or (
-        not named[-1].isdigit() and re.fullmatch(re.escape(named) + r"[0-9]+", interface)
-        is not None)
-    return same != rule.interface_negated
+@dataclass(frozen=True)
+class PfInterfaces:
+    """`pfctl -sI -v`: every interface and interface group pf has a kif for.
+
+    `skipped` are those `set skip on` marked: pf passes their packets
+    unfiltered.  pf_if.c rev 1.112 pfi_xcommit() copies a group's skip flag
+    onto its member interfaces, so `set skip on pppx` marks `pppx` and each
+    `pppxN` that is in the group; pfi_group_addmember() does it again for a
+    member added later (a new npppd session).
+    """
+
+    names: tuple[str, ...]
+    skipped: tuple[str, ...]          # in printed order
 
 
-def _port(text: str) -> int:
-    # print_port() prints a u_int16 as `%u`: int() alone would also read '٥٠٠' as 500.
-    if not re.fullmatch(r"[0-9]{1,5}", text):
-        raise ValueError(f"not a port number: {text!r}")
-    return int(text)
+def parse_interfaces(text: str, command: str = INTERFACES_COMMAND) -> PfInterfaces:
+    """Parse `pfctl -sI -v` as pfctl_table.c rev 1.91 print_iface() prints it.
+
+    print_iface(): `printf("%s", p->pfik_name)`, then ` (skip)` when
+    PF_OPT_VERBOSE and PFI_IFLAG_SKIP, then a newline; the TAB-indented
+    Cleared/References/counter lines come only with -vv and are skipped here.
+    pfi_all (`all`) always exists (pf_if.c pfi_initialize()), so empty
+    output is an error, not "no interface".
+    """
+    names: list[str] = []
+    skipped: list[str] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        _check_line(command, lineno, line.replace("\t", " "))
+        if not line.strip() or line.startswith("\t"):
+            continue
+        m = _IFACE.fullmatch(line)
+        if m is None:
+            raise ParseError(command, "expected `NAME` or `NAME (skip)`", lineno, line)
+        if m[1] in names:
+            raise ParseError(command, f"{m[1]!r} printed twice", lineno, line)
+        names.append(m[1])
+        if m[2]:
+            skipped.append(m[1])
+    if not names:
+        raise ParseError(command, "no interface printed (pf always has `all`): truncated")
+    return PfInterfaces(tuple(names), tuple(skipped))
 
 
-def _port_matches(spec: str, port: int) -> bool:
-    parts = spec.split()
-    try:
-        if len(parts) == 1 and ":" in spec:
-            low, high = (_port(p) for p in spec.split(":"))
-            return low <= port <= high
-        if len(parts) == 1:
-            return port == _port(spec)
-        if len(parts) == 2:
-            op, value = parts[0], _port(parts[1])
-            return {"!=": port != value, "<": port < value, "<=": port <= value,
-                    ">": port > value, ">=": port >= value}[op]
-        low, op, high = _port(parts[0]), parts[1], _port(parts[2])
-    except (ValueError, KeyError):
-        return False                # a service name we do not know: no claim
-    inside = low < port < high
-    return inside if op == "><" else not (low <= port <= high)
+# ---------------------------------------------------------------------------
+# Comparing the loaded ruleset with pf.conf: moved to checks/pfdiff.py
 
 
-def _rule_matches(rule: PfRule, proto: str | None, port: int | None,
-                  interface: str | None, direction: str | None, af: str | None) -> bool:
-    if proto is not None and rule.proto not in (None, proto):
-        return False
-    if port is not None and rule.dst_port is not None and not _port_matches(rule.dst_port, port):
-        return False
-    if interface is not None and not _interface_matches(rule, interface):
-        return False
-    if direction is not None and rule.direction not in (None, direction):
-        return False
-    return af is None or rule.af in (None, af)
+
+_SET_SKIP = re.compile(r"set skip on (?:\{((?: [^ {}]+)+) \}|([^ {}]+))")
 
 
-_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+def parse_skip(text: str) -> tuple[str, ...]:
+    """The interfaces and groups `set skip on` names in `pfctl -nvf` output.
 
-
-def _covers(src: str, net: _Network | None) -> bool | None:
-    """Does source SRC include NET?  None when SRC is not an address (table, interface)."""
-    negated = src.startswith("! ")
-    addr = src[2:] if negated else src
-    if addr == "any":
-        return not negated
-    if addr.startswith(("<", "(")) or addr == "self":
-        return None
-    try:
-        if " - " in addr:
-            first, last = (ipaddress.ip_address(a) for a in addr.split(" - "))
-            if net is None:
-                return False
-            inside = (first.version == net.version
-                      and first <= net.network_address and net.broadcast_address <= last)
-            overlaps = (first.version == net.version
-                        and first <= net.broadcast_address and net.network_address <= last)
-        else:
-            rnet = ipaddress.ip_network(addr.split("%")[0], strict=False)
-            if net is None:
-                return False
-            inside = rnet.version == net.version and net.subnet_of(rnet)
-            overlaps = rnet.version == net.version and net.overlaps(rnet)
-    except ValueError:
-        return False                # no-route, urpf-failed, route "label"
-    return not overlaps if negated else inside
+    pfctl -nv prints its option lines in file order (FORMATS.md: `set skip on
+    …`), one statement per line: `set skip on { lo enc0 }` or `set skip on lo`.
+    """
+    names: dict[str, None] = {}
+    for line in text.splitlines():
+        m = _SET_SKIP.fullmatch(line.strip())
+        if m:
+            names.update(dict.fromkeys((m.group(1) or m.group(2)).split()))
+    return tuple(names)

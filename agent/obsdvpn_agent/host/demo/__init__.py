@@ -18,4 +18,4 @@ from .events import SCENARIOS, EventError
 from .host import DemoHost
 from .state import DemoStateError, default_state_path
 
-__all__ = ["DemoHost", "DemoStateError", "EventError", "SCENARIOS", "default_state_path"]
+__all__ = ["SCENARIOS", "DemoHost", "DemoStateError", "EventError", "default_state_path"]

@@ -10,13 +10,14 @@ option outside the model returns 127 with a `demo:` line on stderr.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from ... import commands as table
 from . import daemons, events, render, services
 from . import sessions as sess
-from .pfconf import PfConfError, compile_pfconf
+from .ipsecconf import IpsecConfError, read_ipsecconf
+from .pfconf import PfConfError, compile_pfconf, rule_lines
 
 NOT_MODELLED = 127
 # Who is who on the demo host: root, and the non-root user the agent may run as.
@@ -420,7 +421,7 @@ def _pfctl(ctx: Ctx, args: list[str]) -> int | None:
         ctx.err.append(_PFCTL_USAGE)
         return 1
     letters = [o for o, _ in opts]
-    if set(letters) - set("defFnqsv"):
+    if set(letters) - set("adefFnqsv"):
         return None
     get = {o: v for o, v in opts}
     verbose = letters.count("v")
@@ -435,9 +436,19 @@ def _pfctl(ctx: Ctx, args: list[str]) -> int | None:
         ctx.warn(f"pfctl: Unknown flush modifier '{get['F']}'")
         ctx.err.append(_PFCTL_USAGE)
         return 1
-    if (show and show not in ("rules", "info", "memory")) or \
+    # -a: only `-a '*' -sr` (main ruleset, every anchor recursed) is modelled.
+    recurse = False
+    if "a" in get:
+        if get["a"] == "":
+            ctx.warn("pfctl: anchor name must not be empty")
+            raise _Exit(1)
+        if get["a"] != "*" or show != "rules" or clear or "f" in get or "e" in letters \
+                or "d" in letters:
+            return None
+        recurse = True
+    if (show and show not in ("rules", "info", "memory", "Interfaces")) or \
             (clear and clear not in ("rules", "states", "info")) or \
-            (verbose and show):
+            (verbose and show and show != "Interfaces") or verbose > 1:
         return None
     pf = ctx.state["pf"]
     if not noaction:
@@ -456,7 +467,9 @@ def _pfctl(ctx: Ctx, args: list[str]) -> int | None:
         pf.update(enabled=False, since=ctx.now)
         _quiet(ctx, letters, "pf disabled")
     if show == "rules":
-        ctx.say("".join(f"{rule}\n" for rule in pf["rules"]))
+        ctx.say("".join(f"{line}\n" for line in rule_lines(pf["rules"], recurse)))
+    elif show == "Interfaces":
+        ctx.say(render.pf_interfaces(pf["rules"], events.net(ctx.state), bool(verbose)))
     elif show == "info":
         ctx.say(render.pf_info(pf, ctx.now))
     elif show == "memory":
@@ -515,7 +528,8 @@ def _pfctl_load(ctx: Ctx, path: str, noaction: bool, verbose: int) -> int:
             ctx.warn(failed)
         raise _Exit(1)
     if verbose:
-        ctx.say("".join(f"{line}\n" for line in (*compiled.printed, *compiled.rules)))
+        lines = (*compiled.printed, *rule_lines(compiled.rules, True, nvf=True))
+        ctx.say("".join(f"{line}\n" for line in lines))
     if not noaction:
         events.load_pfconf(ctx.state, entry["text"], path)
     return 0
@@ -532,8 +546,8 @@ def _ipsecctl(ctx: Ctx, args: list[str]) -> int | None:
                  "[-s modifier]")
         return 1
     opts = dict(parsed[0])
-    if set(opts) - set("fFns"):
-        return None
+    if set(opts) - set("fFnsv") or ("v" in opts and "s" in opts):
+        return None  # -v with -s prints PF_KEY extensions: not modelled
     show = None
     if "s" in opts:
         show = _lookup(opts["s"], ("flow", "sa", "all"))
@@ -551,6 +565,10 @@ def _ipsecctl(ctx: Ctx, args: list[str]) -> int | None:
             raise _Exit(1)
         sess.drop_all(state)
     if "f" in opts:
+        if "v" in opts:
+            # ipsecctl_add_rule() prints each rule as parse.y reads it, before
+            # anything is loaded (ipsecctl.c rev 1.88).
+            ctx.say("".join(f"{line}\n" for line in _ipsecctl_verbose(ctx, opts["f"])))
         code = _ipsecctl_load(ctx, opts["f"], "n" in opts) or code
     if show:
         if show in ("sa", "all") and not ctx.as_root:
@@ -562,6 +580,25 @@ def _ipsecctl(ctx: Ctx, args: list[str]) -> int | None:
                                 state["ike"]["enc"]) if show != "flow" else None)
         ctx.say(render.ipsec_show(flows, sas))
     return code
+
+
+def _ipsecctl_verbose(ctx: Ctx, path: str) -> list[str]:
+    """The `C set ...` lines `-v` prints for the ike rules of PATH (ike.c rev 1.85).
+
+    The demo prints them only for a file that parses; the real ipsecctl
+    prints the rules read before a syntax error too.
+    """
+    entry = ctx.state["files"].get(path)
+    if entry is None or not events.readable(entry, ctx.as_root) or \
+            events.secrecy_error(path, entry, ctx.as_root):
+        return []
+    psks: dict[str, str] = {}
+    net = events.net(ctx.state)
+    try:
+        conf = read_ipsecconf(entry["text"], path, net.exists, net.lookup, psks)
+    except IpsecConfError:
+        return []
+    return conf.nvf_lines(psks)
 
 
 def _ipsecctl_load(ctx: Ctx, path: str, noaction: bool) -> int:
@@ -592,6 +629,9 @@ def _ifconfig(ctx: Ctx, args: list[str]) -> int | None:
         if npppd["iface"] == "pppac" and daemons.running(state, "npppd"):
             ctx.say(render.ifconfig_pppac(npppd))
             return 0
+    elif name in ("egress", state["egress"]["ifname"]):
+        ctx.say(render.ifconfig_egress(state["egress"]))
+        return 0
     else:
         return None
     ctx.warn(f"{name}: no such interface")

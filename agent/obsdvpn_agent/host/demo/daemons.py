@@ -16,6 +16,8 @@ Side effects that matter for a VPN host:
 
 from __future__ import annotations
 
+from ...parsers import ParseError
+from ...parsers.isakmpd import has_option, parse_flags
 from . import services
 from . import sessions as sess
 
@@ -38,8 +40,15 @@ def configured_flags(state: dict, name: str, force: bool = False) -> str | None:
 
 def start(state: dict, name: str, now: float, flags: str) -> bool:
     """Run the daemon with `flags`; False if it died at once (see module doc)."""
-    if name == "isakmpd" and "-K" not in flags.split():
-        return False
+    if name == "isakmpd":
+        # A new isakmpd starts from its built-in defaults (conf.c
+        # conf_load_defaults()): no policy until `ipsecctl -f`.
+        state["ike_loaded"] = False
+        try:
+            if not has_option(parse_flags(flags), "K"):
+                return False
+        except ParseError:            # isakmpd prints its usage and exits
+            return False
     state["procs"][name] = {"pid": _next_pid(state), "flags": flags, "since": now}
     return True
 
@@ -83,3 +92,25 @@ def _next_pid(state: dict) -> int:
 def _rc_text(state: dict) -> str:
     entry = state["files"].get(services.RC_CONF_LOCAL)
     return entry["text"] if entry else ""
+
+
+# isakmpd's built-in `[Phase 1]:Default` (conf.c rev 1.108 conf_load_defaults(),
+# FACTS.md section 1), and what ipsecctl sets for rules without `peer` (ike.c).
+BUILTIN_PHASE1_DEFAULT = "Default-phase-1"
+
+
+def isakmpd_get(state: dict, tag: str) -> str:
+    """The result file isakmpd writes for `C get TAG` (ui.c rev 1.58 ui_config()).
+
+    `"%s\\n"` of the value, or an empty file when the tag is not set.  The
+    caller checks that isakmpd runs.
+    """
+    ike = state.get("ike", {}) if state.get("ike_loaded") else {}
+    if tag == "[Phase 2]:Passive-Connections":
+        names = ike.get("passive", [])
+        return ",".join(names) + "\n" if names else ""
+    if tag == "[Phase 1]:Default":
+        if any(p.get("peer") is None for p in ike.get("phase1", [])):
+            return "peer-default\n"
+        return BUILTIN_PHASE1_DEFAULT + "\n"
+    return ""

@@ -7,10 +7,10 @@ happened; the CLI prints it.  fresh_state() documents the state's fields.
 
 from __future__ import annotations
 
-from . import daemons, services
+from . import daemons, services, syslog
 from . import sessions as sess
-from .ipsecconf import IpsecConfError, read_ipsecconf
-from .pfconf import Compiled, Net, PfConfError, compile_pfconf
+from .ipsecconf import DEFAULT_CLIENT, IpsecConfError, client_can_negotiate, read_ipsecconf
+from .pfconf import Compiled, Net, PfConfError, client_packets, compile_pfconf, decide
 from .render import pf_counters
 
 HOSTNAME = "vpn.example.org"
@@ -186,6 +186,8 @@ def fresh_state(now: float, n_sessions: int = 3) -> dict:
             IPSEC_CONF: _file(IPSEC_CONF_TEXT, 0o600),
             NPPPD_USERS: _file(npppd_users_text(names), 0o600),
             NPPPD_CONF: _file(NPPPD_CONF_TEXT, 0o640),
+            # syslogd.conf(5) of a stock install sends daemon.info here; newsyslog keeps it 640
+            syslog.DAEMON_LOG: _file("", 0o640),
             services.RC_CONF_LOCAL: _file(RC_CONF_LOCAL_TEXT, 0o644),
         },
         "procs": {},
@@ -337,7 +339,7 @@ def load_ipsecconf(state: dict, as_root: bool, path: str = IPSEC_CONF,
                 "ipsecctl: cannot open the main config file!: Undefined error: 0",
                 failed], 1
     try:
-        conf = read_ipsecconf(entry["text"], path, net(state).exists)
+        conf = read_ipsecconf(entry["text"], path, net(state).exists, net(state).lookup)
     except IpsecConfError as exc:
         return [*exc.errors, failed], 1
     if noaction:
@@ -348,8 +350,9 @@ def load_ipsecconf(state: dict, as_root: bool, path: str = IPSEC_CONF,
         return ["ipsecctl: ike_ipsec_establish: open(/var/run/isakmpd.fifo): "
                 "No such file or directory"], 2
     if conf.rules:
+        # What isakmpd holds: the names and transforms ipsecctl adds to it.
+        state["ike"] = conf.policy_state(state["ike"] if state["ike_loaded"] else None)
         state["ike_loaded"] = True
-        state["ike"] = {"auth": conf.quick_auth, "enc": conf.quick_enc}
     return [], 0
 
 
@@ -375,28 +378,101 @@ def crash(state: dict, name: str, now: float) -> str:
     return f"{name} crashed" + (f"; {dropped} VPN session(s) dropped" if dropped else "")
 
 
-def connect(state: dict, user: str, now: float) -> str:
+class LoggedFailure(EventError):
+    """The client failed and isakmpd or npppd logged why: keep the state (its log)."""
+
+
+def connect(state: dict, user: str, now: float, password: str | None = None,
+            psk: str | None = None, proposal: str | None = None,
+            path_blocked: bool = False, client: str = DEFAULT_CLIENT) -> str:
     """An L2TP/IPsec client logs in: IKE with isakmpd, then L2TP/PPP with npppd.
 
-    Without a running isakmpd holding the IKE policy (`ipsecctl -f` done) the
-    client gets no SA, and npppd (by default it requires IPsec for L2TP) never
-    sees it.  pf is not consulted.
+    The client's packets go through the simulated pf (pfconf.path_blocked: the
+    loaded rules, as the kernel would decide), then isakmpd must hold the IKE
+    policy (`ipsecctl -f` done) with a phase-1 proposal CLIENT offers
+    (ipsecconf.client_can_negotiate) and the same PSK; then npppd must know the
+    user and its password and have a free address.  Each failure is logged the
+    way the daemons log it (host/demo/syslog.py).  `path_blocked` forces a path
+    that drops NAT-T; `proposal` makes the client offer only that group.
     """
-    if user not in users(state):
-        raise EventError(f"no user {user!r} in {NPPPD_USERS}")
     if not daemons.running(state, "isakmpd"):
+        if user not in users(state):
+            raise EventError(f"no user {user!r} in {NPPPD_USERS}")
         raise EventError(f"{user} cannot connect: isakmpd is not running (no IKE)")
-    if not state["ike_loaded"]:
+    ppp_id = state["npppd"]["next_ppp_id"]
+    peer, port = f"203.0.113.{1 + (7 * ppp_id + len(user)) % 254}", 1701
+    ipsec_conf = state["files"].get(IPSEC_CONF, {"text": ""})["text"]
+    logged = f"(logged to {syslog.DAEMON_LOG})"
+    blocked = _pf_blocks(state) if not path_blocked else "the path drops UDP 4500"
+    if blocked:
+        # isakmpd sees nothing of what pf drops before it; a NAT-T path that breaks
+        # after main mode began is the one it logs (giving up on the exchange).
+        if path_blocked or "nat-t" in blocked or "esp" in blocked:
+            syslog.no_response(state, now, peer, 4500)
+            raise LoggedFailure(f"{user} cannot connect: {blocked} {logged}")
+        raise EventError(f"{user} cannot connect: {blocked}")
+    expected = syslog.configured_group(ipsec_conf)
+    if proposal is not None and syslog.GROUP_NAMES.get(proposal, proposal) != \
+            syslog.GROUP_NAMES.get(expected, expected):
+        syslog.no_proposal(state, now, peer, 500, proposal, expected)
+        raise LoggedFailure(f"{user} cannot connect: ipsec.conf accepts no proposal of the "
+                            f"client ({proposal}; expects {expected}) {logged}")
+    ike = client_can_negotiate(state, client, psk if psk is not None else PSK)
+    if ike == "no-policy":
         raise EventError(f"{user} cannot connect: isakmpd has no IKE policy "
                          "(ipsec.conf not loaded with ipsecctl -f)")
+    if ike == "no-proposal":
+        syslog.no_proposal(state, now, peer, 500, CLIENT_GROUP.get(client, "modp2048"), expected)
+        raise LoggedFailure(f"{user} cannot connect: ipsec.conf accepts no phase-1 proposal "
+                            f"a {client} client offers (expects {expected}) {logged}")
+    if ike == "psk-mismatch":
+        syslog.psk_mismatch(state, now, peer, 4500)
+        raise LoggedFailure(f"{user} cannot connect: wrong pre-shared key {logged}")
     if not daemons.running(state, "npppd"):
         raise EventError(f"{user} cannot connect: npppd is not running")
+    if user not in users(state):
+        state["npppd"]["next_ppp_id"] = ppp_id + 1
+        syslog.failed_login(state, now, user, peer, port, ppp_id, "unknown")
+        raise LoggedFailure(f"no user {user!r} in {NPPPD_USERS}")
+    npppd_users = state["files"].get(NPPPD_USERS, {"text": ""})["text"]
+    if password is not None and password != syslog.user_password(npppd_users, user):
+        state["npppd"]["next_ppp_id"] = ppp_id + 1
+        syslog.failed_login(state, now, user, peer, port, ppp_id, "mismatch")
+        raise LoggedFailure(f"{user} cannot connect: wrong password {logged}")
     try:
         s = sess.new_session(state, user, now)
     except ValueError as exc:
-        raise EventError(f"{user} cannot connect: {exc}")
+        state["npppd"]["next_ppp_id"] = ppp_id + 1
+        syslog.pool_exhausted(state, now, user, peer, port, ppp_id)
+        raise LoggedFailure(f"{user} cannot connect: {exc} {logged}")
+    syslog.connected(state, now, s)
     return (f"{user} connected from {s['peer']}:{s['peer_port']} as {s['ip']} "
             f"on {s['ifname']} (ppp id {s['ppp_id']})")
+
+
+# The group a client's first (preferred) phase-1 offer names, for isakmpd's log line.
+CLIENT_GROUP = {"windows": "modp2048", "macos": "modp2048", "ios": "modp2048",
+                "legacy-windows": "modp1024"}
+
+
+def _pf_blocks(state: dict) -> str | None:
+    """Why the simulated pf drops the packets a client needs to connect, or None.
+
+    IKE, NAT-T, ESP and L2TP: without them no session comes up.  What pf does
+    with the session's own traffic (in on pppx, NAT out) decides whether the
+    client reaches anything, not whether it connects.  pf disabled filters nothing.
+    """
+    pf = state["pf"]
+    if not pf["enabled"]:
+        return None
+    egress, npppd = state["egress"], state["npppd"]
+    ppp = "pppac0" if npppd["iface"] == "pppac" else f"pppx{len(state['sessions'])}"
+    for pkt in client_packets(egress["ifname"], egress["address"], npppd["pool"], ppp):
+        if pkt.id in ("ike", "nat-t", "esp", "l2tp"):
+            verdict = decide(pf["rules"], net(state), pkt)
+            if not verdict.passed:
+                return f"pf blocks {pkt.id} ({verdict.rule})"
+    return None
 
 
 def disconnect(state: dict, user: str, now: float) -> str:
@@ -404,6 +480,8 @@ def disconnect(state: dict, user: str, now: float) -> str:
     if not mine:
         raise EventError(f"{user} has no session")
     state["sessions"] = [s for s in state["sessions"] if s["user"] != user]
+    for s in mine:
+        syslog.disconnected(state, now, s, sess.counters(s, now), sess.elapsed(s, now))
     return f"{user} disconnected ({len(mine)} session(s))"
 
 

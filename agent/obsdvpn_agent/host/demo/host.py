@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import pathlib
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from ..base import CommandResult, FileInfo, HostInfo, InterfaceCounters, Process
+from ...commands import isakmpd_query_line
+from ..base import (
+    CommandResult,
+    FileInfo,
+    HostError,
+    HostInfo,
+    InterfaceCounters,
+    Process,
+)
 from . import commands, daemons, events
 from . import sessions as sess
 from .state import StateStore
 
 BACKUP_SUFFIX = ".obsdvpn-agent.bak"  # the same backup name the local host keeps
+
+# `demo write PATH`: the files an admin edits on a VPN host, with the mode a
+# missing one gets (etc/Makefile and the daemons' man pages: pf.conf and
+# ipsec.conf 600, npppd-users 600, /var/log/daemon 640 per newsyslog.conf).
+WRITABLE = {events.PF_CONF: 0o600, events.IPSEC_CONF: 0o600, events.NPPPD_CONF: 0o640,
+            events.NPPPD_USERS: 0o600, events.SYSCTL_CONF: 0o644, "/var/log/daemon": 0o640}
+LOADERS = {events.PF_CONF: "pfctl -f /etc/pf.conf",
+           events.IPSEC_CONF: "ipsecctl -f /etc/ipsec.conf",
+           events.SYSCTL_CONF: "sysctl NAME=VALUE, or demo reboot",
+           "/var/log/daemon": "nothing: syslogd appends to it"}
+MAX_WRITE_BYTES = 1024 * 1024
 
 
 class DemoHost:
@@ -114,6 +133,40 @@ class DemoHost:
         out["lo0"] = InterfaceCounters("lo0", int(50 * uptime), int(50 * uptime),
                                        int(uptime), int(uptime))
         return out
+
+    def query_isakmpd(self, tag: str, timeout_s: float) -> str | None:
+        """The demo isakmpd's answer to `C get TAG`, at once (see daemons.isakmpd_get)."""
+        isakmpd_query_line(tag)
+        if not self.as_root:
+            raise HostError("asking isakmpd through /var/run/isakmpd.fifo needs root "
+                            "(the FIFO is mode 0600)")
+        state = self.store.read()
+        if not daemons.running(state, "isakmpd"):
+            raise HostError("isakmpd's FIFO has no reader: isakmpd is not running")
+        return daemons.isakmpd_get(state, tag)
+
+    def write_simulated(self, path: str, text: str) -> str:
+        """`demo write PATH`: replace a simulated file, keeping its owner and mode.
+
+        Nothing is loaded: the admin does that (`demo run -- pfctl -f
+        /etc/pf.conf`), as on a real host.  Returns one line for the user.
+        """
+        if path not in WRITABLE:
+            raise HostError(f"{path} is not a file the demo simulates "
+                            f"(one of {', '.join(WRITABLE)})")
+        if len(text.encode("utf-8", "surrogateescape")) > MAX_WRITE_BYTES:
+            raise HostError(f"more than {MAX_WRITE_BYTES} bytes for {path}")
+        with self.store.change() as state:
+            files = state["files"]
+            old = files.get(path)
+            mode, uid, gid = ((old["mode"], old["uid"], old["gid"]) if old
+                              else (WRITABLE[path], 0, 0))
+            files[path] = {"text": text, "mode": mode, "uid": uid, "gid": gid}
+        owner = commands.USER_NAMES.get(uid, str(uid))
+        group = commands.GROUP_NAMES.get(gid, str(gid))
+        return (f"{path}: {len(text.splitlines())} line(s) written, {owner}:{group} "
+                f"mode {mode:04o}; nothing loaded (load it as on OpenBSD, e.g. "
+                f"`obsdvpn-agent demo run -- {LOADERS.get(path, 'rcctl restart npppd')}`)")
 
     # --- helpers ----------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 It parses pf.conf the way sbin/pfctl/parse.y does for that subset (macros,
 `set skip/block-policy/reassemble/loginterface/limit`, pass/block/match rules
 with on/af/proto/from/to/port/user/flags/state options/label/tag/tagged/
-nat-to/rdr-to) and prints each loaded rule with print_rule() of
+nat-to/rdr-to, inline anchors `anchor ["NAME"] [criteria] {` ... `}` and
+`anchor "NAME"`) and prints each loaded rule with print_rule() of
 sbin/pfctl/pfctl_parser.c rev 1.352: ports as numbers (7.x prints names only
 with -P), `flags S/SA` on stateful tcp rules, `all` for from any to any,
 expansion of `{ }` lists in expand_rule() order.  What `pfctl -nvf` prints
@@ -11,15 +12,18 @@ first: macros as `name = "value"` (parse.y varset) and `set ...` lines, in
 file order; the rules follow once the whole file parsed.
 
 Errors are reported like parse.y's yyerror: `FILE:LINE: message`.  A
-construct outside the subset (tables definitions, anchors, queues, route-to,
-scrub, ...) is reported as a syntax error: that is where the demo differs
-from a real pfctl.  The ruleset optimizer (-o basic) is not modelled.
+construct outside the subset (table definitions, `load anchor`, antispoof,
+queues, route-to, scrub, ...) is reported as a syntax error: that is where
+the demo differs from a real pfctl.  The ruleset optimizer (-o basic) is not
+modelled.  decide() is the demo's kernel: pf's decision for one packet over
+the loaded entries, which `demo connect` can use to fail a blocked client.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # Port names of /etc/services that pf.conf files on VPN hosts use.
@@ -56,7 +60,11 @@ class PfConfError(Exception):
 @dataclass(frozen=True)
 class Compiled:
     printed: tuple[str, ...]            # `-v` lines printed while parsing (macros, set)
-    rules: tuple[str, ...]              # print_rule() text of each rule, in load order
+    # The loaded ruleset as JSON-able state entries, in load order: a
+    # {"skip": [names]} entry first when `set skip` is used (the kernel's
+    # PFI_IFLAG_SKIP flags, replaced by every load as pfctl -f clears them
+    # first), then one entry per rule (see _expand()).
+    rules: tuple[dict, ...]
     limits: dict = field(default_factory=dict)  # `set limit` values
     debug: str | None = None            # `set debug`
 
@@ -162,11 +170,23 @@ class _Host:
     af: int = 0          # 4, 6 or 0 (any / dynamic / table)
     neg: bool = False
     dynamic: bool = False
+    net: str | None = None   # a literal address as a network ('10.0.0.0/24', '192.0.2.1/32')
+
+    def spec(self) -> dict:
+        """What the demo kernel matches: see decide()."""
+        kind = ("any" if self.text == "any" else "dyn" if self.dynamic
+                else "table" if self.text.startswith("<") else "net" if self.net
+                else "other")
+        value = self.text[1:-1] if kind in ("dyn", "table") else self.net
+        return {"kind": kind, "value": value, "neg": self.neg}
 
 
 @dataclass
 class _Port:
     text: str            # what follows " port", e.g. " = 500" or " 6000:6010"
+    op: str = "="        # '=', '!=', '<', '<=', '>', '>=', ':', '><', '<>'
+    low: int = 0
+    high: int = 0
 
 
 @dataclass
@@ -196,6 +216,7 @@ class _Rule:
     allow_opts: bool = False
     nat: str | None = None
     rdr: str | None = None
+    anchor: str | None = None    # anchor rules: the name, '' for an unnamed `anchor {`
 
 
 class _Parser:
@@ -234,6 +255,42 @@ class _Parser:
     def done(self) -> None:
         if self.peek() is not None:
             raise _Error(self.peek().line)
+
+    # anchorrule := ANCHOR [name] [dir] [quick] [on ifs] [af] [proto] fromto filter_opts
+    # (sbin/pfctl/parse.y rev 1.719 anchorrule; no `log`)
+    def anchor_rule(self) -> _Rule:
+        first = self.next()
+        r = _Rule("anchor", first.line, anchor="")
+        tok = self.peek()
+        if tok is not None and (tok.kind == "q" or tok.kind == "w" and tok.text not in (
+                "in", "out", "quick", "on", "inet", "inet6", "proto", "from", "to", "all")):
+            name = self.next()
+            if name.text == "":
+                raise _Error(name.line, "anchor name must not be empty")
+            if name.text.startswith("_") or "/_" in name.text:
+                raise _Error(name.line, "anchor names beginning with '_' are reserved "
+                                        "for internal use")
+            r.anchor = name.text
+        if self.at("in", "out"):
+            r.direction = self.next().text
+        if self.at("quick"):
+            self.next()
+            r.quick = True
+        if self.at("on"):
+            self.next()
+            if self.at("!"):
+                self.next()
+                r.ifnot = True
+            r.ifaces = self.list_of(lambda: self.word().text)
+        if self.at("inet", "inet6"):
+            r.af = 4 if self.next().text == "inet" else 6
+        if self.at("proto"):
+            self.next()
+            r.protos = self.list_of(self.proto)
+        self.fromto(r)
+        self.options(r)
+        self.done()
+        return r
 
     # rule := action [dir] [log] [quick] [on ifs] [af] [proto ...] fromto opts
     def rule(self) -> _Rule:
@@ -352,13 +409,13 @@ class _Parser:
             addr = ipaddress.ip_address(tok.text)
         except ValueError:
             if self.net.exists(tok.text) and bits is None:
-                return [_Host(a, 4) for a in self.net.lookup(tok.text)]
+                return [_Host(a, 4, net=f"{a}/32") for a in self.net.lookup(tok.text)]
             raise _Error(tok.line, "could not parse host specification")
         full = 32 if addr.version == 4 else 128
         bits = full if bits is None else bits
         network = ipaddress.ip_network(f"{addr}/{bits}", strict=False)
         text = str(network.network_address) + ("" if bits == full else f"/{bits}")
-        return [_Host(text, addr.version)]
+        return [_Host(text, addr.version, net=str(network))]
 
     def port(self) -> _Port:
         ops = ("=", "!=", "<", "<=", ">", ">=")
@@ -366,12 +423,15 @@ class _Parser:
         tok = self.word()
         if op is None and ":" in tok.text:
             lo, _, hi = tok.text.partition(":")
-            return _Port(f" {self.portnum(lo, tok)}:{self.portnum(hi, tok)}")
+            a, b = self.portnum(lo, tok), self.portnum(hi, tok)
+            return _Port(f" {a}:{b}", ":", a, b)
         if op is None and self.at("<>", "><"):
             rop = self.next().text
             hi = self.word()
-            return _Port(f" {self.portnum(tok.text, tok)} {rop} {self.portnum(hi.text, hi)}")
-        return _Port(f" {op or '='} {self.portnum(tok.text, tok)}")
+            a, b = self.portnum(tok.text, tok), self.portnum(hi.text, hi)
+            return _Port(f" {a} {rop} {b}", rop, a, b)
+        a = self.portnum(tok.text, tok)
+        return _Port(f" {op or '='} {a}", op or "=", a, a)
 
     def portnum(self, text: str, tok: _Tok) -> int:
         if text.isdigit():
@@ -457,8 +517,13 @@ class _Parser:
 
 # --- print_rule ----------------------------------------------------------------
 
-def _expand(r: _Rule) -> list[str]:
-    """expand_rule(): one printed rule per interface x proto x host x port x user."""
+def _expand(r: _Rule, children: list | None = None) -> list[dict]:
+    """expand_rule(): one loaded rule per interface x proto x host x port x user.
+
+    Each is a state entry: {"text": print_rule() text, "m": what the demo
+    kernel matches (decide()), "anchor": name or None, "children": entries of
+    the anchor's ruleset or None}.
+    """
     out = []
     for ifname in r.ifaces:
         for proto in r.protos:
@@ -467,14 +532,34 @@ def _expand(r: _Rule) -> list[str]:
                     for dst in r.dst:
                         for dport in r.dport:
                             for uid in r.users:
-                                out.append(_print(r, ifname, proto, src, sport, dst,
-                                                  dport, uid))
+                                out.append({
+                                    "text": _print(r, ifname, proto, src, sport, dst,
+                                                   dport, uid),
+                                    "m": _fields(r, ifname, proto, src, sport, dst, dport,
+                                                 uid),
+                                    "anchor": r.anchor,
+                                    "children": children if r.anchor is not None else None,
+                                })
     return out
+
+
+def _fields(r: _Rule, ifname, proto, src, sport, dst, dport, uid) -> dict:
+    def port(p: _Port | None) -> list | None:
+        return None if p is None else [p.op, p.low, p.high]
+
+    return {"action": r.action, "quick": r.quick, "dir": r.direction, "ifname": ifname,
+            "ifnot": r.ifnot, "af": r.af or src.af or dst.af, "proto": proto,
+            "src": src.spec(), "sport": port(sport), "dst": dst.spec(), "dport": port(dport),
+            "uid": uid, "tag": r.tag, "tagged": r.tagged, "nat": r.nat is not None,
+            "rdr": r.rdr is not None}
 
 
 def _print(r: _Rule, ifname, proto, src, sport, dst, dport, uid) -> str:
     af = r.af or src.af or dst.af
     parts = [r.action]
+    if r.action == "anchor":
+        # print_rule(): `anchor "NAME"`, or `anchor` alone for an unnamed `_N` anchor.
+        parts = [f'anchor "{r.anchor}"' if r.anchor else "anchor"]
     if r.action == "block":
         parts.append(f" {r.block}")
     if r.direction:
@@ -541,13 +626,14 @@ def _print(r: _Rule, ifname, proto, src, sport, dst, dport, uid) -> str:
 
 # --- options and the file ---------------------------------------------------------
 
-def _option(p: _Parser, limits: dict, state: dict) -> str:
+def _option(p: _Parser, limits: dict, state: dict, skip: list[str]) -> str:
     p.expect("set")
     what = p.word()
     if what.text == "skip":
         p.expect("on")
         names = p.list_of(lambda: p.word().text)
         p.done()
+        skip.extend(n for n in names if n not in skip)
         return "set skip on {" + "".join(f" {n}" for n in names) + " }"
     if what.text == "block-policy":
         policy = p.word()
@@ -586,35 +672,298 @@ def _option(p: _Parser, limits: dict, state: dict) -> str:
 
 
 def compile_pfconf(text: str, filename: str, net: Net) -> Compiled:
-    """Parse pf.conf text; raise PfConfError with yyerror-style lines on errors."""
+    """Parse pf.conf text; raise PfConfError with yyerror-style lines on errors.
+
+    Inline anchors follow parse.y rev 1.719 pfa_anchor: `anchor [NAME] ... {`
+    must end its line, the rules follow one a line, and `}` closes the block
+    on a line of its own; inside, only rules and anchors (pfa_anchorlist: no
+    `set`, no macros).  Nested anchors are allowed.
+    """
     macros: dict[str, str] = {}
     printed: list[str] = []
-    rules: list[str] = []
     errors: list[str] = []
     limits: dict = {}
+    skip: list[str] = []
     options: dict = {"block_policy": "drop"}
+    # Open blocks: (the anchor rule, its first line, its entries, names used inside).
+    top: list[dict] = []
+    stack: list[tuple[_Rule | None, int, list[dict], set[str]]] = [(None, 0, top, set())]
+    last = 0
     for lineno, lex in _statements(text, macros):
+        last = lineno
         try:
             toks = lex()
             if not toks:
                 continue
             head = toks[0]
-            if len(toks) >= 2 and toks[1].text == "=" and toks[1].kind == "p" \
+            inside = len(stack) > 1
+            if len(toks) == 1 and head.kind == "p" and head.text == "}":
+                if not inside:
+                    raise _Error(head.line)
+                rule, _, entries, _ = stack.pop()
+                if rule is not None:    # None: its opening line already failed
+                    _close_anchor(rule, entries, stack[-1][2], stack[-1][3], head.line)
+            elif len(toks) >= 2 and toks[1].text == "=" and toks[1].kind == "p" \
                     and head.kind == "w":
+                if inside:
+                    raise _Error(head.line)
                 value = " ".join(t.text for t in toks[2:])
                 if not toks[2:]:
                     raise _Error(head.line)
                 printed.append(f'{head.text} = "{value}"')
                 macros[head.text] = value
             elif head.kind == "w" and head.text == "set":
-                printed.append(_option(_Parser(toks, net, "drop"), limits, options))
+                if inside:
+                    raise _Error(head.line)
+                printed.append(_option(_Parser(toks, net, "drop"), limits, options, skip))
+            elif head.kind == "w" and head.text == "anchor":
+                opens = toks[-1].kind == "p" and toks[-1].text == "{"
+                body = toks[:-1] if opens else toks
+                if any(t.kind == "p" and t.text == "{" and i == len(body) - 1
+                       for i, t in enumerate(body)):
+                    raise _Error(head.line)
+                try:
+                    rule = _Parser(body, net, options["block_policy"]).anchor_rule()
+                except _Error:
+                    if opens:           # yacc resynchronises at the newline: the block
+                        stack.append((None, head.line, [], set()))   # still nests
+                    raise
+                if opens:
+                    stack.append((rule, head.line, [], set()))
+                else:
+                    if not rule.anchor:
+                        raise _Error(head.line, "anchors without explicit rules must "
+                                                "specify a name")
+                    _close_anchor(rule, [], stack[-1][2], stack[-1][3], head.line,
+                                  inline=False)
             elif head.kind == "w" and head.text in ("pass", "block", "match"):
                 parser = _Parser(toks, net, options["block_policy"])
-                rules.extend(_expand(parser.rule()))
+                stack[-1][2].extend(_expand(parser.rule()))
             else:
                 raise _Error(head.line)
         except _Error as exc:
             errors.append(f"{filename}:{exc.lineno or lineno}: {exc.message}")
+    if len(stack) > 1 and not errors:
+        errors.append(f"{filename}:{last}: syntax error")
     if errors:
         raise PfConfError(errors, printed)
-    return Compiled(tuple(printed), tuple(rules), limits, options.get("debug"))
+    entries: list[dict] = ([{"skip": skip}] if skip else []) + top
+    return Compiled(tuple(printed), tuple(entries), limits, options.get("debug"))
+
+
+def _close_anchor(rule: _Rule, children: list[dict], into: list[dict], names: set[str],
+                  line: int, inline: bool = True) -> None:
+    """anchorrule's action (parse.y rev 1.719), run when the rule is complete."""
+    if inline and rule.anchor and "/" in rule.anchor:
+        raise _Error(line, "anchor paths containing '/' cannot be used for inline anchors.")
+    if inline and rule.anchor:
+        if rule.anchor in names:
+            raise _Error(line, f"inline anchor '{rule.anchor}' already exists")
+        names.add(rule.anchor)
+    if rule.keep is not None:
+        raise _Error(line, "cannot specify state handling on anchors")
+    into.extend(_expand(rule, children))
+
+
+# --- what pfctl prints from the loaded entries ------------------------------------
+
+def rule_lines(entries: Sequence[dict], recurse: bool, nvf: bool = False) -> list[str]:
+    """The rule lines of `pfctl -sr` (recurse False), `pfctl -a '*' -sr` (True) or -nvf.
+
+    sbin/pfctl/pfctl.c rev 1.397 pfctl_show_rules(): INDENT(depth) is two
+    blanks a level; an anchor rule is followed by ` {`, its rules and `}` when
+    its name starts with `_` (an unnamed brace anchor) or with `-a '*'`
+    (PF_OPT_RECURSE); otherwise the line ends.  pfctl_load_ruleset() (-nvf)
+    prints ` {` ... `}` only for an anchor with rules: an empty one ends its line.
+    """
+    out: list[str] = []
+
+    def walk(items: Sequence[dict], depth: int) -> None:
+        for e in items:
+            if "skip" in e:
+                continue
+            line = "  " * depth + e["text"]
+            kids = e.get("children")
+            expand = kids is not None and (recurse or e["anchor"] == "")
+            if expand and nvf and not kids:
+                expand = False
+            if not expand:
+                out.append(line)
+                continue
+            out.append(line + " {")
+            walk(kids, depth + 1)
+            out.append("  " * depth + "}")
+
+    walk(entries, 0)
+    return out
+
+
+def skipped(entries: Sequence[dict]) -> list[str]:
+    """The `set skip on` names of the loaded ruleset, in the order given."""
+    return [n for e in entries if "skip" in e for n in e["skip"]]
+
+
+# --- the demo kernel: pf's decision for one packet ----------------------------------
+
+# Cloned interfaces join the group named after their driver (sys/net/if.c
+# if_clone_create()); pppx(4) adds its units to group `pppx` itself.  The
+# demo's pppac0 has none (derived ifconfig sample of pppac0 prints no groups).
+_DRIVER_GROUPS = ("lo", "enc", "pflog", "pppx")
+
+
+def groups_of(net: Net, ifname: str) -> set[str]:
+    """The groups IFNAME is in: `all`, its driver's, and the Net's (egress, ...)."""
+    found = {"all"} | {g for g, members in net.groups.items() if ifname in members}
+    driver = re.sub(r"[0-9]+$", "", ifname)
+    if driver in _DRIVER_GROUPS and driver != ifname:
+        found.add(driver)
+    return found
+
+
+@dataclass(frozen=True)
+class Packet:
+    """The first packet of a connection, as the demo kernel filters it."""
+
+    id: str
+    direction: str                  # 'in' | 'out'
+    ifname: str
+    proto: int
+    src: str
+    dst: str
+    sport: int = 0
+    dport: int = 0
+    local: bool = True              # to a socket on this host (root's), or forwarded
+
+
+@dataclass(frozen=True)
+class KernelVerdict:
+    passed: bool
+    nat: bool                       # a nat-to applied (out packets)
+    rule: str                       # the deciding rule's text, "" for default or skip
+
+
+def decide(entries: Sequence[dict], net: Net, pkt: Packet) -> KernelVerdict:
+    """pf_test_rule() of the demo: the last matching rule decides unless `quick`.
+
+    pf.conf(5): `match` rules never decide (their nat-to applies); an anchor
+    whose criteria match evaluates its rules in place and a `quick` rule inside
+    ends the evaluation; a `quick` anchor ends it when a rule inside matched;
+    with no deciding rule the packet passes; `set skip` interfaces (and members
+    of skipped groups, pf_if.c rev 1.112 pfi_xcommit()) are not filtered at all.
+    Tables are empty and uids of forwarded packets unknown (pf.conf(5) `user`).
+    """
+    groups = groups_of(net, pkt.ifname)
+    skip = set(skipped(entries))
+    if pkt.ifname in skip or groups & skip:
+        return KernelVerdict(True, False, "")
+    st: dict = {"rule": None, "nat": False, "tag": None}
+
+    def walk(items: Sequence[dict]) -> tuple[bool, bool]:
+        """(stop evaluating, some rule in ITEMS matched)."""
+        matched = False
+        for e in items:
+            if "skip" in e or not _matches(e["m"], pkt, groups, net, st["tag"]):
+                continue
+            m = e["m"]
+            matched = True
+            if m["action"] == "anchor":
+                stop, inner = walk(e["children"] or [])
+                if stop or (m["quick"] and inner):
+                    return True, True
+                continue
+            if m["tag"]:
+                st["tag"] = m["tag"]
+            if m["action"] == "match":
+                st["nat"] = st["nat"] or m["nat"]
+                continue
+            st["rule"] = e
+            if m["quick"]:
+                return True, True
+        return False, matched
+
+    walk(entries)
+    rule = st["rule"]
+    if rule is None:
+        return KernelVerdict(True, st["nat"], "")
+    return KernelVerdict(rule["m"]["action"] == "pass", st["nat"] or rule["m"]["nat"],
+                         rule["text"])
+
+
+def _addr_in(spec: dict, addr: str, net: Net) -> bool:
+    kind, value = spec["kind"], spec["value"]
+    ip = ipaddress.ip_address(addr)
+    if kind == "any":
+        hit = True
+    elif kind == "net":
+        hit = ip in ipaddress.ip_network(value)
+    elif kind == "dyn":
+        hit = any(ip == ipaddress.ip_address(a) for a in net.lookup(value))
+    else:                           # <table> (none defined in the demo), no-route
+        hit = False
+    return hit != spec["neg"]
+
+
+def _port_ok(spec: list | None, port: int) -> bool:
+    if spec is None:
+        return True
+    op, low, high = spec
+    return {"=": port == low, "!=": port != low, "<": port < low, "<=": port <= low,
+            ">": port > low, ">=": port >= low, ":": low <= port <= high,
+            "><": low < port < high, "<>": port < low or port > high}[op]
+
+
+def _matches(m: dict, pkt: Packet, groups: set[str], net: Net, tag: str | None) -> bool:
+    if m["dir"] and m["dir"] != pkt.direction:
+        return False
+    if m["ifname"] is not None:
+        on = m["ifname"] in ("any", pkt.ifname) or m["ifname"] in groups
+        if on == m["ifnot"]:
+            return False
+    if m["af"] not in (0, ipaddress.ip_address(pkt.src).version):
+        return False
+    if m["proto"] and m["proto"] != pkt.proto:
+        return False
+    if not (_addr_in(m["src"], pkt.src, net) and _addr_in(m["dst"], pkt.dst, net)):
+        return False
+    if not (_port_ok(m["sport"], pkt.sport) and _port_ok(m["dport"], pkt.dport)):
+        return False
+    if m["uid"] is not None and (not pkt.local or m["uid"] != "0"):
+        return False                # forwarded: uid unknown; local sockets are root's
+    return not (m["tagged"] and m["tagged"] != tag)
+
+
+# A client behind NAT (RFC 5737 TEST-NET-2) and an internet host it browses.
+CLIENT = "198.51.100.23"
+INTERNET_HOST = "203.0.113.80"
+
+
+def client_packets(egress_ifname: str, egress_address: str, vpn_network: str,
+                   ppp_ifname: str) -> list[Packet]:
+    """The first packet of each flow a client's connection needs (see checks/pfpath.py)."""
+    vpn = ipaddress.ip_network(vpn_network, strict=False)
+    inside = str(next(vpn.hosts()) + 1)
+    return [
+        Packet("ike", "in", egress_ifname, 17, CLIENT, egress_address, 500, 500),
+        Packet("nat-t", "in", egress_ifname, 17, CLIENT, egress_address, 4500, 4500),
+        Packet("esp", "in", egress_ifname, 50, CLIENT, egress_address),
+        Packet("l2tp", "in", "enc0", 17, CLIENT, egress_address, 1701, 1701),
+        Packet("ppp-in", "in", ppp_ifname, TCP, inside, INTERNET_HOST, 50123, 443,
+               local=False),
+        Packet("nat-out", "out", egress_ifname, TCP, inside, INTERNET_HOST, 50123, 443,
+               local=False),
+    ]
+
+
+def path_blocked(entries: Sequence[dict], net: Net, egress_ifname: str, egress_address: str,
+                 vpn_network: str, ppp_ifname: str) -> str | None:
+    """Why a client cannot connect through pf, or None when every flow passes.
+
+    For events.connect(): the nat-out flow also needs a nat-to.
+    """
+    for pkt in client_packets(egress_ifname, egress_address, vpn_network, ppp_ifname):
+        v = decide(entries, net, pkt)
+        if not v.passed:
+            return f"pf blocks {pkt.id} ({v.rule})"
+        if pkt.id == "nat-out" and not v.nat:
+            return "pf passes the clients' traffic out without nat-to"
+    return None

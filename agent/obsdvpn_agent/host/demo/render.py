@@ -6,9 +6,11 @@ dicts) and return text; they never read the state file or the clock.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from . import sessions as sess
+from .pfconf import Net, groups_of, skipped
 
 # --- pfctl -si: print_status(), sbin/pfctl/pfctl_parser.c rev 1.352 ------------
 
@@ -128,6 +130,23 @@ def ifconfig_pppx(s: dict, local: str) -> str:
     return "".join(out)
 
 
+def ifconfig_egress(egress: dict) -> str:
+    """The egress vio(4) interface, as sbin/ifconfig/ifconfig.c status() prints an
+    Ethernet one: flags and mtu, lladdr, index/priority/llprio, groups, media,
+    status, then in_status()'s `inet A netmask 0x%08x broadcast B`.  vio(4) is
+    not a cloned interface, so its only group is the one the default route
+    gives it, egress (netinet/in.c / if.c if_addgroup "egress")."""
+    net = ipaddress.ip_network(f"{egress['address']}/24", strict=False)
+    return (f"{egress['ifname']}: flags=8843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST> mtu 1500\n"
+            "\tlladdr fe:e1:ba:d0:4a:01\n"
+            "\tindex 1 priority 0 llprio 3\n"
+            "\tgroups: egress\n"
+            "\tmedia: Ethernet autoselect\n"
+            "\tstatus: active\n"
+            f"\tinet {egress['address']} netmask 0x{int(net.netmask):08x} broadcast "
+            f"{net.broadcast_address}\n")
+
+
 def ifconfig_pppac(npppd: dict) -> str:
     """pppac0 (derived/ifconfig/pppac0-concentrator.txt; its inet line is ASSUMED)."""
     return ("pppac0: flags=843<UP,BROADCAST,RUNNING,SIMPLEX> mtu 65532\n"
@@ -225,3 +244,40 @@ def npppctl_clear(count: int) -> str:
     if count > 0:
         return f"Successfully disconnected {count} session{'s' if count > 1 else ''}.\n"
     return "No session to disconnect.\n"
+
+
+# --- pfctl -sI [-v]: pfctl_show_ifaces()/print_iface(), sbin/pfctl/pfctl_table.c rev 1.91 ---
+
+def pf_interfaces(entries: list, net: Net, verbose: bool) -> str:
+    """Every kif pf has, sorted as pf_if.c rev 1.112 keeps them (pfi_if_compare: strncmp).
+
+    pf has a kif for `all` (pfi_initialize()), each interface
+    (pfi_attach_ifnet()) and group (pfi_attach_ifgroup()), each interface
+    name a rule uses (pfi_kif_get() when the rule is loaded) and each
+    `set skip` name (pfi_set_flags() creates it).  print_iface() prints the
+    name and, with -v, ` (skip)` when PFI_IFLAG_SKIP is set: on the name
+    itself, or on an interface one of whose groups is skipped (pfi_xcommit()).
+    """
+    skip = set(skipped(entries))
+    interfaces = set(net.addresses)
+    names = {"all", *interfaces, *net.groups, *skip}
+    names |= {g for i in interfaces for g in groups_of(net, i)}
+
+    def referenced(items: list) -> None:
+        for e in items:
+            if "skip" in e:
+                continue
+            m = e["m"]
+            if m["ifname"] is not None:
+                names.add(m["ifname"])
+            for side in ("src", "dst"):
+                if m[side]["kind"] == "dyn":
+                    names.add(m[side]["value"])
+            referenced(e.get("children") or [])
+
+    referenced(entries)
+    out = []
+    for name in sorted(names):
+        flagged = name in skip or (name in interfaces and bool(groups_of(net, name) & skip))
+        out.append(f"{name}{' (skip)' if verbose and flagged else ''}\n")
+    return "".join(out)

@@ -1,0 +1,88 @@
+"""The agent's own files: the repair lock and the small JSON records it keeps.
+
+Everything above the host layer names these files by plain paths (the CLI
+picks them: /var/db/obsdvpn-agent on a real host, beside the state file for
+the demo host) and reads or writes them only through this module.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from types import TracebackType
+from typing import Any
+
+from .atomic import replace_file
+
+STATE_DIR = "/var/db/obsdvpn-agent"
+REPAIR_RECORD = f"{STATE_DIR}/last-repair.json"
+REPAIR_LOCK = "/var/run/obsdvpn-agent.repair.lock"
+
+
+def load_record(path: str) -> dict[str, Any] | None:
+    """A JSON object the agent wrote, or None when there is none (or it is not one)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def save_record(path: str, record: dict[str, Any]) -> None:
+    """Replace the record atomically, creating its directory (mode 755) if needed."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    replace_file(path, (json.dumps(record, sort_keys=True) + "\n").encode(), 0o644)
+
+
+class LockHeld(Exception):
+    pass
+
+
+class RepairLock:
+    """An exclusive, non-blocking flock: cron, boot and an admin never repair at once."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> RepairLock:
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise LockHeld(f"another repair holds the lock {self.path} (pid {holder})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def write_textfile(path: str, exposition: bytes) -> None:
+    """Replace node_exporter's textfile atomically: it must never read half a file."""
+    replace_file(path, exposition, 0o644)
+
+
+CHECK_RECORD = "last-check.json"     # check --on-change: what was last printed
+PAUSE_RECORD = "repair-pause.json"   # pause/resume
+OBSERVED_RECORD = "observed.json"    # what root's check saw of isakmpd, for serve
+
+
+def remove_record(path: str) -> bool:
+    """Remove a record; False when there was none."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True

@@ -1,0 +1,59 @@
+"""metrics.render() writes the per-session families itself (exposition.py): the
+whole exposition must be the very bytes prometheus_client renders for the same
+families, in both formats, for a demo host with sessions."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from obsdvpn_agent.checks import evaluate
+from obsdvpn_agent.config import Config
+from obsdvpn_agent.host.demo.events import reset
+from obsdvpn_agent.host.demo.host import DemoHost
+from obsdvpn_agent.host.demo.state import StateStore
+from obsdvpn_agent.metrics import families, render
+from obsdvpn_agent.probes import gather
+
+
+class _All(Collector):
+    def __init__(self, fams):
+        self.fams = fams
+
+    def collect(self):
+        return iter(self.fams)
+
+
+def _by_prometheus_client(facts, results, cfg, openmetrics):
+    fams = []
+    for item in families(facts, results, cfg):
+        if not isinstance(item, tuple):
+            fams.append(item)
+            continue
+        for f in item:
+            kind = GaugeMetricFamily if f.kind == "gauge" else CounterMetricFamily
+            m = kind(f.name, f.documentation, labels=list(f.labelnames))
+            for values, value in f.samples:
+                m.add_metric(list(values), value)
+            fams.append(m)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_All(fams))
+    return (generate_openmetrics if openmetrics else generate_latest)(registry)
+
+
+@pytest.mark.parametrize("sessions", [0, 3, 250])
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_render_is_prometheus_clients_bytes(tmp_path, sessions, openmetrics):
+    path = tmp_path / "state.json"
+    StateStore(path, lambda now: reset(now, sessions), time.time).read()
+    cfg = Config()
+    facts = gather(DemoHost(path), cfg)
+    results = evaluate(facts, cfg)
+    ours = render(facts, results, cfg, openmetrics=openmetrics)
+    assert ours == _by_prometheus_client(facts, results, cfg, openmetrics)
+    assert ours.count(b"obsdvpn_ppp_session_info{") == sessions
