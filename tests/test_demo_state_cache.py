@@ -53,7 +53,7 @@ def _host(tmp_path, sessions=40, scenario=None, as_root=True):
 def test_one_decoding_per_collection(tmp_path, decodings):
     host = _host(tmp_path)
     facts = gather(host, load(None))
-    assert len(facts.sessions) == 40
+    assert len(facts.npppctl.sessions) == 40
     assert decodings["n"] == 1
     gather(host, load(None))
     assert decodings["n"] == 1          # the file has not changed since

@@ -37,7 +37,8 @@ from obsdvpn_agent.config import Config
 from obsdvpn_agent.host.local import LocalHost
 from obsdvpn_agent.server import Collector, make_server
 
-COLLECTORS = ("sysctl", "rcctl", "pf", "ipsec", "isakmpd", "ifconfig", "npppctl", "files")
+COLLECTORS = ("sysctl", "rcctl", "pf", "ipsec", "isakmpd", "ifconfig", "npppctl", "files",
+              "logs")
 TIMINGS: dict[str, float] = {}
 
 

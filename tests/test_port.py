@@ -30,7 +30,7 @@ EXPAND = {"${MODPY_VERSION}": "3.11", "${MODPY_PYCACHE}": "__pycache__/",
 # Lines the port adds beyond the wheel's files (packing-list annotations).
 # doas.conf(5): permit [options] identity ...
 DOAS_OPTIONS = r"^permit (?:(?:nopass|nolog|persist|keepenv) )*"
-PORT_ONLY = re.compile(r"^@(newgroup|newuser|rcscript|sample|owner|group|mode|comment) ")
+PORT_ONLY = re.compile(r"^@(newgroup|newuser|rcscript|sample|owner|group|mode|comment)( |$)")
 
 
 def plist_lines(names: list[str], version: str) -> list[str]:
@@ -223,3 +223,10 @@ def write_plist() -> None:
 
 if __name__ == "__main__":
     write_plist()
+
+
+def test_the_state_directory_is_sticky_and_group_obsdvpn_and_the_modes_are_reset() -> None:
+    lines = plist()
+    at = lines.index("@sample ${LOCALSTATEDIR}/db/obsdvpn-agent/")
+    assert lines[at - 2:at] == ["@mode 1775", "@group _obsdvpn"]
+    assert lines[at + 1:at + 3] == ["@mode", "@group"]   # the files after it: defaults again

@@ -289,3 +289,50 @@ def test_unprivileged_serve_learns_the_policy_from_roots_last_check(demo):
     old = by_id(evaluate(gather(unprivileged, Config(), observed=stale), Config()))
     assert old["ipsec.ike_rules"].status.name == "UNKNOWN"
     assert "60 minutes old" in old["ipsec.ike_rules"].summary
+
+
+def test_unprivileged_serve_judges_users_and_pool_from_roots_last_check(demo):
+    from obsdvpn_agent.checks import by_id, evaluate
+    from obsdvpn_agent.config import Config
+    from obsdvpn_agent.host.agentfiles import load_record
+    from obsdvpn_agent.host.demo import DemoHost
+    from obsdvpn_agent.probes import gather
+
+    root = DemoHost(demo.state)
+
+    class ServeHost(DemoHost):
+        """serve as _obsdvpn: root's commands through its doas rules, files as itself."""
+
+        def run(self, argv, timeout_s):
+            return root.run(argv, timeout_s)
+
+    unprivileged = ServeHost(demo.state, as_root=False)
+    alone = by_id(evaluate(gather(unprivileged, Config()), Config()))
+    assert alone["sessions.users"].status.name == "UNKNOWN"
+    assert alone["sessions.pool"].status.name == "UNKNOWN"
+    assert demo("check").returncode == 0
+    record = load_record(f"{demo.state}.observed.json")
+    assert "alice" not in json.dumps(record)            # names only as digests
+    told = by_id(evaluate(gather(unprivileged, Config(), observed=record), Config()))
+    assert told["sessions.users"].status.name == "OK", told["sessions.users"].summary
+    assert told["sessions.pool"].status.name == "OK"
+    # A user removed from npppd-users while connected, seen by root's next check:
+    users = root.read_file("/etc/npppd/npppd-users")
+    root.write_file("/etc/npppd/npppd-users", users.replace("alice:", "alyce:"), 0o600)
+    assert demo("check").returncode == 1
+    record = load_record(f"{demo.state}.observed.json")
+    told = by_id(evaluate(gather(unprivileged, Config(), observed=record), Config()))
+    assert told["sessions.users"].status.name == "WARNING"
+    assert "alice" in told["sessions.users"].summary
+
+
+def test_a_pool_outside_the_agents_network_is_reported_and_judged_as_npppd_has_it(demo):
+    from obsdvpn_agent.host.demo import DemoHost
+    host = DemoHost(demo.state)
+    host.write_file("/etc/npppd/npppd.conf", host.read_file("/etc/npppd/npppd.conf").replace(
+        "10.0.0.2-10.0.0.254", "172.16.9.2-172.16.9.254"), 0o600)
+    c = checks(demo)
+    assert c["sessions.pool"]["status"] == "WARNING", c["sessions.pool"]
+    assert 'network = "172.16.9.0/24"' in c["sessions.pool"]["summary"]
+    # pf's nat-to covers 10.0.0.0/24 only: the clients npppd really serves are not translated
+    assert c["pf.path.nat_out"]["status"] == "CRITICAL", c["pf.path.nat_out"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gzip
 import http.client
 import json
@@ -92,6 +94,8 @@ def test_landing_page_escapes_user_names(served):
     assert "<script>" not in page
     assert "&lt;script&gt;x&lt;/script&gt;" in page
     assert 'href="/metrics"' in page and "CRITICAL" in page and "alice" in page
+    # the age of the collection, filled in as the page is served
+    assert re.search(r'<span id="age">[0-9]+ (s|min) ago</span>', page), page[:600]
 
 
 def test_other_paths_get_404_without_traceback(served):
@@ -156,15 +160,15 @@ def test_sighup_reloads_the_configuration(tmp_path):
         conn.request("GET", "/metrics")
         body = conn.getresponse().read().decode()
         return next(ln for ln in body.splitlines()
-                if ln.startswith('obsdvpn_check_status{check="pf.path.nat_out"}'))
+                if ln.startswith('obsdvpn_check_status{check="sessions.pool"}'))
 
     try:
         assert vpn_rules_status().endswith(" 0.0")
-        # Another VPN network: the loaded nat-to no longer covers it.
+        # Another VPN network: npppd.conf's pool is no longer inside it.
         conf.write_text('[vpn]\nnetwork = "10.9.0.0/24"\n')
         serve.proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 10
-        while not vpn_rules_status().endswith(" 2.0"):
+        while not vpn_rules_status().endswith(" 1.0"):
             assert time.monotonic() < deadline
             time.sleep(0.1)
         serve.proc.send_signal(signal.SIGTERM)
@@ -379,7 +383,7 @@ def test_status_page_names_the_host_puts_failures_first_and_reads_like_a_page(tm
     facts = gather(DemoHost(path), Config())
     page = landing_page(facts, evaluate(facts, Config()))
     assert facts.hostname and f"<h1>{facts.hostname}: CRITICAL</h1>" in page
-    assert '<meta http-equiv="refresh"' in page and 'id="age"' in page
+    assert '<meta http-equiv="refresh"' in page and '<span id="age"><!--age--></span>' in page
     first_row = page.split("<tr class='", 2)[1]
     assert first_row.startswith("critical'><td>files.ipsec_conf"), first_row[:80]
     # traffic as people read it, the exact count on hover; the zone named

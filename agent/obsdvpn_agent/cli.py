@@ -27,7 +27,11 @@ if TYPE_CHECKING:
     from .repair import Outcome, Pause
 
 EXIT_UNKNOWN = 3
-LOG_STATE = "log-state.json"   # the daemon log's read position and totals
+def _log_state() -> str:
+    """The daemon log's read position and totals, one file per user that counts: root's
+    `check --textfile` and the unprivileged serve each keep their own."""
+    from .host.identity import effective_user
+    return f"log-state-{effective_user()}.json"
 
 
 @dataclass
@@ -193,7 +197,7 @@ def _collect(app: App, as_root: bool = True,
         host = app.host(as_root)
         host.info()  # a host that cannot be opened is one line, not an UNKNOWN per check
         facts = gather(host, cfg, observed=app.observed(),
-                       log_state=app.agent_file(LOG_STATE) if count_log else None)
+                       log_state=app.agent_file(_log_state()) if count_log else None)
     except ConfigError as e:
         fail(str(e))
     except HostError as e:
@@ -654,7 +658,7 @@ def collect(app: App, config_stdin: bool) -> None:
         fail(f"configuration from serve not understood: {e}")
     try:
         collection = collect_in_process(host, cfg, app.repair_record(), app.pause(),
-                                        app.observed(), app.agent_file(LOG_STATE))
+                                        app.observed(), app.agent_file(_log_state()))
     except HostError as e:
         fail(str(e))
     sys.stdout.write(collection.to_json())

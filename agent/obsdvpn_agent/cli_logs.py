@@ -58,8 +58,7 @@ def _lines(ctx: click.Context, log: str | None, rotated: int) -> Iterator[str]:
         for name in files:
             yield from logfile.iter_lines(name)
     try:
-        first = open(files[-1], "rb")  # noqa: SIM115 - only to fail early, in one line
-        first.close()
+        logfile.check_readable(files[-1])   # fail early, in one line
     except OSError as e:
         _fail(f"{path}: {e.strerror} (root reads /var/log/daemon; see the README, LOGS, for "
               "a copy the agent's user may read)")

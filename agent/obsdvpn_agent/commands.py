@@ -22,6 +22,7 @@ PF_CONF = "/etc/pf.conf"
 IPSEC_CONF = "/etc/ipsec.conf"
 SYSCTL_CONF = "/etc/sysctl.conf"
 NPPPD_USERS = "/etc/npppd/npppd-users"
+NPPPD_CONF = "/etc/npppd/npppd.conf"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ the command timeout.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,7 @@ from .parsers import (
     ipsecctl,
     isakmpd,
     npppctl,
+    npppd_conf,
     npppd_users,
     pfctl,
     rcctl,
@@ -49,6 +51,7 @@ from .parsers import (
 from .parsers.ifconfig import Interface
 from .parsers.ipsecctl import IkePhase1, IpsecState
 from .parsers.npppctl import PppSession
+from .parsers.npppd_conf import NpppdPools
 from .parsers.pfctl import PfInfo, PfInterfaces, PfLimits, PfRuleset, PfRuleTree
 from .parsers.rcctl import DaemonCheck, DaemonFlags
 from .parsers.sysctl import SysctlConf, SysctlReading
@@ -170,6 +173,12 @@ class NpppctlFacts:
 class FilesFacts:
     stat: Mapping[str, FileInfo | ProbeFailure]              # path -> stat(2)
     npppd_users: tuple[str, ...] | ProbeFailure              # user names of npppd-users
+    npppd_pools: NpppdPools | ProbeFailure = ProbeFailure(   # npppd.conf's pool-address
+        C.NPPPD_CONF, "skipped", "not read")
+    # For the unprivileged serve, from root's last check: SHA-256 digests of the
+    # npppd-users names (a name is never written down), and when root saw them.
+    npppd_user_digests: frozenset[str] | None = None
+    observed_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +197,7 @@ class Facts:
     logs: LogFacts
     collectors: tuple[CollectorRun, ...] = field(default=())
     hostname: str = ""
+    as_root: bool = False            # collected with root's privileges
 
     def failures(self) -> tuple[ProbeFailure, ...]:
         return tuple(f for run in self.collectors for f in run.failures)
@@ -219,7 +229,7 @@ def _all_failed(name: str, cfg: Config, f: ProbeFailure) -> Any:
         return LogFacts(f)
     if name == "npppctl":
         return NpppctlFacts(f)
-    return FilesFacts({}, f)
+    return FilesFacts({}, f, f)
 
 
 def _facts(collected_at: float, by_collector: Mapping[str, Any],
@@ -438,20 +448,25 @@ def _collect_isakmpd(c: _Collect) -> IsakmpdFacts:
     return IsakmpdFacts(passive, proposals)
 
 
-def _observed(c: _Collect) -> IsakmpdFacts:
-    """Root's last answers, for the unprivileged serve (no secret is in them)."""
+def _fresh(c: _Collect, what: str) -> tuple[Mapping[str, Any] | None, str]:
+    """Root's last observation record if it is recent enough, else (None, why not)."""
     record = c.observed or {}
     at = record.get("time")
-    why = ("isakmpd's FIFO and ipsec.conf are root's: root's `obsdvpn-agent check` (cron) "
-           "reports them")
+    why = f"{what} root's alone: root's `obsdvpn-agent check` (cron) reports it"
     if not isinstance(at, (int, float)):
-        skipped = ProbeFailure("isakmpd", "skipped", f"{why}, and it has left no record yet")
-        return IsakmpdFacts(skipped, skipped)
+        return None, f"{why}, and it has left no record yet"
     age = time.time() - at
     if age > OBSERVATION_MAX_AGE_S:
-        stale = ProbeFailure("isakmpd", "skipped", f"{why}; its last record is {age / 60:.0f} "
-                                                   "minutes old")
-        return IsakmpdFacts(stale, stale)
+        return None, f"{why}; its last record is {age / 60:.0f} minutes old"
+    return record, ""
+
+
+def _observed(c: _Collect) -> IsakmpdFacts:
+    """Root's last answers, for the unprivileged serve (no secret is in them)."""
+    record, why = _fresh(c, "isakmpd's FIFO and ipsec.conf are")
+    if record is None:
+        skipped = ProbeFailure("isakmpd", "skipped", why)
+        return IsakmpdFacts(skipped, skipped)
     try:
         passive = record["passive"]
         passive_value: tuple[str, ...] | ProbeFailure = (
@@ -465,18 +480,31 @@ def _observed(c: _Collect) -> IsakmpdFacts:
     except (KeyError, TypeError) as e:
         bad = c.fail("isakmpd", "error", f"root's observation record is not understood: {e}")
         return IsakmpdFacts(bad, bad)
-    return IsakmpdFacts(passive_value, proposals_value, float(at))
+    return IsakmpdFacts(passive_value, proposals_value, float(record["time"]))
+
+
+def user_digest(name: str) -> str:
+    """How root's record names a user of npppd-users: never the name itself."""
+    return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def observation(facts: Facts) -> dict[str, Any] | None:
-    """What root saw of isakmpd, for the unprivileged serve; None when root saw nothing."""
-    ike = facts.isakmpd
-    if ike.observed_at is not None or (failed(ike.passive) and failed(ike.proposals)):
+    """What root saw that the unprivileged serve cannot read, none of it secret:
+    isakmpd's passive connections, ipsec.conf's phase-1 proposals, npppd.conf's
+    pools, and digests of the npppd-users names.  None unless root collected."""
+    if not facts.as_root:
         return None
-    return {"time": facts.collected_at,
-            "passive": str(ike.passive) if failed(ike.passive) else list(ike.passive),
-            "proposals": (str(ike.proposals) if failed(ike.proposals)
-                          else [dataclasses.asdict(p) for p in ike.proposals])}
+    ike, files = facts.isakmpd, facts.files
+    record: dict[str, Any] = {
+        "time": facts.collected_at,
+        "passive": str(ike.passive) if failed(ike.passive) else list(ike.passive),
+        "proposals": (str(ike.proposals) if failed(ike.proposals)
+                      else [dataclasses.asdict(p) for p in ike.proposals])}
+    if not failed(files.npppd_pools):
+        record["pools"] = list(files.npppd_pools.ranges)
+    if not failed(files.npppd_users):
+        record["users_sha256"] = sorted(user_digest(u) for u in files.npppd_users)
+    return record
 
 
 def _collect_ifconfig(c: _Collect) -> IfconfigFacts:
@@ -509,22 +537,38 @@ def _collect_npppctl(c: _Collect) -> NpppctlFacts:
 
 def _collect_files(c: _Collect) -> FilesFacts:
     stat = {p: c.stat(p) for p in (C.IPSEC_CONF, C.NPPPD_USERS, C.PF_CONF, C.SYSCTL_CONF)}
-    text = c.read(C.NPPPD_USERS)
-    users: tuple[str, ...] | ProbeFailure
+    users = _root_file(c, C.NPPPD_USERS, "compares the user names",
+                       lambda text: npppd_users.parse_usernames(text, C.NPPPD_USERS))
+    pools = _root_file(c, C.NPPPD_CONF, "compares the address pool",
+                       lambda text: npppd_conf.parse_pools(text, C.NPPPD_CONF))
+    digests, observed_at = None, None
+    if failed(users) and users.kind == "skipped" or failed(pools) and pools.kind == "skipped":
+        record, _ = _fresh(c, "npppd-users and npppd.conf are")
+        if record is not None:
+            observed_at = float(record["time"])
+            seen = record.get("users_sha256")
+            if failed(users) and isinstance(seen, list):
+                digests = frozenset(str(d) for d in seen)
+            ranges = record.get("pools")
+            if failed(pools) and isinstance(ranges, list):
+                pools = c.parse_file(C.NPPPD_CONF, npppd_conf.pools_of,
+                                     tuple(str(r) for r in ranges))
+    return FilesFacts(stat, users, pools, digests, observed_at)
+
+
+def _root_file(c: _Collect, path: str, why: str, parse: Callable[[str], T]) -> T | ProbeFailure:
+    """A file that must be root's alone, parsed.  An unprivileged serve cannot read it:
+    that is by design, not a collector failure (skipped); root's `check` judges it."""
+    text = c.read(path)
     if failed(text) and text.kind == "permission":
-        # The file must be root's alone, so an unprivileged serve cannot read it:
-        # that is by design, not a collector failure.  Root's cron `check` judges it.
         c.failures.remove(text)
-        users = ProbeFailure(C.NPPPD_USERS, "skipped",
-                             f"{C.NPPPD_USERS} is readable by root only, as it must be; "
-                             "root's `obsdvpn-agent check` compares the user names")
-    elif failed(text):
-        users = text
-    elif text is None:
-        users = c.fail(C.NPPPD_USERS, "missing", f"{C.NPPPD_USERS}: no such file")
-    else:
-        users = c.parse_file(C.NPPPD_USERS, npppd_users.parse_usernames, text, C.NPPPD_USERS)
-    return FilesFacts(stat, users)
+        return ProbeFailure(path, "skipped", f"{path} is readable by root only, as it must "
+                                             f"be; root's `obsdvpn-agent check` {why}")
+    if failed(text):
+        return text
+    if text is None:
+        return c.fail(path, "missing", f"{path}: no such file")
+    return c.parse_file(path, parse, text)
 
 
 def collect_log_counts(host: Host | None, log_path: str, state_path: str,
@@ -616,4 +660,4 @@ def gather(host: Host, cfg: Config, parallel: bool = True,
     else:
         done = [_timed(host, cfg, n, is_root, observed, log_state) for n in names]
     facts = _facts(now, {run.name: value for value, run in done}, tuple(run for _, run in done))
-    return dataclasses.replace(facts, hostname=info.hostname)
+    return dataclasses.replace(facts, hostname=info.hostname, as_root=is_root)

@@ -60,20 +60,23 @@ class Collection:
     landing: bytes
     failed_text: bytes = b""
     failed_openmetrics: bytes = b""
+    collected_at: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps({"results": [[r.check, int(r.status), r.summary] for r in self.results],
                            "text": self.text.decode(), "openmetrics": self.openmetrics.decode(),
                            "landing": self.landing.decode(),
                            "failed_text": self.failed_text.decode(),
-                           "failed_openmetrics": self.failed_openmetrics.decode()})
+                           "failed_openmetrics": self.failed_openmetrics.decode(),
+                           "collected_at": self.collected_at})
 
     @classmethod
     def from_json(cls, data: str) -> Collection:
         doc = json.loads(data)
         return cls(tuple(Result(c, Status(s), summary) for c, s, summary in doc["results"]),
                    doc["text"].encode(), doc["openmetrics"].encode(), doc["landing"].encode(),
-                   doc["failed_text"].encode(), doc["failed_openmetrics"].encode())
+                   doc["failed_text"].encode(), doc["failed_openmetrics"].encode(),
+                   float(doc["collected_at"]))
 
 
 def collect_in_process(host: Host, cfg: Config, repair_record: Mapping[str, Any] | None,
@@ -96,7 +99,8 @@ def collect_in_process(host: Host, cfg: Config, repair_record: Mapping[str, Any]
                       render(facts, results, cfg, repair_record, pause, openmetrics=True),
                       landing_page(facts, results).encode(),
                       render(nothing, none_judged, cfg), render(nothing, none_judged, cfg,
-                                                                openmetrics=True))
+                                                                openmetrics=True),
+                      facts.collected_at)
 
 
 def collect_in_child(global_args: list[str]) -> Callable[[Config], Collection]:
@@ -150,6 +154,7 @@ class Snapshot:
     openmetrics: bytes
     openmetrics_gz: bytes
     landing: bytes
+    collected_at: float = 0.0
 
 
 class Collector:
@@ -213,7 +218,7 @@ class Collector:
 
     def _publish(self, c: Collection) -> Snapshot:
         snap = Snapshot(c.results, c.text, gzip.compress(c.text, 5), c.openmetrics,
-                        gzip.compress(c.openmetrics, 5), c.landing)
+                        gzip.compress(c.openmetrics, 5), c.landing, c.collected_at)
         with self._ready:
             self._latest = snap
             self.collections += 1
@@ -243,9 +248,18 @@ class Collector:
             self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - start)))
 
 
+# Where the page says how old the collection is: filled in when the page is served.
+AGE_MARK = b"<!--age-->"
+
+
+def age_text(seconds: float) -> bytes:
+    s = max(0, round(seconds))
+    return (f"{s} s ago" if s < 90 else f"{round(s / 60)} min ago").encode()
+
+
 def landing_page(facts: Facts, results: tuple[Result, ...]) -> str:
-    """The status page: host, when collected (and how long ago, counted in the
-    browser), the checks worst first, who is connected; it reloads itself."""
+    """The status page: host, when collected (and how long ago, filled in as it is
+    served), the checks worst first, who is connected; it reloads itself."""
     from .probes import failed
     from .report import duration, human_bytes, local_time, sessions
 
@@ -278,15 +292,8 @@ def landing_page(facts: Facts, results: tuple[Result, ...]) -> str:
 .critical{{background:#fbb}} .warning{{background:#fe9}} .unknown{{background:#ddd}}</style>
 </head><body>
 <h1>{e(host)}: {e(status.name)}</h1>
-<p>Collected {e(local_time(at))} (<span id="age" data-at="{at:.0f}">just now</span>)
+<p>Collected {e(local_time(at))} (<span id="age">{AGE_MARK.decode()}</span>)
 &middot; obsdvpn-agent {e(__version__)} &middot; <a href="/metrics">Metrics</a></p>
-<script>
-(function () {{
-  var el = document.getElementById("age");
-  var s = Math.max(0, Math.round(Date.now() / 1000 - el.dataset.at));
-  el.textContent = s < 90 ? s + " s ago" : Math.round(s / 60) + " min ago";
-}})();
-</script>
 <h2>Checks</h2>
 <table><tr><th>Check</th><th>Status</th><th>Summary</th></tr>
 {rows}
@@ -343,7 +350,8 @@ class Handler(BaseHTTPRequestHandler):
                        head)
             return
         if path == "/":
-            self._send(200, "text/html; charset=utf-8", snap.landing, head)
+            self._send(200, "text/html; charset=utf-8", snap.landing.replace(
+                AGE_MARK, age_text(time.time() - snap.collected_at)), head)
             return
         om = wants_openmetrics(self.headers.get("Accept", ""))
         gz = accepts_gzip(self.headers.get("Accept-Encoding", ""))

@@ -10,6 +10,7 @@ from ..probes import PfConfigInvalid, ProbeFailure, failed
 from . import PHASE_PF, Action, Result, Results, Status, Value
 from .pfdiff import rulesets_equal
 from .pfpath import PacketVerdict, egress_interfaces, evaluate_path
+from .sessions import vpn_network
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -47,7 +48,7 @@ def _path(facts: Facts, cfg: Config) -> dict[str, PacketVerdict] | ProbeFailure:
         return egress
     first = egress_interfaces(egress)
     verdicts = evaluate_path(tree, frozenset(interfaces.skipped), first[0] if first else None,
-                             cfg.vpn_network, cfg.ppp_interface)
+                             vpn_network(facts, cfg), cfg.ppp_interface)
     return {v.packet: v for v in verdicts}
 
 
@@ -62,7 +63,7 @@ def _config_path(facts: Facts, cfg: Config) -> dict[str, PacketVerdict] | str:
         return f"the egress interface is not known ({egress})"
     first = egress_interfaces(egress)
     verdicts = evaluate_path(config.tree, config.skip, first[0] if first else None,
-                             cfg.vpn_network, cfg.ppp_interface)
+                             vpn_network(facts, cfg), cfg.ppp_interface)
     return {v.packet: v for v in verdicts}
 
 

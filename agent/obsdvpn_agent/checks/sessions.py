@@ -2,20 +2,60 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING
 
-from ..commands import NPPPD_USERS
-from ..probes import failed
-from . import Result, Results, Status
+from ..commands import NPPPD_CONF, NPPPD_USERS
+from ..probes import failed, user_digest
+from . import Result, Results, Status, Value
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..probes import Facts
 
 
+def vpn_network(facts: Facts, cfg: Config) -> str:
+    """The VPN network the checks judge: npppd.conf's pools when readable, else the
+    agent's `[vpn] network`."""
+    pools = facts.files.npppd_pools
+    covering = None if failed(pools) else pools.covering()
+    return cfg.vpn_network if covering is None else str(covering)
+
+
 def evaluate(facts: Facts, cfg: Config) -> Results:
     yield _descriptions(facts, cfg)
     yield _users(facts)
+    yield _pool(facts, cfg)
+
+
+def _pool(facts: Facts, cfg: Config) -> Result:
+    """npppd.conf's pool-address says what the VPN network is; the agent's
+    configuration says what it judges NAT for: they must agree."""
+    cid = "sessions.pool"
+    pools = facts.files.npppd_pools
+    configured = ipaddress.ip_network(cfg.vpn_network, strict=False)
+    if failed(pools):
+        return Result(cid, Status.UNKNOWN, f"cannot read npppd's address pool: {pools}; the "
+                                           f"checks use [vpn] network {configured}",
+                      {"network": str(configured), "agrees": None})
+    covering = pools.covering()
+    if covering is None:
+        return Result(cid, Status.WARNING, f"{NPPPD_CONF} has no `pool-address` in an ipcp "
+                                           "block, so npppd has no address to give a client: "
+                                           "add one", {"network": str(configured),
+                                                       "agrees": None})
+    shown = ", ".join(pools.ranges)
+    outside = [n for n in pools.networks if configured.version != 4
+               or not ipaddress.IPv4Network(n).subnet_of(ipaddress.IPv4Network(configured))]
+    values: dict[str, Value] = {"network": str(covering), "agrees": not outside}
+    if outside:
+        return Result(cid, Status.WARNING,
+                      f"npppd.conf's pool-address ({shown}) is not inside the agent's [vpn] "
+                      f"network {configured}; the checks judge NAT for {covering}, what npppd "
+                      f"hands out: set `network = \"{covering}\"` under [vpn] in the agent's "
+                      "configuration", values)
+    return Result(cid, Status.OK, f"npppd hands out {shown}, inside {configured}"
+                  + _as_root_saw(facts), values)
 
 
 def _descriptions(facts: Facts, cfg: Config) -> Result:
@@ -45,17 +85,30 @@ def _users(facts: Facts) -> Result:
         return Result(cid, Status.UNKNOWN, f"cannot list sessions: {sessions}")
     if not sessions:
         return Result(cid, Status.OK, "no session is connected", {"strangers": 0})
+    digests = facts.files.npppd_user_digests
     if failed(users):
-        # Skipped by design (npppd-users is root's alone) is still not looked at:
-        # UNKNOWN, never OK.
-        return Result(cid, Status.UNKNOWN, f"cannot read {NPPPD_USERS}: {users}",
-                      {"strangers": None})
-    known = set(users)
-    strangers = sorted({s.username for s in sessions if s.username not in known})
+        if digests is None:
+            # Skipped by design (npppd-users is root's alone) is still not looked
+            # at: UNKNOWN, never OK.
+            return Result(cid, Status.UNKNOWN, f"cannot read {NPPPD_USERS}: {users}",
+                          {"strangers": None})
+        # The unprivileged serve compares with root's last look (names as digests).
+        strangers = sorted({s.username for s in sessions
+                            if user_digest(s.username) not in digests})
+    else:
+        known = set(users)
+        strangers = sorted({s.username for s in sessions if s.username not in known})
     if strangers:
         return Result(cid, Status.WARNING,
                       f"connected user(s) {', '.join(strangers[:5])} are not in {NPPPD_USERS} "
                       "(removed while connected?): disconnect them with "
                       "`npppctl clear username NAME`", {"strangers": len(strangers)})
-    return Result(cid, Status.OK, f"{len(sessions)} session(s), all users in {NPPPD_USERS}",
-                  {"strangers": 0})
+    return Result(cid, Status.OK, f"{len(sessions)} session(s), all users in {NPPPD_USERS}"
+                  + _as_root_saw(facts), {"strangers": 0})
+
+
+def _as_root_saw(facts: Facts) -> str:
+    at = facts.files.observed_at
+    if at is None:
+        return ""
+    return f" (as root's check saw it {max(0.0, facts.collected_at - at) / 60:.0f} min ago)"

@@ -179,6 +179,12 @@ def iter_lines(path: str, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[str]
             yield _decode(raw, max_line_bytes)
 
 
+def check_readable(path: str) -> None:
+    """OSError (with its strerror) when path cannot be opened for reading."""
+    with open(path, "rb"):
+        pass
+
+
 def history_files(path: str, rotated: int) -> list[str]:
     """PATH and up to `rotated` older files newsyslog left, oldest first:
     PATH.N.gz ... PATH.1.gz, PATH.0 (or PATH.0.gz), PATH."""

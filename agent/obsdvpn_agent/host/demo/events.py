@@ -185,7 +185,9 @@ def fresh_state(now: float, n_sessions: int = 3) -> dict:
             PF_CONF: _file(pf_conf, 0o600),
             IPSEC_CONF: _file(IPSEC_CONF_TEXT, 0o600),
             NPPPD_USERS: _file(npppd_users_text(names), 0o600),
-            NPPPD_CONF: _file(NPPPD_CONF_TEXT, 0o640),
+            # mode 600 as on a real host: non-root users get "Permission denied"
+            NPPPD_CONF: _file(NPPPD_CONF_TEXT if not big else NPPPD_CONF_TEXT.replace(
+                "10.0.0.2-10.0.0.254", "10.0.0.2-10.0.255.254"), 0o600),
             # syslogd.conf(5) of a stock install sends daemon.info here; newsyslog keeps it 640
             syslog.DAEMON_LOG: _file("", 0o640),
             services.RC_CONF_LOCAL: _file(RC_CONF_LOCAL_TEXT, 0o644),
