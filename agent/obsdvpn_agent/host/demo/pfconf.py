@@ -166,7 +166,7 @@ def _lex(s: str, line_of: list[int], start: int, macros: dict[str, str]) -> list
             j += 1
         else:
             m = re.match(r"[^\s(){}<>!=/,#\"']+", s[j:])
-            if m is None:           # a blank outside " \t" (\r, \f): no token of pf.conf
+            if m is None:           # \r, \f, \v: outside the demo's subset (see above)
                 raise _Error(line)
             toks.append(_Tok("w", m.group(0), line))
             j += len(m.group(0))
