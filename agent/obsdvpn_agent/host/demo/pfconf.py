@@ -870,13 +870,16 @@ def decide(entries: Sequence[Entry], net: Net, pkt: Packet) -> KernelVerdict:
     skip = set(skipped(entries))
     if pkt.ifname in skip or groups & skip:
         return KernelVerdict(True, False, "")
-    st: dict[str, Any] = {"rule": None, "nat": False, "tag": None}
+    deciding: Entry | None = None
+    nat = False
+    tag: str | None = None
 
     def walk(items: Sequence[Entry]) -> tuple[bool, bool]:
         """(stop evaluating, some rule in ITEMS matched)."""
+        nonlocal deciding, nat, tag
         matched = False
         for e in items:
-            if "skip" in e or not _matches(e["m"], pkt, groups, net, st["tag"]):
+            if "skip" in e or not _matches(e["m"], pkt, groups, net, tag):
                 continue
             m = e["m"]
             matched = True
@@ -886,21 +889,20 @@ def decide(entries: Sequence[Entry], net: Net, pkt: Packet) -> KernelVerdict:
                     return True, True
                 continue
             if m["tag"]:
-                st["tag"] = m["tag"]
+                tag = m["tag"]
             if m["action"] == "match":
-                st["nat"] = st["nat"] or m["nat"]
+                nat = nat or m["nat"]
                 continue
-            st["rule"] = e
+            deciding = e
             if m["quick"]:
                 return True, True
         return False, matched
 
     walk(entries)
-    rule = st["rule"]
-    if rule is None:
-        return KernelVerdict(True, st["nat"], "")
-    return KernelVerdict(rule["m"]["action"] == "pass", st["nat"] or rule["m"]["nat"],
-                         rule["text"])
+    if deciding is None:
+        return KernelVerdict(True, nat, "")
+    return KernelVerdict(deciding["m"]["action"] == "pass", nat or deciding["m"]["nat"],
+                         deciding["text"])
 
 
 def _addr_in(spec: JsonObject, addr: str, net: Net) -> bool:
