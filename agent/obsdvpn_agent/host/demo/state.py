@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..atomic import replace_file
 from ..base import HostError
@@ -26,6 +27,12 @@ STATE_VERSION = 1
 # Top-level keys a state file must have; a file without them is not ours.
 REQUIRED_KEYS = ("version", "hostname", "boot_time", "sysctl", "files", "procs", "pf",
                  "npppd", "sessions")
+
+
+# The state file's document and every object in it: plain JSON (see above),
+# whose fields events.fresh_state() describes.
+State = dict[str, Any]
+JsonObject = dict[str, Any]
 
 
 class DemoStateError(HostError):
@@ -42,7 +49,7 @@ def default_state_path() -> Path:
 class StateStore:
     """Loads and saves one state file; `factory(now)` builds a missing one."""
 
-    def __init__(self, path: Path, factory: Callable[[float], dict],
+    def __init__(self, path: Path, factory: Callable[[float], State],
                  clock: Callable[[], float]) -> None:
         self.path = Path(path)
         self._factory = factory
@@ -54,11 +61,11 @@ class StateStore:
         # collection's time at 10,000 sessions.  Every write replaces the file
         # (atomic.replace_file(): a new inode), and a hand edit changes its
         # mtime or size, so an unchanged identity is an unchanged state.
-        self._cached: tuple[tuple[int, int, int, int], dict] | None = None
+        self._cached: tuple[tuple[int, int, int, int], State] | None = None
         # One decoding for the collector threads that ask at the same moment.
         self._cache_lock = threading.Lock()
 
-    def read(self) -> dict:
+    def read(self) -> State:
         """The current state, created healthy if missing.
 
         Shared by every read() until the file changes, so it is read-only:
@@ -85,7 +92,7 @@ class StateStore:
         return state
 
     @contextmanager
-    def change(self) -> Iterator[dict]:
+    def change(self) -> Iterator[State]:
         """Yield the state for changing; saved atomically when the block ends.
 
         An exception inside the block leaves the file untouched.
@@ -95,7 +102,7 @@ class StateStore:
             yield state
             self._save(state)
 
-    def replace(self, state: dict) -> None:
+    def replace(self, state: State) -> None:
         """Overwrite whatever is there (used by `demo reset`, even on a corrupt file)."""
         with self._locked(fcntl.LOCK_EX):
             self._save(state)
@@ -106,7 +113,8 @@ class StateStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise DemoStateError(f"{self.path}: cannot open lock file: {exc.strerror}")
+            raise DemoStateError(
+                f"{self.path}: cannot open lock file: {exc.strerror}") from None
         try:
             fcntl.flock(fd, how)
             yield
@@ -141,9 +149,10 @@ class StateStore:
                 f"{STATE_VERSION} (run `obsdvpn-agent demo reset` to start over)")
         return state
 
-    def _save(self, state: dict) -> None:
+    def _save(self, state: State) -> None:
         data = json.dumps(state, separators=(",", ":")).encode("utf-8")
         try:
             replace_file(str(self.path), data, 0o600)
         except OSError as exc:
-            raise DemoStateError(f"{self.path}: cannot write demo state: {exc.strerror}")
+            raise DemoStateError(
+                f"{self.path}: cannot write demo state: {exc.strerror}") from None
