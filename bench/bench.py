@@ -553,9 +553,10 @@ def tls_stalled_client(state: Path, work: Path, procs: Processes) -> dict:
                 _scrape(conn)
                 conn.close()
                 break
-            except (OSError, ssl.SSLError):
+            except (OSError, ssl.SSLError) as exc:
                 if agent.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"TLS serve not ready:\n{log.read_text()[-2000:]}")
+                    raise RuntimeError(
+                        f"TLS serve not ready:\n{log.read_text()[-2000:]}") from exc
                 time.sleep(0.05)
         stalled = socket.create_connection(("127.0.0.1", port))
         try:

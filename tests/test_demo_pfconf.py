@@ -128,6 +128,13 @@ def test_errors_like_yyerror(text, errors):
     assert caught.value.errors == errors
 
 
+def test_a_carriage_return_is_a_syntax_error_not_a_crash():
+    # A pf.conf saved with CRLF line ends: the demo lexer knows no \r.
+    with pytest.raises(PfConfError) as caught:
+        compile_pfconf("pass in on vio0\r\npass out\n", "/etc/pf.conf", NET)
+    assert caught.value.errors == ["/etc/pf.conf:1: syntax error"]
+
+
 def test_line_continuation_joins_a_rule():
     assert rules("pass in on vio0 \\\n\tproto udp \\\n\tto port isakmp\n") == [
         "pass in on vio0 proto udp from any to any port = 500"]

@@ -87,7 +87,10 @@ def test_fast_rules_rewrite_only_the_durations() -> None:
     fast = fast_rules(text)
     assert "for: 15m" in text and "for: 15m" not in fast
     assert "for: 0m" in fast  # an immediate alert stays immediate
-    strip = lambda t: re.sub(r"^\s*for:.*$", "", t, flags=re.MULTILINE)
+
+    def strip(rules: str) -> str:
+        return re.sub(r"^\s*for:.*$", "", rules, flags=re.MULTILINE)
+
     assert strip(fast) == strip(text)
 
 

@@ -56,7 +56,8 @@ def test_fixture_lines_follow_the_printf_formats_of_the_catalog():
     """Every isakmpd/npppd message in the fixture is one of the catalogued printf formats
     (formats_catalog.tsv, OpenBSD 6.9), behind the prefix its log function adds."""
     catalog = [line.split("\t")[3] for line in
-               (FIXTURES / "formats_catalog.tsv").read_text().splitlines()]
+               (FIXTURES.parent / "openbsd-samples" / "logs" / "formats_catalog.tsv")
+               .read_text().splitlines()]
 
     def regex(fmt: str) -> str:
         fmt = fmt.replace('\\"', '"')

@@ -204,7 +204,7 @@ def test_parse_info_verbose_sections_are_tolerated():
 
 
 def test_parse_info_without_half_open_line_of_older_releases():
-    text = "\n".join(l for l in read(ENABLED).splitlines() if "half-open" not in l)
+    text = "\n".join(line for line in read(ENABLED).splitlines() if "half-open" not in line)
     info = parse_info(text)
     assert info.states_half_open is None
     assert info.states_current == 37
@@ -302,9 +302,10 @@ def test_parse_limits_rejects(mutate, reason):
 
 
 def _rule_lines(text: str) -> list[str]:
-    return [l.strip() for l in text.splitlines()
-            if l.strip() and not l.strip().startswith("[") and l.strip() != "}"
-            and l.split()[0] in ("pass", "block", "match", "anchor") or l.startswith("@")]
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.strip().startswith("[") and line.strip() != "}"
+            and line.split()[0] in ("pass", "block", "match", "anchor")
+            or line.startswith("@")]
 
 
 RULE_COUNTS = {

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -24,7 +24,7 @@ from .host.base import Host, HostError
 if TYPE_CHECKING:
     from .checks import Result
     from .probes import Facts
-    from .repair import Outcome, Pause
+    from .repair import Outcome, Pause, Plan
 
 EXIT_UNKNOWN = 3
 def _log_state() -> str:
@@ -143,7 +143,7 @@ def _finite(param: click.Parameter, value: float) -> float:
     return value
 
 
-def fail(message: str, code: int = EXIT_UNKNOWN) -> None:
+def fail(message: str, code: int = EXIT_UNKNOWN) -> NoReturn:
     click.echo(f"obsdvpn-agent: {message}", err=True)
     sys.exit(code)
 
@@ -158,13 +158,14 @@ class _Commands(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), "demo", *LOG_COMMANDS])
 
-    def get_command(self, ctx: click.Context, name: str):
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name == "demo":
             from .cli_demo import demo
             return demo
         if name in LOG_COMMANDS:
             from . import cli_logs
-            return getattr(cli_logs, name)
+            command: click.Command = getattr(cli_logs, name)
+            return command
         return super().get_command(ctx, name)
 
 
@@ -178,7 +179,8 @@ class _Commands(click.Group):
 @click.option("--snapshot", metavar="DIR",
               help="Replay a snapshot made by `obsdvpn-agent snapshot DIR` instead of the host.")
 @click.pass_context
-def main_group(ctx: click.Context, config_path, demo, demo_state, snapshot) -> None:
+def main_group(ctx: click.Context, config_path: str | None, demo: bool,
+               demo_state: Path | None, snapshot: str | None) -> None:
     """Watch and repair an OpenBSD L2TP/IPsec (isakmpd + npppd) VPN host."""
     if snapshot and (demo or demo_state):
         raise click.UsageError("--snapshot and --demo exclude each other")
@@ -220,7 +222,7 @@ def _keep_observation(app: App, facts: Facts) -> None:
         click.echo(f"obsdvpn-agent: {path}: cannot keep what root saw: {e.strerror}", err=True)
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType[timedelta]):
     """A span of time as people write it: 90s, 30m, 2h, 1d12h, 1w (a bare number: seconds)."""
 
     name = "DURATION"
@@ -473,7 +475,8 @@ def metrics(app: App) -> None:
               help="Serve on a non-loopback address without TLS.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request.")
 @click.pass_obj
-def serve(app: App, listen, interval, tls_cert, tls_key, allow_remote, verbose) -> None:
+def serve(app: App, listen: str | None, interval: float, tls_cert: str | None,
+          tls_key: str | None, allow_remote: bool, verbose: bool) -> None:
     """Serve /metrics and a status page; SIGHUP reloads the config, SIGTERM stops."""
     import signal
     import threading
@@ -623,7 +626,7 @@ def _record_repair(app: App, code: int, outcomes: tuple[Outcome, ...],
                    err=True)
 
 
-def _plan_lines(p) -> list[str]:
+def _plan_lines(p: Plan) -> list[str]:
     lines = []
     if not p.actions:
         lines.append("nothing to repair")

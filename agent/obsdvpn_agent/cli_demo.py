@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from .host.base import HostError
 from .host.demo import SCENARIOS, DemoHost, EventError, default_state_path, events
+from .host.demo.state import State
 
 ERROR_EXIT = 3
 MAX_STDIN_BYTES = 1024 * 1024
@@ -32,12 +35,12 @@ def _host(ctx: click.Context) -> DemoHost:
     return DemoHost(_state_path(ctx))
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"obsdvpn-agent demo: {message}", err=True)
     sys.exit(ERROR_EXIT)
 
 
-def _event(ctx: click.Context, change) -> None:
+def _event(ctx: click.Context, change: Callable[[State, float], str]) -> None:
     """Apply one event under the state file's write lock and say what happened."""
     host = _host(ctx)
     failed = None

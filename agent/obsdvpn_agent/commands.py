@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .config import Config
+
 SYSCTL = "/sbin/sysctl"
 RCCTL = "/usr/sbin/rcctl"
 PFCTL = "/sbin/pfctl"
@@ -147,7 +149,7 @@ REPAIR_ARGV_TEMPLATES: tuple[tuple[str, ...], ...] = (
 )
 
 
-def probe_commands(cfg) -> tuple[Command, ...]:
+def probe_commands(cfg: Config) -> tuple[Command, ...]:
     """Every read-only command a collection runs for this configuration."""
     return (sysctl_command(cfg.sysctl_names), RCCTL_LS_ON,
             *(c for d in cfg.daemons for c in (rcctl_flags_command(d), rcctl_check_command(d))),
@@ -156,6 +158,6 @@ def probe_commands(cfg) -> tuple[Command, ...]:
             NPPPCTL_SESSIONS)
 
 
-def root_argvs(cfg) -> frozenset[tuple[str, ...]]:
+def root_argvs(cfg: Config) -> frozenset[tuple[str, ...]]:
     """The argvs the unprivileged serve runs through doas: one doas.conf rule each."""
     return frozenset(c.argv for c in probe_commands(cfg) if c.needs_root and c.for_serve)

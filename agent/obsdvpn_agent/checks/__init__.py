@@ -16,6 +16,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+# The daemon log's judgments (why, history, offenders), for the commands that ask them.
+from .attempts import Stitched, WhyAnswer, history, offenders, stitch, why
+
 if TYPE_CHECKING:
     from ..config import Config
     from ..probes import Facts
@@ -133,9 +136,6 @@ def check_ids(cfg: Config) -> tuple[str, ...]:
 
 Results = Iterator[Result]
 
-
-# The daemon log's judgments (why, history, offenders), for the commands that ask them.
-from .attempts import Stitched, WhyAnswer, history, offenders, stitch, why
 
 __all__ = ["PHASE_BOOT", "PHASE_DAEMONS", "PHASE_FILES", "PHASE_PF", "PHASE_SYSCTL", "Action",
            "Result", "Results", "Status", "Stitched", "Value", "WhyAnswer", "by_id",

@@ -80,7 +80,7 @@ class HostInfo:
     system: str            # "OpenBSD" on a real host
     release: str
     is_root: bool
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 class Host(Protocol):

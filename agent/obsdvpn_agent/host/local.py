@@ -68,14 +68,15 @@ class LocalHost:
             proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, env=_ENV)
         except FileNotFoundError:
-            raise CommandNotFound(f"{full[0]}: command not found")
+            raise CommandNotFound(f"{full[0]}: command not found") from None
         except PermissionError:
-            raise HostError(f"{full[0]}: permission denied")
+            raise HostError(f"{full[0]}: permission denied") from None
         try:
             out, err = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             _abandon(proc)
-            raise CommandTimeout(f"`{' '.join(argv)}` did not finish within {timeout_s:g} s")
+            raise CommandTimeout(
+                f"`{' '.join(argv)}` did not finish within {timeout_s:g} s") from None
         return CommandResult(argv, proc.returncode, out.decode("utf-8", "replace"),
                              err.decode("utf-8", "replace"), time.monotonic() - start)
 
@@ -91,7 +92,7 @@ class LocalHost:
         except FileNotFoundError:
             return FileInfo(path, False)
         return FileInfo(path, True, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
-                        _name(pwd.getpwuid, st.st_uid), _name(grp.getgrgid, st.st_gid),
+                        _user_name(st.st_uid), _group_name(st.st_gid),
                         st.st_size)
 
     def write_file(self, path: str, text: str, mode: int) -> str | None:
@@ -129,7 +130,7 @@ class LocalHost:
         return query_isakmpd_fifo(line, timeout_s)
 
 
-def _abandon(proc: subprocess.Popen) -> None:
+def _abandon(proc: subprocess.Popen[bytes]) -> None:
     """Give up on a command that timed out.
 
     Through doas the child runs as root and the unprivileged agent may not
@@ -176,7 +177,7 @@ def query_isakmpd_fifo(line: str, timeout_s: float, fifo: str = ISAKMPD_FIFO,
     try:
         lock_fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        raise HostError(f"{lock}: cannot open the isakmpd query lock: {exc.strerror}")
+        raise HostError(f"{lock}: cannot open the isakmpd query lock: {exc.strerror}") from None
     try:
         while True:
             try:
@@ -207,7 +208,7 @@ def _stamp(path: str) -> tuple[int, int, int, int] | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise HostError(f"{path}: {exc.strerror}")
+        raise HostError(f"{path}: {exc.strerror}") from None
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
@@ -216,26 +217,26 @@ def _write_fifo(fifo: str, line: str) -> None:
         st = os.lstat(fifo)
     except FileNotFoundError:
         raise HostError(f"{fifo}: no such FIFO: isakmpd is not running (it makes the FIFO "
-                        "when it starts)")
+                        "when it starts)") from None
     except OSError as exc:
-        raise HostError(f"{fifo}: {exc.strerror}")
+        raise HostError(f"{fifo}: {exc.strerror}") from None
     if not stat.S_ISFIFO(st.st_mode):
         raise HostError(f"{fifo} is not a FIFO: not asking isakmpd through it")
     try:
         fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         if exc.errno == errno.ENXIO:
-            raise HostError("isakmpd's FIFO has no reader: isakmpd is not running")
-        raise HostError(f"{fifo}: {exc.strerror}")
+            raise HostError("isakmpd's FIFO has no reader: isakmpd is not running") from None
+        raise HostError(f"{fifo}: {exc.strerror}") from None
     try:
         data = line.encode("ascii")
         # Shorter than PIPE_BUF, so one write(2) is atomic or fails whole.
         if os.write(fd, data) != len(data):
             raise HostError(f"{fifo}: short write")
     except BlockingIOError:
-        raise HostError(f"{fifo} is full: isakmpd is not reading its commands")
+        raise HostError(f"{fifo} is full: isakmpd is not reading its commands") from None
     except OSError as exc:
-        raise HostError(f"{fifo}: {exc.strerror}")
+        raise HostError(f"{fifo}: {exc.strerror}") from None
     finally:
         os.close(fd)
 
@@ -244,7 +245,7 @@ def _read_result(path: str) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
-        raise HostError(f"{path}: {exc.strerror}")
+        raise HostError(f"{path}: {exc.strerror}") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise HostError(f"{path} is not a regular file")
@@ -256,11 +257,18 @@ def _read_result(path: str) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _name(lookup, ident: int) -> str:
+def _user_name(uid: int) -> str:
     try:
-        return lookup(ident)[0]
+        return pwd.getpwuid(uid).pw_name
     except KeyError:
-        return str(ident)
+        return str(uid)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def write_atomically(path: str, text: str, mode: int) -> str | None:

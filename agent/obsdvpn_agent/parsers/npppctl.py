@@ -240,7 +240,8 @@ def _session(fields: dict[str, tuple[str, int, str]], command: str) -> PppSessio
     try:
         ipaddress.IPv4Address(address)
     except ValueError:
-        raise ParseError(command, "not an IPv4 address", *fields["Assigned IPv4 Address"][1:])
+        raise ParseError(command, "not an IPv4 address",
+                         *fields["Assigned IPv4 Address"][1:]) from None
     start = text("Start Time")
     if not _START.fullmatch(start):
         raise ParseError(command, "expected `YYYY/MM/DD HH:MM:SS`", *fields["Start Time"][1:])
@@ -418,7 +419,7 @@ def parse_session_brief(text: str, command: str = "npppctl session brief"
         try:
             ipaddress.IPv4Address(address)
         except ValueError:
-            raise ParseError(command, "not an IPv4 address", lineno, line)
+            raise ParseError(command, "not an IPv4 address", lineno, line) from None
         peer = split_peer(tunnel_from, protocol)
         if peer is None:
             raise ParseError(command, f"an {protocol} peer is printed `host:port`", lineno, line)

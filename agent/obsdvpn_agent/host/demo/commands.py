@@ -18,6 +18,7 @@ from . import daemons, events, render, services
 from . import sessions as sess
 from .ipsecconf import IpsecConfError, read_ipsecconf
 from .pfconf import PfConfError, compile_pfconf, rule_lines
+from .state import State
 
 NOT_MODELLED = 127
 # Who is who on the demo host: root, and the non-root user the agent may run as.
@@ -29,7 +30,7 @@ GROUP_NAMES = {v: k for k, v in GROUPS.items()}
 
 @dataclass
 class Ctx:
-    state: dict
+    state: State
     now: float
     as_root: bool
     out: list[str] = field(default_factory=list)
@@ -40,6 +41,11 @@ class Ctx:
 
     def warn(self, line: str) -> None:
         self.err.append(line + "\n")
+
+
+# A command of the demo host: its Ctx and arguments -> exit status, None when
+# the arguments are outside what the demo models.
+Handler = Callable[[Ctx, list[str]], int | None]
 
 
 class _Exit(Exception):
@@ -54,7 +60,7 @@ def not_modelled(argv: Sequence[str]) -> tuple[int, str, str]:
             f"demo: command not modelled by the demo host: {' '.join(argv)}\n")
 
 
-def run_command(state: dict, argv: Sequence[str], now: float,
+def run_command(state: State, argv: Sequence[str], now: float,
                 as_root: bool) -> tuple[int, str, str]:
     """(returncode, stdout, stderr) of argv on the host `state` (changed in place)."""
     handler = _handler(argv)
@@ -104,9 +110,9 @@ def _name(argv: Sequence[str]) -> str | None:
     return argv[0] if argv[0] in _PATHS.values() else None
 
 
-def _handler(argv: Sequence[str]) -> Callable | None:
+def _handler(argv: Sequence[str]) -> Handler | None:
     name = _name(argv)
-    return None if name is None else globals()[f"_{name}"]
+    return None if name is None else _HANDLERS[name]
 
 
 def _getopt(args: list[str], spec: str) -> tuple[list[tuple[str, str]], list[str]] | None:
@@ -180,11 +186,11 @@ def _sysctl(ctx: Ctx, args: list[str]) -> int | None:
     return 0
 
 
-def _sysctl_line(name: str, value, numeric_only: bool) -> str:
+def _sysctl_line(name: str, value: int | str, numeric_only: bool) -> str:
     return f"{value}\n" if numeric_only else f"{name}={value}\n"
 
 
-def _unknown_level(name: str, known: dict) -> str:
+def _unknown_level(name: str, known: dict[str, int | str]) -> str:
     """findname(): `LEVEL level name PART in NAME is invalid` for the first bad part."""
     parts = name.split(".")
     prefixes = {".".join(n.split(".")[:k]) for n in known for k in range(1, 7)}
@@ -526,7 +532,7 @@ def _pfctl_load(ctx: Ctx, path: str, noaction: bool, verbose: int) -> int:
         ctx.err.extend(f"{line}\n" for line in exc.errors)
         if not noaction:
             ctx.warn(failed)
-        raise _Exit(1)
+        raise _Exit(1) from None
     if verbose:
         lines = (*compiled.printed, *rule_lines(compiled.rules, True, nvf=True))
         ctx.say("".join(f"{line}\n" for line in lines))
@@ -729,3 +735,9 @@ def _chown(ctx: Ctx, args: list[str]) -> int | None:
             if group:
                 entry["gid"] = int(group) if group.isdigit() else GROUPS[group]
     return code
+
+
+# The handler of each command _PATHS names.
+_HANDLERS: dict[str, Handler] = {
+    "sysctl": _sysctl, "rcctl": _rcctl, "pfctl": _pfctl, "ipsecctl": _ipsecctl,
+    "ifconfig": _ifconfig, "npppctl": _npppctl, "chmod": _chmod, "chown": _chown}

@@ -20,17 +20,18 @@ from ...parsers import ParseError
 from ...parsers.isakmpd import has_option, parse_flags
 from . import services
 from . import sessions as sess
+from .state import State
 
 # rc.d scripts' pexp for daemons that retitle themselves (etc/rc.d/isakmpd,
 # etc/rc.d/npppd): rc_check looks for these, and ps shows them.
 TITLES = {"isakmpd": "isakmpd: monitor [priv]", "npppd": "npppd: main"}
 
 
-def running(state: dict, name: str) -> bool:
+def running(state: State, name: str) -> bool:
     return name in state["procs"]
 
 
-def configured_flags(state: dict, name: str, force: bool = False) -> str | None:
+def configured_flags(state: State, name: str, force: bool = False) -> str | None:
     """daemon_flags rc.subr would use; None when `start` refuses (flags NO, no -f)."""
     flags = services.value(_rc_text(state), name)
     if flags == "NO":
@@ -38,7 +39,7 @@ def configured_flags(state: dict, name: str, force: bool = False) -> str | None:
     return flags
 
 
-def start(state: dict, name: str, now: float, flags: str) -> bool:
+def start(state: State, name: str, now: float, flags: str) -> bool:
     """Run the daemon with `flags`; False if it died at once (see module doc)."""
     if name == "isakmpd":
         # A new isakmpd starts from its built-in defaults (conf.c
@@ -53,7 +54,7 @@ def start(state: dict, name: str, now: float, flags: str) -> bool:
     return True
 
 
-def stop(state: dict, name: str) -> None:
+def stop(state: State, name: str) -> None:
     """The daemon exits (rcctl stop, crash, shutdown)."""
     state["procs"].pop(name, None)
     if name == "isakmpd":
@@ -63,9 +64,9 @@ def stop(state: dict, name: str) -> None:
         sess.drop_all(state)
 
 
-def processes(state: dict) -> list[tuple[int, str, tuple[str, ...], str]]:
+def processes(state: State) -> list[tuple[int, str, tuple[str, ...], str]]:
     """(pid, name, cmdline, user) of the running daemons, as ps/psutil show them."""
-    out = [(1, "init", ("/sbin/init",), "root")]
+    out: list[tuple[int, str, tuple[str, ...], str]] = [(1, "init", ("/sbin/init",), "root")]
     for name, proc in sorted(state["procs"].items(), key=lambda kv: kv[1]["pid"]):
         path = services.DAEMON_PATHS.get(name, f"/usr/sbin/{name}")
         argv = (path, *proc["flags"].split())
@@ -83,13 +84,13 @@ def processes(state: dict) -> list[tuple[int, str, tuple[str, ...], str]]:
     return out
 
 
-def _next_pid(state: dict) -> int:
-    pid = state["next_pid"]
+def _next_pid(state: State) -> int:
+    pid: int = state["next_pid"]
     state["next_pid"] = pid + 2 + pid % 7  # leave room for children, look less regular
     return pid
 
 
-def _rc_text(state: dict) -> str:
+def _rc_text(state: State) -> str:
     entry = state["files"].get(services.RC_CONF_LOCAL)
     return entry["text"] if entry else ""
 
@@ -99,7 +100,7 @@ def _rc_text(state: dict) -> str:
 BUILTIN_PHASE1_DEFAULT = "Default-phase-1"
 
 
-def isakmpd_get(state: dict, tag: str) -> str:
+def isakmpd_get(state: State, tag: str) -> str:
     """The result file isakmpd writes for `C get TAG` (ui.c rev 1.58 ui_config()).
 
     `"%s\\n"` of the value, or an empty file when the tag is not set.  The

@@ -7,11 +7,14 @@ happened; the CLI prints it.  fresh_state() documents the state's fields.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from . import daemons, services, syslog
 from . import sessions as sess
 from .ipsecconf import DEFAULT_CLIENT, IpsecConfError, client_can_negotiate, read_ipsecconf
 from .pfconf import Compiled, Net, PfConfError, client_packets, compile_pfconf, decide
 from .render import pf_counters
+from .state import JsonObject, State
 
 HOSTNAME = "vpn.example.org"
 EGRESS_IF = "vio0"
@@ -31,7 +34,9 @@ USER_UID = 1000
 
 # Kernel values after boot, before /etc/sysctl.conf: (value, writable range or
 # choices, writable).  pipex_enable = 0 (sys/net/pipex.c rev 1.161 L91).
-KERNEL = {
+_IntSysctl = tuple[int, tuple[int, int] | None, bool]
+_StrSysctl = tuple[str, tuple[str, ...] | None, bool]
+KERNEL: dict[str, _IntSysctl | _StrSysctl] = {
     "kern.ostype": ("OpenBSD", None, False),
     "kern.osrelease": ("7.6", None, False),
     "kern.hostname": (HOSTNAME, None, True),
@@ -127,12 +132,12 @@ PF_RATES = {"searches": 331.6, "inserts": 2.4, "removals": 2.4, "match": 2.7,
             "short": 0.001, "state-mismatch": 0.0005}
 
 
-def npppd_users_text(users) -> str:
+def npppd_users_text(users: Iterable[str]) -> str:
     """npppd-users(5): getcap(3) records, one per user."""
     return "".join(f"{u}:\\\n\t:password={u}-demo-pw:\n" for u in users)
 
 
-def users(state: dict) -> list[str]:
+def users(state: State) -> list[str]:
     entry = state["files"].get(NPPPD_USERS)
     if entry is None:
         return []
@@ -141,7 +146,7 @@ def users(state: dict) -> list[str]:
             and ":" in line]
 
 
-def net(state: dict) -> Net:
+def net(state: State) -> Net:
     """Interfaces pf.conf and ipsec.conf may name."""
     groups = {"egress": [state["egress"]["ifname"]], "lo": ["lo0"], "enc": ["enc0"]}
     units = [s["ifname"] for s in state["sessions"] if s["ifname"].startswith("pppx")]
@@ -154,11 +159,11 @@ def net(state: dict) -> Net:
     return Net(addresses, groups)
 
 
-def _file(text: str, mode: int) -> dict:
+def _file(text: str, mode: int) -> JsonObject:
     return {"text": text, "mode": mode, "uid": 0, "gid": 0}
 
 
-def fresh_state(now: float, n_sessions: int = 3) -> dict:
+def fresh_state(now: float, n_sessions: int = 3) -> State:
     """The healthy L2TP/IPsec host, booted UPTIME_AT_RESET ago, with clients.
 
     Fields: hostname; egress {ifname, address}; boot_time; sysctl (running
@@ -174,7 +179,7 @@ def fresh_state(now: float, n_sessions: int = 3) -> dict:
     names = list(USERS) if n_sessions <= len(USERS) else [
         f"user{i:04d}" for i in range(1, n_sessions + 1)]
     pf_conf = PF_CONF_TEXT if not big else PF_CONF_TEXT.replace("10.0.0.0/24", pool)
-    state = {
+    state: State = {
         "version": 1,
         "hostname": HOSTNAME,
         "egress": {"ifname": EGRESS_IF, "address": EGRESS_ADDR},
@@ -214,18 +219,22 @@ def fresh_state(now: float, n_sessions: int = 3) -> dict:
     return state
 
 
-def connect_many(state: dict, names: list[str], now: float) -> None:
-    """Clients that connected over the last hour, oldest first."""
-    cache: dict = {}
+def connect_many(state: State, names: list[str], now: float) -> None:
+    """Clients that connected over the last hour, oldest first.  A small host's log
+    holds their logins too (`why alice` says connected); a benchmark-sized one's does
+    not, so that a collection reads the sessions, not a log of ten thousand logins."""
+    cache = sess.Allocations.of(state)
     count = len(names)
     for i, name in enumerate(names):
         started = now - 3600 + (3600 * i) // max(count, 1) + 7
-        sess.new_session(state, name, started, cache)
+        s = sess.new_session(state, name, started, cache)
+        if count <= 200:
+            syslog.connected(state, started, s)
 
 
 # --- boot and the pieces /etc/rc runs ---------------------------------------------
 
-def boot(state: dict, now: float) -> str:
+def boot(state: State, now: float) -> str:
     """/etc/rc: sysctl.conf, pf, early daemons, ipsec.conf; sessions are gone."""
     state["boot_time"] = now
     state["sessions"] = []
@@ -263,19 +272,20 @@ def boot(state: dict, now: float) -> str:
     return f"rebooted {state['hostname']}: VPN sessions dropped"
 
 
-def rc_text(state: dict) -> str:
+def rc_text(state: State) -> str:
     entry = state["files"].get(services.RC_CONF_LOCAL)
     return entry["text"] if entry else ""
 
 
-def set_sysctl(state: dict, name: str, value: str, boot: bool = False) -> str | None:
+def set_sysctl(state: State, name: str, value: str, boot: bool = False) -> str | None:
     """Set a running value; returns an errno name ("EINVAL", "EPERM") on failure."""
     if name not in KERNEL:
         return "ENOENT"
-    default, allowed, writable = KERNEL[name]
-    if not writable:
+    spec = KERNEL[name]
+    if not spec[2]:                 # writable
         return "EPERM"
-    if isinstance(default, int):
+    if isinstance(spec[0], int):
+        allowed = spec[1]
         try:
             number = int(value, 0)
         except ValueError:
@@ -286,13 +296,14 @@ def set_sysctl(state: dict, name: str, value: str, boot: bool = False) -> str | 
             return "EINVAL"
         state["sysctl"][name] = number
     else:
-        if allowed and value not in allowed:
+        choices = spec[1]
+        if choices and value not in choices:
             return "EINVAL"
         state["sysctl"][name] = value
     return None
 
 
-def load_pfconf(state: dict, text: str, filename: str = PF_CONF) -> Compiled:
+def load_pfconf(state: State, text: str, filename: str = PF_CONF) -> Compiled:
     """Compile and load; raises PfConfError and keeps the old ruleset on errors."""
     compiled = compile_pfconf(text, filename, net(state))
     pf = state["pf"]
@@ -303,7 +314,7 @@ def load_pfconf(state: dict, text: str, filename: str = PF_CONF) -> Compiled:
     return compiled
 
 
-def readable(entry: dict, as_root: bool) -> bool:
+def readable(entry: JsonObject, as_root: bool) -> bool:
     """Whether the caller may open the file for reading."""
     if as_root:
         return True
@@ -312,7 +323,7 @@ def readable(entry: dict, as_root: bool) -> bool:
     return bool(entry["mode"] & 0o004)
 
 
-def secrecy_error(path: str, entry: dict, as_root: bool) -> str | None:
+def secrecy_error(path: str, entry: JsonObject, as_root: bool) -> str | None:
     """check_file_secrecy() of sbin/ipsecctl/parse.y."""
     if entry["uid"] != 0 and (as_root or entry["uid"] != USER_UID):
         return f"{path}: owner not root or current user"
@@ -321,7 +332,7 @@ def secrecy_error(path: str, entry: dict, as_root: bool) -> str | None:
     return None
 
 
-def load_ipsecconf(state: dict, as_root: bool, path: str = IPSEC_CONF,
+def load_ipsecconf(state: State, as_root: bool, path: str = IPSEC_CONF,
                    noaction: bool = False) -> tuple[list[str], int]:
     """`ipsecctl [-n] -f PATH`: (stderr lines, code); code 2 = err(3) exit 1 at once.
 
@@ -364,11 +375,11 @@ class EventError(Exception):
     """The event cannot happen on this host now: one line for the user."""
 
 
-def reboot(state: dict, now: float) -> str:
+def reboot(state: State, now: float) -> str:
     return boot(state, now)
 
 
-def crash(state: dict, name: str, now: float) -> str:
+def crash(state: State, name: str, now: float) -> str:
     if not services.exists(name) or services.is_special(name):
         raise EventError(f"no daemon called {name!r} on this host")
     if not daemons.running(state, name):
@@ -384,7 +395,7 @@ class LoggedFailure(EventError):
     """The client failed and isakmpd or npppd logged why: keep the state (its log)."""
 
 
-def connect(state: dict, user: str, now: float, password: str | None = None,
+def connect(state: State, user: str, now: float, password: str | None = None,
             psk: str | None = None, proposal: str | None = None,
             path_blocked: bool = False, client: str = DEFAULT_CLIENT) -> str:
     """An L2TP/IPsec client logs in: IKE with isakmpd, then L2TP/PPP with npppd.
@@ -446,7 +457,7 @@ def connect(state: dict, user: str, now: float, password: str | None = None,
     except ValueError as exc:
         state["npppd"]["next_ppp_id"] = ppp_id + 1
         syslog.pool_exhausted(state, now, user, peer, port, ppp_id)
-        raise LoggedFailure(f"{user} cannot connect: {exc} {logged}")
+        raise LoggedFailure(f"{user} cannot connect: {exc} {logged}") from None
     syslog.connected(state, now, s)
     return (f"{user} connected from {s['peer']}:{s['peer_port']} as {s['ip']} "
             f"on {s['ifname']} (ppp id {s['ppp_id']})")
@@ -457,7 +468,7 @@ CLIENT_GROUP = {"windows": "modp2048", "macos": "modp2048", "ios": "modp2048",
                 "legacy-windows": "modp1024"}
 
 
-def _pf_blocks(state: dict) -> str | None:
+def _pf_blocks(state: State) -> str | None:
     """Why the simulated pf drops the packets a client needs to connect, or None.
 
     IKE, NAT-T, ESP and L2TP: without them no session comes up.  What pf does
@@ -477,7 +488,7 @@ def _pf_blocks(state: dict) -> str | None:
     return None
 
 
-def disconnect(state: dict, user: str, now: float) -> str:
+def disconnect(state: State, user: str, now: float) -> str:
     mine = [s for s in state["sessions"] if s["user"] == user]
     if not mine:
         raise EventError(f"{user} has no session")
@@ -487,7 +498,7 @@ def disconnect(state: dict, user: str, now: float) -> str:
     return f"{user} disconnected ({len(mine)} session(s))"
 
 
-def reset(now: float, n_sessions: int = 3) -> dict:
+def reset(now: float, n_sessions: int = 3) -> State:
     if n_sessions < 0 or n_sessions > 60000:
         raise EventError("--sessions must be between 0 and 60000")
     return fresh_state(now, n_sessions)
@@ -495,7 +506,7 @@ def reset(now: float, n_sessions: int = 3) -> dict:
 
 # --- demo break SCENARIO ------------------------------------------------------------
 
-def _reboot_drift(state: dict, now: float) -> str:
+def _reboot_drift(state: State, now: float) -> str:
     entry = state["files"][SYSCTL_CONF]
     entry["text"] = "".join(line + "\n" for line in entry["text"].splitlines()
                             if not line.startswith("net.inet.ip.forwarding"))
@@ -504,45 +515,45 @@ def _reboot_drift(state: dict, now: float) -> str:
             f"{SYSCTL_CONF}; after the reboot it is 0")
 
 
-def _isakmpd_down(state: dict, now: float) -> str:
+def _isakmpd_down(state: State, now: float) -> str:
     if daemons.running(state, "isakmpd"):
         daemons.stop(state, "isakmpd")
     return "isakmpd stopped: no IKE, every VPN session dropped"
 
 
-def _flags_lost(state: dict, now: float) -> str:
+def _flags_lost(state: State, now: float) -> str:
     entry = state["files"].setdefault(services.RC_CONF_LOCAL, _file("", 0o644))
     entry["text"] = services.set_flags(entry["text"], "isakmpd", "") or ""
     return ("isakmpd_flags lost its -K in rc.conf.local; the running isakmpd keeps it "
             "until the next restart")
 
 
-def _ipsec_disabled(state: dict, now: float) -> str:
+def _ipsec_disabled(state: State, now: float) -> str:
     entry = state["files"].setdefault(services.RC_CONF_LOCAL, _file("", 0o644))
     entry["text"] = services.disable(entry["text"], "ipsec") or ""
     return "ipsec=NO in rc.conf.local: ipsec.conf will not be loaded at the next boot"
 
 
-def _pf_disabled(state: dict, now: float) -> str:
+def _pf_disabled(state: State, now: float) -> str:
     pf = state["pf"]
     fold_pf_counters(pf, now)
     pf.update(enabled=False, since=now)
     return "pf disabled (pfctl -d): no filtering and no NAT for the VPN clients"
 
 
-def _ruleset_flushed(state: dict, now: float) -> str:
+def _ruleset_flushed(state: State, now: float) -> str:
     state["pf"]["rules"] = []
     return "pf ruleset flushed (pfctl -F rules): pf is enabled with no rules"
 
 
-def _pfconf_unloaded(state: dict, now: float) -> str:
+def _pfconf_unloaded(state: State, now: float) -> str:
     entry = state["files"][PF_CONF]
     entry["text"] += ("\n# added by hand, never loaded\n"
                       "pass in on egress proto tcp to port { 80, 443 }\n")
     return f"{PF_CONF} edited but not loaded: pfctl -nvf and pfctl -sr now differ"
 
 
-def _ipsec_conf_mode(state: dict, now: float) -> str:
+def _ipsec_conf_mode(state: State, now: float) -> str:
     state["files"][IPSEC_CONF]["mode"] = 0o644
     return f"{IPSEC_CONF} made world-readable (644): ipsecctl will refuse to load it"
 
@@ -562,13 +573,13 @@ SCENARIOS = {
 }
 
 
-def break_host(state: dict, scenario: str, now: float) -> str:
+def break_host(state: State, scenario: str, now: float) -> str:
     if scenario not in SCENARIOS:
         raise EventError(f"unknown scenario {scenario!r}; see `demo break --list`")
     return SCENARIOS[scenario][1](state, now)
 
 
-def fold_pf_counters(pf: dict, now: float) -> None:
+def fold_pf_counters(pf: JsonObject, now: float) -> None:
     """Freeze the counters' growth so far into their base (pf stops or starts)."""
     pf["counters"] = pf_counters(pf, now)
     pf["t0"] = now

@@ -17,7 +17,7 @@ from ..base import (
 )
 from . import commands, daemons, events
 from . import sessions as sess
-from .state import StateStore
+from .state import JsonObject, StateStore
 
 BACKUP_SUFFIX = ".obsdvpn-agent.bak"  # the same backup name the local host keeps
 
@@ -74,7 +74,8 @@ class DemoHost:
             raise FileNotFoundError(2, "No such file or directory", path)
         if not events.readable(entry, self.as_root):
             raise PermissionError(13, "Permission denied", path)
-        return entry["text"]
+        text: str = entry["text"]
+        return text
 
     def stat_file(self, path: str) -> FileInfo:
         entry = self.store.read()["files"].get(path)
@@ -170,7 +171,8 @@ class DemoHost:
 
     # --- helpers ----------------------------------------------------------------
 
-    def _change_file(self, path: str, change, owner_may: bool) -> None:
+    def _change_file(self, path: str, change: Callable[[JsonObject], object],
+                     owner_may: bool) -> None:
         with self.store.change() as state:
             entry = state["files"].get(path)
             if entry is None:

@@ -280,7 +280,7 @@ def _host(toks: list[str], egress_ok: Callable[[str], bool],
     try:
         ipaddress.ip_network(tok, strict=False)
     except ValueError:
-        raise _Error("could not parse host specification")
+        raise _Error("could not parse host specification") from None
     return [tok]
 
 

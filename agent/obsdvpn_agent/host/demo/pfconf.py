@@ -23,8 +23,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+# A loaded rule as the state file keeps it (plain JSON, see _expand()), and the
+# JSON objects inside one: its match fields ("m") and their host specs.
+Entry = dict[str, Any]
+JsonObject = dict[str, Any]
+_T = TypeVar("_T")
 
 # Port names of /etc/services that pf.conf files on VPN hosts use.
 SERVICES = {
@@ -64,8 +72,8 @@ class Compiled:
     # {"skip": [names]} entry first when `set skip` is used (the kernel's
     # PFI_IFLAG_SKIP flags, replaced by every load as pfctl -f clears them
     # first), then one entry per rule (see _expand()).
-    rules: tuple[dict, ...]
-    limits: dict = field(default_factory=dict)  # `set limit` values
+    rules: tuple[Entry, ...]
+    limits: dict[str, int] = field(default_factory=dict)  # `set limit` values
     debug: str | None = None            # `set debug`
 
 
@@ -102,7 +110,8 @@ class _Tok:
     line: int
 
 
-def _statements(text: str, macros: dict[str, str]):
+def _statements(text: str, macros: dict[str, str]
+                ) -> Iterator[tuple[int, Callable[[], list[_Tok]]]]:
     """Yield (first line, lex) per statement; lex() returns its tokens.
 
     Backslash-newline joins lines.  Lexing is left to the caller's lex() call
@@ -122,7 +131,7 @@ def _statements(text: str, macros: dict[str, str]):
             line_of += [i + 1] * len(lines[i])
             logical += lines[i]
         i += 1
-        yield start, lambda s=logical, lo=line_of, st=start: _lex(s, lo, st, macros)
+        yield start, partial(_lex, logical, line_of, start, macros)
 
 
 def _lex(s: str, line_of: list[int], start: int, macros: dict[str, str]) -> list[_Tok]:
@@ -157,6 +166,8 @@ def _lex(s: str, line_of: list[int], start: int, macros: dict[str, str]) -> list
             j += 1
         else:
             m = re.match(r"[^\s(){}<>!=/,#\"']+", s[j:])
+            if m is None:           # \r, \f, \v: outside the demo's subset (see above)
+                raise _Error(line)
             toks.append(_Tok("w", m.group(0), line))
             j += len(m.group(0))
     return toks
@@ -172,7 +183,7 @@ class _Host:
     dynamic: bool = False
     net: str | None = None   # a literal address as a network ('10.0.0.0/24', '192.0.2.1/32')
 
-    def spec(self) -> dict:
+    def spec(self) -> JsonObject:
         """What the demo kernel matches: see decide()."""
         kind = ("any" if self.text == "any" else "dyn" if self.dynamic
                 else "table" if self.text.startswith("<") else "net" if self.net
@@ -197,19 +208,19 @@ class _Rule:
     direction: str = ""
     log: bool = False
     quick: bool = False
-    ifaces: list = field(default_factory=lambda: [None])
+    ifaces: list[str | None] = field(default_factory=lambda: [None])
     ifnot: bool = False
     af: int = 0
-    protos: list = field(default_factory=lambda: [0])
-    src: list = field(default_factory=lambda: [_Host("any")])
-    sport: list = field(default_factory=lambda: [None])
-    dst: list = field(default_factory=lambda: [_Host("any")])
-    dport: list = field(default_factory=lambda: [None])
-    users: list = field(default_factory=lambda: [None])
-    flags: tuple | None = None   # explicit (flags, flagset) strings; ("", "") = any
+    protos: list[int] = field(default_factory=lambda: [0])
+    src: list[_Host] = field(default_factory=lambda: [_Host("any")])
+    sport: list[_Port | None] = field(default_factory=lambda: [None])
+    dst: list[_Host] = field(default_factory=lambda: [_Host("any")])
+    dport: list[_Port | None] = field(default_factory=lambda: [None])
+    users: list[str | None] = field(default_factory=lambda: [None])
+    flags: tuple[str, str] | None = None   # explicit (flags, flagset) strings; ("", "") = any
     icmp_type: str | None = None
     keep: str | None = None      # "keep", "modulate", "synproxy", "no"
-    state_opts: list = field(default_factory=list)
+    state_opts: list[str] = field(default_factory=list)
     label: str | None = None
     tag: str | None = None
     tagged: str | None = None
@@ -253,8 +264,9 @@ class _Parser:
         return tok
 
     def done(self) -> None:
-        if self.peek() is not None:
-            raise _Error(self.peek().line)
+        tok = self.peek()
+        if tok is not None:
+            raise _Error(tok.line)
 
     # anchorrule := ANCHOR [name] [dir] [quick] [on ifs] [af] [proto] fromto filter_opts
     # (sbin/pfctl/parse.y rev 1.719 anchorrule; no `log`)
@@ -322,11 +334,11 @@ class _Parser:
             r.keep = "keep"
         return r
 
-    def list_of(self, item) -> list:
+    def list_of(self, item: Callable[[], _T]) -> list[_T]:
         if not self.at("{"):
             return [item()]
         self.next()
-        items = []
+        items: list[_T] = []
         while not self.at("}"):
             if self.at(","):
                 self.next()
@@ -410,7 +422,7 @@ class _Parser:
         except ValueError:
             if self.net.exists(tok.text) and bits is None:
                 return [_Host(a, 4, net=f"{a}/32") for a in self.net.lookup(tok.text)]
-            raise _Error(tok.line, "could not parse host specification")
+            raise _Error(tok.line, "could not parse host specification") from None
         full = 32 if addr.version == 4 else 128
         bits = full if bits is None else bits
         network = ipaddress.ip_network(f"{addr}/{bits}", strict=False)
@@ -427,8 +439,8 @@ class _Parser:
             return _Port(f" {a}:{b}", ":", a, b)
         if op is None and self.at("<>", "><"):
             rop = self.next().text
-            hi = self.word()
-            a, b = self.portnum(tok.text, tok), self.portnum(hi.text, hi)
+            hi_tok = self.word()
+            a, b = self.portnum(tok.text, tok), self.portnum(hi_tok.text, hi_tok)
             return _Port(f" {a} {rop} {b}", rop, a, b)
         a = self.portnum(tok.text, tok)
         return _Port(f" {op or '='} {a}", op or "=", a, a)
@@ -517,7 +529,7 @@ class _Parser:
 
 # --- print_rule ----------------------------------------------------------------
 
-def _expand(r: _Rule, children: list | None = None) -> list[dict]:
+def _expand(r: _Rule, children: list[Entry] | None = None) -> list[Entry]:
     """expand_rule(): one loaded rule per interface x proto x host x port x user.
 
     Each is a state entry: {"text": print_rule() text, "m": what the demo
@@ -543,8 +555,9 @@ def _expand(r: _Rule, children: list | None = None) -> list[dict]:
     return out
 
 
-def _fields(r: _Rule, ifname, proto, src, sport, dst, dport, uid) -> dict:
-    def port(p: _Port | None) -> list | None:
+def _fields(r: _Rule, ifname: str | None, proto: int, src: _Host, sport: _Port | None,
+            dst: _Host, dport: _Port | None, uid: str | None) -> JsonObject:
+    def port(p: _Port | None) -> list[str | int] | None:
         return None if p is None else [p.op, p.low, p.high]
 
     return {"action": r.action, "quick": r.quick, "dir": r.direction, "ifname": ifname,
@@ -554,7 +567,8 @@ def _fields(r: _Rule, ifname, proto, src, sport, dst, dport, uid) -> dict:
             "rdr": r.rdr is not None}
 
 
-def _print(r: _Rule, ifname, proto, src, sport, dst, dport, uid) -> str:
+def _print(r: _Rule, ifname: str | None, proto: int, src: _Host, sport: _Port | None,
+           dst: _Host, dport: _Port | None, uid: str | None) -> str:
     af = r.af or src.af or dst.af
     parts = [r.action]
     if r.action == "anchor":
@@ -626,7 +640,7 @@ def _print(r: _Rule, ifname, proto, src, sport, dst, dport, uid) -> str:
 
 # --- options and the file ---------------------------------------------------------
 
-def _option(p: _Parser, limits: dict, state: dict, skip: list[str]) -> str:
+def _option(p: _Parser, limits: dict[str, int], state: dict[str, str], skip: list[str]) -> str:
     p.expect("set")
     what = p.word()
     if what.text == "skip":
@@ -650,9 +664,9 @@ def _option(p: _Parser, limits: dict, state: dict, skip: list[str]) -> str:
         p.done()
         return f"set reassemble {yes.text} {'no-df' if nodf else ''}"
     if what.text == "loginterface":
-        name = p.word().text
+        ifname = p.word().text
         p.done()
-        return f"set loginterface {name}"
+        return f"set loginterface {ifname}"
     if what.text == "debug":
         level = p.word()
         if level.text not in LOG_LEVELS:
@@ -682,12 +696,12 @@ def compile_pfconf(text: str, filename: str, net: Net) -> Compiled:
     macros: dict[str, str] = {}
     printed: list[str] = []
     errors: list[str] = []
-    limits: dict = {}
+    limits: dict[str, int] = {}
     skip: list[str] = []
-    options: dict = {"block_policy": "drop"}
+    options: dict[str, str] = {"block_policy": "drop"}
     # Open blocks: (the anchor rule, its first line, its entries, names used inside).
-    top: list[dict] = []
-    stack: list[tuple[_Rule | None, int, list[dict], set[str]]] = [(None, 0, top, set())]
+    top: list[Entry] = []
+    stack: list[tuple[_Rule | None, int, list[Entry], set[str]]] = [(None, 0, top, set())]
     last = 0
     for lineno, lex in _statements(text, macros):
         last = lineno
@@ -747,11 +761,11 @@ def compile_pfconf(text: str, filename: str, net: Net) -> Compiled:
         errors.append(f"{filename}:{last}: syntax error")
     if errors:
         raise PfConfError(errors, printed)
-    entries: list[dict] = ([{"skip": skip}] if skip else []) + top
-    return Compiled(tuple(printed), tuple(entries), limits, options.get("debug"))
+    loaded: list[Entry] = ([{"skip": skip}] if skip else []) + top
+    return Compiled(tuple(printed), tuple(loaded), limits, options.get("debug"))
 
 
-def _close_anchor(rule: _Rule, children: list[dict], into: list[dict], names: set[str],
+def _close_anchor(rule: _Rule, children: list[Entry], into: list[Entry], names: set[str],
                   line: int, inline: bool = True) -> None:
     """anchorrule's action (parse.y rev 1.719), run when the rule is complete."""
     if inline and rule.anchor and "/" in rule.anchor:
@@ -767,7 +781,7 @@ def _close_anchor(rule: _Rule, children: list[dict], into: list[dict], names: se
 
 # --- what pfctl prints from the loaded entries ------------------------------------
 
-def rule_lines(entries: Sequence[dict], recurse: bool, nvf: bool = False) -> list[str]:
+def rule_lines(entries: Sequence[Entry], recurse: bool, nvf: bool = False) -> list[str]:
     """The rule lines of `pfctl -sr` (recurse False), `pfctl -a '*' -sr` (True) or -nvf.
 
     sbin/pfctl/pfctl.c rev 1.397 pfctl_show_rules(): INDENT(depth) is two
@@ -778,16 +792,16 @@ def rule_lines(entries: Sequence[dict], recurse: bool, nvf: bool = False) -> lis
     """
     out: list[str] = []
 
-    def walk(items: Sequence[dict], depth: int) -> None:
+    def walk(items: Sequence[Entry], depth: int) -> None:
         for e in items:
             if "skip" in e:
                 continue
             line = "  " * depth + e["text"]
-            kids = e.get("children")
+            kids: list[Entry] | None = e.get("children")
             expand = kids is not None and (recurse or e["anchor"] == "")
             if expand and nvf and not kids:
                 expand = False
-            if not expand:
+            if kids is None or not expand:
                 out.append(line)
                 continue
             out.append(line + " {")
@@ -798,7 +812,7 @@ def rule_lines(entries: Sequence[dict], recurse: bool, nvf: bool = False) -> lis
     return out
 
 
-def skipped(entries: Sequence[dict]) -> list[str]:
+def skipped(entries: Sequence[Entry]) -> list[str]:
     """The `set skip on` names of the loaded ruleset, in the order given."""
     return [n for e in entries if "skip" in e for n in e["skip"]]
 
@@ -842,7 +856,7 @@ class KernelVerdict:
     rule: str                       # the deciding rule's text, "" for default or skip
 
 
-def decide(entries: Sequence[dict], net: Net, pkt: Packet) -> KernelVerdict:
+def decide(entries: Sequence[Entry], net: Net, pkt: Packet) -> KernelVerdict:
     """pf_test_rule() of the demo: the last matching rule decides unless `quick`.
 
     pf.conf(5): `match` rules never decide (their nat-to applies); an anchor
@@ -856,13 +870,16 @@ def decide(entries: Sequence[dict], net: Net, pkt: Packet) -> KernelVerdict:
     skip = set(skipped(entries))
     if pkt.ifname in skip or groups & skip:
         return KernelVerdict(True, False, "")
-    st: dict = {"rule": None, "nat": False, "tag": None}
+    deciding: Entry | None = None
+    nat = False
+    tag: str | None = None
 
-    def walk(items: Sequence[dict]) -> tuple[bool, bool]:
+    def walk(items: Sequence[Entry]) -> tuple[bool, bool]:
         """(stop evaluating, some rule in ITEMS matched)."""
+        nonlocal deciding, nat, tag
         matched = False
         for e in items:
-            if "skip" in e or not _matches(e["m"], pkt, groups, net, st["tag"]):
+            if "skip" in e or not _matches(e["m"], pkt, groups, net, tag):
                 continue
             m = e["m"]
             matched = True
@@ -872,24 +889,23 @@ def decide(entries: Sequence[dict], net: Net, pkt: Packet) -> KernelVerdict:
                     return True, True
                 continue
             if m["tag"]:
-                st["tag"] = m["tag"]
+                tag = m["tag"]
             if m["action"] == "match":
-                st["nat"] = st["nat"] or m["nat"]
+                nat = nat or m["nat"]
                 continue
-            st["rule"] = e
+            deciding = e
             if m["quick"]:
                 return True, True
         return False, matched
 
     walk(entries)
-    rule = st["rule"]
-    if rule is None:
-        return KernelVerdict(True, st["nat"], "")
-    return KernelVerdict(rule["m"]["action"] == "pass", st["nat"] or rule["m"]["nat"],
-                         rule["text"])
+    if deciding is None:
+        return KernelVerdict(True, nat, "")
+    return KernelVerdict(deciding["m"]["action"] == "pass", nat or deciding["m"]["nat"],
+                         deciding["text"])
 
 
-def _addr_in(spec: dict, addr: str, net: Net) -> bool:
+def _addr_in(spec: JsonObject, addr: str, net: Net) -> bool:
     kind, value = spec["kind"], spec["value"]
     ip = ipaddress.ip_address(addr)
     if kind == "any":
@@ -900,19 +916,22 @@ def _addr_in(spec: dict, addr: str, net: Net) -> bool:
         hit = any(ip == ipaddress.ip_address(a) for a in net.lookup(value))
     else:                           # <table> (none defined in the demo), no-route
         hit = False
-    return hit != spec["neg"]
+    return hit != bool(spec["neg"])
 
 
-def _port_ok(spec: list | None, port: int) -> bool:
+def _port_ok(spec: list[Any] | None, port: int) -> bool:
     if spec is None:
         return True
+    op: str
+    low: int
+    high: int
     op, low, high = spec
     return {"=": port == low, "!=": port != low, "<": port < low, "<=": port <= low,
             ">": port > low, ">=": port >= low, ":": low <= port <= high,
             "><": low < port < high, "<>": port < low or port > high}[op]
 
 
-def _matches(m: dict, pkt: Packet, groups: set[str], net: Net, tag: str | None) -> bool:
+def _matches(m: JsonObject, pkt: Packet, groups: set[str], net: Net, tag: str | None) -> bool:
     if m["dir"] and m["dir"] != pkt.direction:
         return False
     if m["ifname"] is not None:
@@ -954,7 +973,7 @@ def client_packets(egress_ifname: str, egress_address: str, vpn_network: str,
     ]
 
 
-def path_blocked(entries: Sequence[dict], net: Net, egress_ifname: str, egress_address: str,
+def path_blocked(entries: Sequence[Entry], net: Net, egress_ifname: str, egress_address: str,
                  vpn_network: str, ppp_ifname: str) -> str | None:
     """Why a client cannot connect through pf, or None when every flow passes.
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Sequence
 
 from . import sessions as sess
-from .pfconf import Net, groups_of, skipped
+from .pfconf import Entry, Net, groups_of, skipped
+from .sessions import Session
+from .state import JsonObject
 
 # --- pfctl -si: print_status(), sbin/pfctl/pfctl_parser.c rev 1.352 ------------
 
@@ -22,7 +25,7 @@ PFRES_NAMES = ("match", "bad-offset", "fragment", "short", "normalize", "memory"
                "translate", "no-route")
 
 
-def pf_info(pf: dict, now: float) -> str:
+def pf_info(pf: JsonObject, now: float) -> str:
     """`pfctl -si`: runtime = now - since; pf sets `since` on enable and on disable."""
     runtime = max(0, int(now) - int(pf["since"]))
     running = "Enabled" if pf["enabled"] else "Disabled"
@@ -50,7 +53,7 @@ def pf_info(pf: dict, now: float) -> str:
     return "".join(out)
 
 
-def pf_counters(pf: dict, now: float) -> dict[str, int]:
+def pf_counters(pf: JsonObject, now: float) -> dict[str, int]:
     """Counters grow at fixed rates from t0 while pf is enabled."""
     dt = max(0.0, now - pf["t0"]) if pf["enabled"] else 0.0
     return {name: int(pf["counters"].get(name, 0) + pf["rates"].get(name, 0) * dt)
@@ -64,7 +67,7 @@ LIMITS = ("states", "src-nodes", "frags", "tables", "table-entries", "pktdelay-p
 UINT_MAX = 0xFFFFFFFF
 
 
-def pf_limits(limits: dict) -> str:
+def pf_limits(limits: dict[str, int]) -> str:
     out = []
     for name in LIMITS:
         value = limits[name]
@@ -75,7 +78,7 @@ def pf_limits(limits: dict) -> str:
 
 # --- ipsecctl -s: ipsecctl_show()/print_flow()/print_sa(), ipsecctl.c rev 1.88 ----
 
-def ipsec_flows(sessions: list[dict], server: str) -> list[str]:
+def ipsec_flows(sessions: Sequence[Session], server: str) -> list[str]:
     """One flow pair per L2TP client, as isakmpd installs them on the server."""
     out = []
     for s in sessions:
@@ -87,7 +90,7 @@ def ipsec_flows(sessions: list[dict], server: str) -> list[str]:
     return out
 
 
-def ipsec_sas(sessions: list[dict], server: str, auth: str, enc: str) -> list[str]:
+def ipsec_sas(sessions: Sequence[Session], server: str, auth: str, enc: str) -> list[str]:
     """Two transport SAs per client, sorted by SPI as ipsecctl does since 7.5."""
     sas = []
     xf = (f" auth {auth}" if auth else "") + f" enc {enc}"
@@ -119,7 +122,7 @@ def ipsec_show(flows: list[str] | None, sas: list[str] | None) -> str:
 
 # --- ifconfig: status()/in_status(), sbin/ifconfig/ifconfig.c rev 1.476 ----------
 
-def ifconfig_pppx(s: dict, local: str) -> str:
+def ifconfig_pppx(s: Session, local: str) -> str:
     """One pppx(4) interface; npppd sets the description only with pipex on."""
     out = [f"{s['ifname']}: flags=8051<UP,POINTOPOINT,RUNNING,MULTICAST> mtu {s['mru']}\n"]
     if s["described"]:
@@ -130,7 +133,7 @@ def ifconfig_pppx(s: dict, local: str) -> str:
     return "".join(out)
 
 
-def ifconfig_egress(egress: dict) -> str:
+def ifconfig_egress(egress: JsonObject) -> str:
     """The egress vio(4) interface, as sbin/ifconfig/ifconfig.c status() prints an
     Ethernet one: flags and mtu, lladdr, index/priority/llprio, groups, media,
     status, then in_status()'s `inet A netmask 0x%08x broadcast B`.  vio(4) is
@@ -147,7 +150,7 @@ def ifconfig_egress(egress: dict) -> str:
             f"{net.broadcast_address}\n")
 
 
-def ifconfig_pppac(npppd: dict) -> str:
+def ifconfig_pppac(npppd: JsonObject) -> str:
     """pppac0 (derived/ifconfig/pppac0-concentrator.txt; its inet line is ASSUMED)."""
     return ("pppac0: flags=843<UP,BROADCAST,RUNNING,SIMPLEX> mtu 65532\n"
             f"\tindex {npppd['pppac_index']} priority 0 llprio 3\n"
@@ -157,11 +160,11 @@ def ifconfig_pppac(npppd: dict) -> str:
 
 # --- npppctl: usr.sbin/npppd/npppctl/npppctl.c rev 1.10 ---------------------------
 
-def _peer(s: dict) -> str:
+def _peer(s: Session) -> str:
     return f"{s['peer']}:{s['peer_port']}"
 
 
-def npppctl_brief(sessions: list[dict]) -> str:
+def npppctl_brief(sessions: Sequence[Session]) -> str:
     if not sessions:
         return ""
     out = ["Ppp Id     Assigned IPv4   Username             Proto Tunnel From\n"
@@ -172,7 +175,7 @@ def npppctl_brief(sessions: list[dict]) -> str:
     return "".join(out)
 
 
-def npppctl_packets(sessions: list[dict], now: float) -> str:
+def npppctl_packets(sessions: Sequence[Session], now: float) -> str:
     if not sessions:
         return ""
     out = ["Ppd Id     Username             In(Kbytes/pkts/errs)    Out(Kbytes/pkts/errs)\n"
@@ -211,7 +214,7 @@ def _percent(errors: int, packets: int) -> float:
     return 0.0 if packets + errors <= 0 else 100.0 * errors / (errors + packets)
 
 
-def npppctl_all(sessions: list[dict], now: float) -> str:
+def npppctl_all(sessions: Sequence[Session], now: float) -> str:
     out = []
     for i, s in enumerate(sessions):
         ib, ip, ie, ob, op, oe = sess.counters(s, now)
@@ -248,7 +251,7 @@ def npppctl_clear(count: int) -> str:
 
 # --- pfctl -sI [-v]: pfctl_show_ifaces()/print_iface(), sbin/pfctl/pfctl_table.c rev 1.91 ---
 
-def pf_interfaces(entries: list, net: Net, verbose: bool) -> str:
+def pf_interfaces(entries: Sequence[Entry], net: Net, verbose: bool) -> str:
     """Every kif pf has, sorted as pf_if.c rev 1.112 keeps them (pfi_if_compare: strncmp).
 
     pf has a kif for `all` (pfi_initialize()), each interface
@@ -263,7 +266,7 @@ def pf_interfaces(entries: list, net: Net, verbose: bool) -> str:
     names = {"all", *interfaces, *net.groups, *skip}
     names |= {g for i in interfaces for g in groups_of(net, i)}
 
-    def referenced(items: list) -> None:
+    def referenced(items: Sequence[Entry]) -> None:
         for e in items:
             if "skip" in e:
                 continue

@@ -22,7 +22,7 @@ SPECIAL_DEFAULTS = {"accounting": "NO", "check_quotas": "YES", "ipsec": "NO",
 # /etc/rc.d scripts of a 7.x amd64 install.  ASSUMPTION: the list was taken from
 # the openbsd/src etc/rc.d directory and trimmed of retired scripts; it only
 # matters for `rcctl ls all|off|stopped`.
-RCD_SCRIPTS = (
+RCD_SCRIPTS: tuple[str, ...] = (
     "amd", "apmd", "bgpd", "bootparamd", "cron", "dhcp6leased", "dhcpd", "dhcpleased",
     "dhcrelay", "dhcrelay6", "dvmrpd", "eigrpd", "ftpd", "ftpproxy", "ftpproxy6",
     "hostapd", "hotplugd", "httpd", "identd", "ifstated", "iked", "inetd", "isakmpd",

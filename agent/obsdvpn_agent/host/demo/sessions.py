@@ -21,12 +21,19 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from .state import State
+
+# One session as the state file keeps it: the keys the module doc lists.
+Session = dict[str, Any]
 
 # Documentation address blocks (RFC 5737) for the clients' public NAT addresses.
 _PUBLIC_NETS = ("198.51.100.", "203.0.113.")
 
 
-def _h(*parts) -> int:
+def _h(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "big")
 
 
@@ -41,31 +48,47 @@ def _free_ip(pool: str, server_ip: str, used: set[int], start: int) -> int | Non
     return None
 
 
-def new_session(state: dict, user: str, now: float, cache: dict | None = None) -> dict:
+@dataclass
+class Allocations:
+    """The pppx units and pool addresses in use, and where the next search starts.
+
+    Kept between new_session() calls, so that creating thousands of sessions
+    stays linear.
+    """
+
+    units: set[int]
+    ips: set[int]
+    next_unit: int = 0
+    ip_from: int = 0
+
+    @classmethod
+    def of(cls, state: State) -> Allocations:
+        """What the sessions of `state` use now."""
+        return cls({s["unit"] for s in state["sessions"]},
+                   {int(ipaddress.ip_address(s["ip"])) for s in state["sessions"]})
+
+
+def new_session(state: State, user: str, now: float,
+                cache: Allocations | None = None) -> Session:
     """Connect `user`: next ppp id, first free pppx unit and pool address.
 
-    `cache` (an empty dict to start) keeps the used units and addresses between
-    calls, so that creating thousands of sessions stays linear.
+    `cache` carries the allocations from one call to the next (see Allocations);
+    without it they are read from the state.
     """
     npppd = state["npppd"]
     if cache is None:
-        cache = {}
-    if not cache:
-        cache["units"] = {s["unit"] for s in state["sessions"]}
-        cache["ips"] = {int(ipaddress.ip_address(s["ip"])) for s in state["sessions"]}
-        cache["next_unit"] = 0
-        cache["ip_from"] = 0
-    unit = cache["next_unit"]
-    while unit in cache["units"]:
+        cache = Allocations.of(state)
+    unit = cache.next_unit
+    while unit in cache.units:
         unit += 1
-    ip = _free_ip(npppd["pool"], npppd["address"], cache["ips"], cache["ip_from"])
-    if ip is None:
+    ip_number = _free_ip(npppd["pool"], npppd["address"], cache.ips, cache.ip_from)
+    if ip_number is None:
         raise ValueError(f"address pool {npppd['pool']} exhausted")
-    cache["units"].add(unit)
-    cache["next_unit"] = unit + 1
-    cache["ips"].add(ip)
-    cache["ip_from"] = ip + 1
-    ip = str(ipaddress.ip_address(ip))
+    cache.units.add(unit)
+    cache.next_unit = unit + 1
+    cache.ips.add(ip_number)
+    cache.ip_from = ip_number + 1
+    ip = str(ipaddress.ip_address(ip_number))
     ppp_id = npppd["next_ppp_id"]
     npppd["next_ppp_id"] = ppp_id + 1
     seed = ppp_id
@@ -81,7 +104,7 @@ def new_session(state: dict, user: str, now: float, cache: dict | None = None) -
     state["next_ifindex"] = ifindex + 1
     ibps = 2000 + _h("ib", seed) % 60000
     obps = 4000 + _h("ob", seed) % 200000
-    session = {
+    session: Session = {
         "ppp_id": ppp_id, "user": user, "unit": unit, "ifname": ifname,
         "ifindex": ifindex, "ip": ip, "mru": 1360 if behind_nat else 1400,
         "peer": peer, "peer_port": peer_port, "client_id": client_id,
@@ -101,7 +124,7 @@ def _spi(direction: str, seed: int, now: float) -> int:
     return 0x100 + _h("spi", direction, seed, int(now)) % (0xFFFFFFFF - 0x100)
 
 
-def counters(session: dict, now: float) -> tuple[int, int, int, int, int, int]:
+def counters(session: Session, now: float) -> tuple[int, int, int, int, int, int]:
     """(ibytes, ipackets, ierrors, obytes, opackets, oerrors) at `now`."""
     dt = max(0.0, now - session["t0"])
     b = session["base"]
@@ -110,11 +133,11 @@ def counters(session: dict, now: float) -> tuple[int, int, int, int, int, int]:
             b[3] + int(r[2] * dt), b[4] + int(r[3] * dt), b[5])
 
 
-def elapsed(session: dict, now: float) -> int:
+def elapsed(session: Session, now: float) -> int:
     return max(0, int(now - session["mono_start"]))
 
 
-def drop_all(state: dict) -> int:
+def drop_all(state: State) -> int:
     """All sessions end (npppd or isakmpd went away, or a reboot)."""
     count = len(state["sessions"])
     state["sessions"] = []

@@ -30,6 +30,12 @@ REQUIRED_KEYS = ("version", "hostname", "boot_time", "sysctl", "files", "procs",
                  "npppd", "sessions")
 
 
+# The state file's document and every object in it: plain JSON (see above),
+# whose fields events.fresh_state() describes.
+State = dict[str, Any]
+JsonObject = dict[str, Any]
+
+
 class DemoStateError(HostError):
     """The demo state file cannot be used: one line naming the file and the fault."""
 
@@ -44,7 +50,7 @@ def default_state_path() -> Path:
 class StateStore:
     """Loads and saves one state file; `factory(now)` builds a missing one."""
 
-    def __init__(self, path: Path, factory: Callable[[float], dict],
+    def __init__(self, path: Path, factory: Callable[[float], State],
                  clock: Callable[[], float]) -> None:
         self.path = Path(path)
         self._factory = factory
@@ -56,11 +62,11 @@ class StateStore:
         # collection's time at 10,000 sessions.  Every write replaces the file
         # (atomic.replace_file(): a new inode), and a hand edit changes its
         # mtime or size, so an unchanged identity is an unchanged state.
-        self._cached: tuple[tuple[int, int, int, int], dict] | None = None
+        self._cached: tuple[tuple[int, int, int, int], State] | None = None
         # One decoding for the collector threads that ask at the same moment.
         self._cache_lock = threading.Lock()
 
-    def read(self) -> dict:
+    def read(self) -> State:
         """The current state, created healthy if missing.
 
         Shared by every read() until the file changes, so it is read-only:
@@ -87,7 +93,7 @@ class StateStore:
         return state
 
     @contextmanager
-    def change(self) -> Iterator[dict]:
+    def change(self) -> Iterator[State]:
         """Yield the state for changing; saved atomically when the block ends.
 
         An exception inside the block leaves the file untouched.
@@ -97,7 +103,7 @@ class StateStore:
             yield state
             self._save(state)
 
-    def replace(self, state: dict) -> None:
+    def replace(self, state: State) -> None:
         """Overwrite whatever is there (used by `demo reset`, even on a corrupt file)."""
         with self._locked(fcntl.LOCK_EX):
             self._save(state)
@@ -108,29 +114,30 @@ class StateStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise DemoStateError(f"{self.path}: cannot open lock file: {exc.strerror}")
+            raise DemoStateError(
+                f"{self.path}: cannot open lock file: {exc.strerror}") from None
         try:
             fcntl.flock(fd, how)
             yield
         finally:
             os.close(fd)  # closing drops the flock
 
-    def _load(self) -> dict:
+    def _load(self) -> State:
         try:
             with open(self.path, "rb") as f:
                 st = os.fstat(f.fileno())
                 text = f.read().decode("utf-8")
         except OSError as exc:
-            raise DemoStateError(f"{self.path}: cannot read demo state: {exc.strerror}")
+            raise DemoStateError(f"{self.path}: cannot read demo state: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise DemoStateError(f"{self.path}: corrupt demo state: not UTF-8 text "
-                                 "(run `obsdvpn-agent demo reset` to start over)")
+                                 "(run `obsdvpn-agent demo reset` to start over)") from None
         try:
             state = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DemoStateError(
                 f"{self.path}: corrupt demo state: invalid JSON at line {exc.lineno} "
-                f"column {exc.colno} (run `obsdvpn-agent demo reset` to start over)")
+                f"column {exc.colno} (run `obsdvpn-agent demo reset` to start over)") from None
         except RecursionError:
             raise DemoStateError(f"{self.path}: corrupt demo state: JSON nested too deep "
                                  "(run `obsdvpn-agent demo reset` to start over)") from None
@@ -159,12 +166,13 @@ class StateStore:
             _CHECKED[str(self.path)] = version
         return state
 
-    def _save(self, state: dict) -> None:
+    def _save(self, state: State) -> None:
         data = json.dumps(state, separators=(",", ":")).encode("utf-8")
         try:
             replace_file(str(self.path), data, 0o600)
         except OSError as exc:
-            raise DemoStateError(f"{self.path}: cannot write demo state: {exc.strerror}")
+            raise DemoStateError(
+                f"{self.path}: cannot write demo state: {exc.strerror}") from None
 
 
 # --- what a state file must look like to be read at all --------------------------------
