@@ -106,27 +106,27 @@ def load(path: str | None) -> Config:
             raw = f.read()
     except FileNotFoundError:
         if explicit:
-            raise ConfigError(f"{path}: no such file")
+            raise ConfigError(f"{path}: no such file") from None
         return Config()
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}")
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})")
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except ValueError as e:  # TOMLDecodeError, or an integer of over 4300 digits
-        raise ConfigError(f"{path}: not valid TOML: {e}")
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
     return from_dict(data, path)
 
 
-def from_dict(data: dict, path: str) -> Config:
+def from_dict(data: dict[str, Any], path: str) -> Config:
     for key, value in data.items():
         if key not in _TABLES:
             raise ConfigError(f"{path}: unknown key '{key}' (known: {', '.join(sorted(_TABLES))})")
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: key '{key}' must be a table ([{key}])")
 
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}   # each checked against _SCALARS' type just above
     for table, body in data.items():
         if table == "sysctl":
             continue
@@ -173,7 +173,7 @@ def from_dict(data: dict, path: str) -> Config:
     return cfg
 
 
-def _sysctls(table: dict | None, path: str) -> tuple[ExpectedSysctl, ...]:
+def _sysctls(table: dict[str, Any] | None, path: str) -> tuple[ExpectedSysctl, ...]:
     """[sysctl.required] and [sysctl.optional] each replace their own defaults."""
     table = table or {}
     kinds = {"required": [s for s in Config().sysctls if s.required],
@@ -242,7 +242,7 @@ def _validate(cfg: Config, path: str) -> None:
         ipaddress.ip_network(cfg.vpn_network, strict=False)
     except ValueError:
         raise ConfigError(f"{path}: key 'vpn.network': expected an IP network such as "
-                          f"\"10.0.0.0/24\", got {cfg.vpn_network!r}")
+                          f"\"10.0.0.0/24\", got {cfg.vpn_network!r}") from None
     if not _FLAGS.fullmatch(cfg.isakmpd_flags):
         raise ConfigError(f"{path}: key 'isakmpd.flags': expected flags such as \"-K\" "
                           f"(letters, digits, blanks, . _ / = -), got {cfg.isakmpd_flags!r}")

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterable
 
 from . import commands as C
-from .config import DEFAULT_PATH
+from .config import DEFAULT_PATH, Config
 from .host.agentfiles import REPAIR_RECORD
 
 DEFAULT_USER = "_obsdvpn"
@@ -76,7 +76,7 @@ def doas_rule(argv: tuple[str, ...], user: str = DEFAULT_USER) -> str:
     return " ".join(words)
 
 
-def doas_rules(cfg, user: str = DEFAULT_USER) -> list[str]:
+def doas_rules(cfg: Config, user: str = DEFAULT_USER) -> list[str]:
     """One rule per root-only probe command, in command-table order, no duplicates."""
     rules: list[str] = []
     for cmd in C.probe_commands(cfg):
@@ -104,7 +104,7 @@ def pledge_promises(writes: bool = False) -> str:
     return promises + " wpath cpath flock" if writes else promises
 
 
-def unveil_plan(cfg, config_path: str | None = None, read_paths: Iterable[str] = (),
+def unveil_plan(cfg: Config, config_path: str | None = None, read_paths: Iterable[str] = (),
                 write_dirs: Iterable[str] = ()) -> tuple[tuple[str, str], ...]:
     """(path, permissions) for unveil(2): everything `serve` may touch, nothing else.
 
@@ -139,7 +139,7 @@ def unveil_plan(cfg, config_path: str | None = None, read_paths: Iterable[str] =
     return tuple(plan.items())
 
 
-def harden_serve(cfg, config_path: str | None = None, read_paths: Iterable[str] = (),
+def harden_serve(cfg: Config, config_path: str | None = None, read_paths: Iterable[str] = (),
                  write_dirs: Iterable[str] = ()) -> bool:
     """Apply unveil_plan() and pledge_promises() to this process; True when applied.
 

@@ -584,7 +584,7 @@ def make_server(collector: Collector, listen: str, tls_cert: str = "", tls_key: 
         server = _Server((host, port), handler, connection_limit(max_connections),
                          request_timeout_s)
     except OSError as e:
-        raise ListenError(f"cannot listen on {listen}: {e.strerror}")
+        raise ListenError(f"cannot listen on {listen}: {e.strerror}") from None
     if tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -592,7 +592,7 @@ def make_server(collector: Collector, listen: str, tls_cert: str = "", tls_key: 
             ctx.load_cert_chain(tls_cert, tls_key)
         except (OSError, ssl.SSLError) as e:
             server.server_close()
-            raise ListenError(f"TLS certificate {tls_cert} / key {tls_key}: {e}")
+            raise ListenError(f"TLS certificate {tls_cert} / key {tls_key}: {e}") from None
         # The handshake happens in the request thread, so a slow TLS client never
         # holds up accept().
         server.socket = ctx.wrap_socket(server.socket, server_side=True,

@@ -29,6 +29,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from ..commands import IPSEC_CONF, IPSECCTL_NVF, NPPPD_USERS, isakmpd_query_line
 from ..parsers import first_line
@@ -63,12 +64,12 @@ class RecordingHost:
         self._inner = inner
         self._daemons = frozenset(daemons)
         self.label = f"recording:{inner.label}"
-        self.commands: list[dict] = []
-        self.command_errors: list[dict] = []
-        self.files: dict[str, dict] = {}
-        self.process_list: list[dict] = []
-        self.interfaces: list[dict] = []
-        self.isakmpd: list[dict] = []
+        self.commands: list[dict[str, Any]] = []
+        self.command_errors: list[dict[str, Any]] = []
+        self.files: dict[str, dict[str, Any]] = {}
+        self.process_list: list[dict[str, Any]] = []
+        self.interfaces: list[dict[str, Any]] = []
+        self.isakmpd: list[dict[str, Any]] = []
         self._info: HostInfo | None = None
 
     def info(self) -> HostInfo:
@@ -140,7 +141,7 @@ class RecordingHost:
         self.interfaces = [dataclasses.asdict(c) for c in counters.values()]
         return counters
 
-    def document(self, created: str, agent_version: str) -> dict:
+    def document(self, created: str, agent_version: str) -> dict[str, Any]:
         from ..parsers.npppd_users import redact
 
         files = []
@@ -159,7 +160,7 @@ class RecordingHost:
                 "interfaces": self.interfaces, "isakmpd": self.isakmpd}
 
 
-def write_snapshot(directory: str, document: dict) -> str:
+def write_snapshot(directory: str, document: dict[str, Any]) -> str:
     from .atomic import replace_file
 
     os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -203,7 +204,7 @@ class SnapshotHost:
             kind = {"timeout": CommandTimeout, "not_found": CommandNotFound}.get(
                 c.get("error"), HostError)
             self._errors[argv] = kind(msg)
-        self._files: dict[str, dict] = {}
+        self._files: dict[str, dict[str, Any]] = {}
         for i, f in enumerate(doc.get("files", [])):
             if not isinstance(f, dict) or not isinstance(f.get("path"), str):
                 raise SnapshotError(f"{path}: files[{i}]: needs a string 'path'")
@@ -246,7 +247,7 @@ class SnapshotHost:
         try:
             return self._results[argv]
         except KeyError:
-            raise CommandNotFound(f"`{' '.join(argv)}` is not in {self._path}")
+            raise CommandNotFound(f"`{' '.join(argv)}` is not in {self._path}") from None
 
     def read_file(self, path: str) -> str:
         entry = self._files.get(path)
@@ -254,7 +255,8 @@ class SnapshotHost:
             raise FileNotFoundError(path)
         if not isinstance(entry.get("content"), str):
             raise HostError(f"{path}: its content is not in {self._path}")
-        return entry["content"]
+        content: str = entry["content"]
+        return content
 
     def stat_file(self, path: str) -> FileInfo:
         entry = self._files.get(path)
@@ -293,7 +295,7 @@ class SnapshotHost:
         return answer
 
 
-def _load(path: str) -> dict:
+def _load(path: str) -> dict[str, Any]:
     try:
         size = os.path.getsize(path)
         if size > MAX_BYTES:
@@ -301,20 +303,20 @@ def _load(path: str) -> dict:
         with open(path, "rb") as f:
             doc = json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
-        raise SnapshotError(f"{path}: no such file (make one with `obsdvpn-agent snapshot DIR`)")
+        raise SnapshotError(f"{path}: no such file (make one with `obsdvpn-agent snapshot DIR`)") from None
     except UnicodeDecodeError as e:
-        raise SnapshotError(f"{path}: not a JSON snapshot: {e}")
+        raise SnapshotError(f"{path}: not a JSON snapshot: {e}") from None
     except RecursionError:
         raise SnapshotError(f"{path}: not a snapshot: JSON nested too deep") from None
     except ValueError as e:  # JSONDecodeError, or an integer of over 4300 digits
         raise SnapshotError(f"{path}: not a JSON snapshot: {str(e).split(';')[0]}") from None
     except OSError as e:
-        raise SnapshotError(f"{path}: cannot read: {e.strerror}")
+        raise SnapshotError(f"{path}: cannot read: {e.strerror}") from None
     try:
         # JSON may spell a lone surrogate ("\ud800") that no output can print.
         json.dumps(doc, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise SnapshotError(f"{path}: holds text that is not valid Unicode (a lone surrogate)")
+        raise SnapshotError(f"{path}: holds text that is not valid Unicode (a lone surrogate)") from None
     except RecursionError:
         raise SnapshotError(f"{path}: not a snapshot: JSON nested too deep") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -351,7 +353,7 @@ def _file_entry(entry: dict[str, object], where: str) -> None:
             raise SnapshotError(f"{where}: '{key}' must be a string")
 
 
-def _field(doc: dict, key: str, kind: type, path: str):
+def _field(doc: dict[str, Any], key: str, kind: type, path: str) -> Any:
     value = doc.get(key)
     if not isinstance(value, kind):
         raise SnapshotError(f"{path}: '{key}' must be a {kind.__name__}")
@@ -367,7 +369,7 @@ def _argv(entry: object, where: str) -> tuple[str, ...]:
     return tuple(argv)
 
 
-def _entries(doc: dict, key: str, fields: tuple[str, ...], path: str) -> list[dict]:
+def _entries(doc: dict[str, Any], key: str, fields: tuple[str, ...], path: str) -> list[dict[str, Any]]:
     entries = doc.get(key, [])
     if not isinstance(entries, list):
         raise SnapshotError(f"{path}: '{key}' must be a list")
