@@ -2,7 +2,7 @@
 #   make demo   installs the agent in .venv and serves the simulated VPN host
 #   make test   installs what the tests need (Debian's prometheus, alertmanager, mksh,
 #               mandoc) and runs them all
-#   make lint   mypy --strict on the package, ruff on the package, tests and bench
+#   make lint   mypy --strict on the package, ruff on the package, tests and bench (part of test)
 #   make golden rewrites tests/fixtures/golden/demo-metrics.prom after a deliberate change
 PYTHON ?= python3
 VENV ?= .venv
@@ -39,7 +39,7 @@ deps:
 demo: venv
 	$(VENV)/bin/obsdvpn-agent --demo serve --listen $(LISTEN)
 
-test: deps venv
+test: deps venv lint
 	$(VENV)/bin/python -m pytest -q
 
 lint: venv
