@@ -233,7 +233,6 @@ def sample_snapshot_document() -> dict:
             {"pid": 4242, "name": "isakmpd", "cmdline": ["/sbin/isakmpd", "-K"]},
             {"pid": 4343, "name": "npppd", "cmdline": ["/usr/sbin/npppd"]},
         ],
-        "interfaces": [],
         "isakmpd": [{"tag": "[Phase 2]:Passive-Connections",
                      "result": "from-203.0.113.1=17-to-0.0.0.0/0=17:1701\n"}],
     }

@@ -357,11 +357,6 @@ def test_counters_grow_with_the_clock(host, clock):
     first = run(host, NPPPCTL, "session", "packets").stdout
     clock.now += 60
     assert run(host, NPPPCTL, "session", "packets").stdout != first
-    counters = host.interface_counters()
-    clock.now += 60
-    later = host.interface_counters()
-    assert later["pppx0"].bytes_in > counters["pppx0"].bytes_in
-    assert later["vio0"].bytes_out > counters["vio0"].bytes_out
 
 
 # --- files ------------------------------------------------------------------------

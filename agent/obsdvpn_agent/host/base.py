@@ -8,7 +8,7 @@ above this layer works on the values these methods return.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -62,17 +62,6 @@ class Process:
 
 
 @dataclass(frozen=True)
-class InterfaceCounters:
-    """Per-interface byte and packet counters (psutil.net_io_counters(pernic=True))."""
-
-    name: str
-    bytes_in: int
-    bytes_out: int
-    packets_in: int
-    packets_out: int
-
-
-@dataclass(frozen=True)
 class HostInfo:
     """Who the agent runs as on that host, and what the host is."""
 
@@ -80,7 +69,6 @@ class HostInfo:
     system: str            # "OpenBSD" on a real host
     release: str
     is_root: bool
-    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 class Host(Protocol):
@@ -111,8 +99,6 @@ class Host(Protocol):
     def chown(self, path: str, uid: int, gid: int) -> None: ...
 
     def processes(self) -> tuple[Process, ...]: ...
-
-    def interface_counters(self) -> dict[str, InterfaceCounters]: ...
 
     def query_isakmpd(self, tag: str, timeout_s: float) -> str | None:
         """Ask the running isakmpd for one value, read-only, through its FIFO.

@@ -33,7 +33,6 @@ from .base import (
     FileInfo,
     HostError,
     HostInfo,
-    InterfaceCounters,
     NotOpenBSD,
     Process,
 )
@@ -113,13 +112,6 @@ class LocalHost:
             procs.append(Process(info["pid"], info["name"] or "",
                                  tuple(info["cmdline"] or ()), info["username"] or ""))
         return tuple(procs)
-
-    def interface_counters(self) -> dict[str, InterfaceCounters]:
-        import psutil
-
-        return {name: InterfaceCounters(name, c.bytes_recv, c.bytes_sent, c.packets_recv,
-                                        c.packets_sent)
-                for name, c in psutil.net_io_counters(pernic=True).items()}
 
     def query_isakmpd(self, tag: str, timeout_s: float) -> str | None:
         line = isakmpd_query_line(tag)

@@ -11,7 +11,6 @@ collection, and writes DIR/snapshot.json:
      "files": [{"path": "/etc/ipsec.conf", "exists": true, "mode": "0600",
                 "uid": 0, "gid": 0, "owner": "root", "group": "wheel", "size": 211}],
      "processes": [{"pid": 1, "name": "isakmpd", "cmdline": ["/sbin/isakmpd", "-K"]}],
-     "interfaces": [{"name": "pppx0", "bytes_in": 1, ...}],
      "isakmpd": [{"tag": "[Phase 2]:Passive-Connections",
                   "result": "from-192.0.2.1=17-to-0.0.0.0/0=17:1701\n"}]}
 
@@ -24,7 +23,6 @@ through SnapshotHost, which runs nothing and writes nothing.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -41,7 +39,6 @@ from .base import (
     Host,
     HostError,
     HostInfo,
-    InterfaceCounters,
     Process,
 )
 
@@ -68,7 +65,6 @@ class RecordingHost:
         self.command_errors: list[dict[str, Any]] = []
         self.files: dict[str, dict[str, Any]] = {}
         self.process_list: list[dict[str, Any]] = []
-        self.interfaces: list[dict[str, Any]] = []
         self.isakmpd: list[dict[str, Any]] = []
         self._info: HostInfo | None = None
 
@@ -136,11 +132,6 @@ class RecordingHost:
                              if p.name in self._daemons]
         return procs
 
-    def interface_counters(self) -> dict[str, InterfaceCounters]:
-        counters = self._inner.interface_counters()
-        self.interfaces = [dataclasses.asdict(c) for c in counters.values()]
-        return counters
-
     def document(self, created: str, agent_version: str) -> dict[str, Any]:
         from ..parsers.npppd_users import redact
 
@@ -157,7 +148,7 @@ class RecordingHost:
                          "release": info.release, "is_root": info.is_root},
                 "commands": self.commands, "command_errors": self.command_errors,
                 "files": files, "processes": self.process_list,
-                "interfaces": self.interfaces, "isakmpd": self.isakmpd}
+                "isakmpd": self.isakmpd}
 
 
 def write_snapshot(directory: str, document: dict[str, Any]) -> str:
@@ -194,7 +185,7 @@ class SnapshotHost:
                 raise SnapshotError(f"{where}: 'stdout' and 'stderr' must be strings")
             self._results[argv] = CommandResult(argv, rc, out, err)
         self._errors: dict[tuple[str, ...], HostError] = {}
-        for key in ("command_errors", "files", "processes", "interfaces", "isakmpd"):
+        for key in ("command_errors", "files", "processes", "isakmpd"):
             if not isinstance(doc.get(key, []), list):
                 raise SnapshotError(f"{path}: '{key}' must be a list")
         for i, c in enumerate(doc.get("command_errors", [])):
@@ -229,13 +220,6 @@ class SnapshotHost:
                                     "strings")
         self._procs = tuple(Process(int(p["pid"]), str(p["name"]), tuple(p["cmdline"]),
                                     str(p.get("username", ""))) for p in procs)
-        self._ifaces = {
-            str(c["name"]): InterfaceCounters(str(c["name"]), int(c["bytes_in"]),
-                                              int(c["bytes_out"]), int(c["packets_in"]),
-                                              int(c["packets_out"]))
-            for c in _entries(doc, "interfaces",
-                              ("name", "bytes_in", "bytes_out", "packets_in", "packets_out"),
-                              path)}
 
     def info(self) -> HostInfo:
         return self._info
@@ -281,9 +265,6 @@ class SnapshotHost:
 
     def processes(self) -> tuple[Process, ...]:
         return self._procs
-
-    def interface_counters(self) -> dict[str, InterfaceCounters]:
-        return self._ifaces
 
     def query_isakmpd(self, tag: str, timeout_s: float) -> str | None:
         isakmpd_query_line(tag)

@@ -12,11 +12,9 @@ from ..base import (
     FileInfo,
     HostError,
     HostInfo,
-    InterfaceCounters,
     Process,
 )
 from . import commands, daemons, events
-from . import sessions as sess
 from .state import JsonObject, StateStore
 
 BACKUP_SUFFIX = ".obsdvpn-agent.bak"  # the same backup name the local host keeps
@@ -53,8 +51,7 @@ class DemoHost:
     def info(self) -> HostInfo:
         state = self.store.read()
         hostname = state["sysctl"].get("kern.hostname", state["hostname"])
-        return HostInfo(hostname, "OpenBSD", "7.6", self.as_root,
-                        {"demo_state": str(self.state_path)})
+        return HostInfo(hostname, "OpenBSD", "7.6", self.as_root)
 
     def run(self, argv: Sequence[str], timeout_s: float) -> CommandResult:
         argv = tuple(argv)
@@ -111,29 +108,6 @@ class DemoHost:
     def processes(self) -> tuple[Process, ...]:
         state = self.store.read()
         return tuple(Process(*proc) for proc in daemons.processes(state))
-
-    def interface_counters(self) -> dict[str, InterfaceCounters]:
-        state = self.store.read()
-        now = self.clock()
-        out: dict[str, InterfaceCounters] = {}
-        total = [0, 0, 0, 0]
-        for s in state["sessions"]:
-            ib, ip, _, ob, op, _ = sess.counters(s, now)
-            total = [total[0] + ib, total[1] + ob, total[2] + ip, total[3] + op]
-            if s["ifname"].startswith("pppx"):
-                out[s["ifname"]] = InterfaceCounters(s["ifname"], ib, ob, ip, op)
-        uptime = max(0.0, now - state["boot_time"])
-        # ESP-in-UDP adds about 60 bytes a packet on the wire; background traffic
-        # (ssh, ntp, dns) keeps the egress counters moving with no clients.
-        egress = state["egress"]["ifname"]
-        out[egress] = InterfaceCounters(
-            egress, int(total[0] + 60 * total[2] + 900 * uptime),
-            int(total[1] + 60 * total[3] + 700 * uptime),
-            int(total[2] + 3 * uptime), int(total[3] + 2 * uptime))
-        out["enc0"] = InterfaceCounters("enc0", total[0], total[1], total[2], total[3])
-        out["lo0"] = InterfaceCounters("lo0", int(50 * uptime), int(50 * uptime),
-                                       int(uptime), int(uptime))
-        return out
 
     def query_isakmpd(self, tag: str, timeout_s: float) -> str | None:
         """The demo isakmpd's answer to `C get TAG`, at once (see daemons.isakmpd_get)."""
