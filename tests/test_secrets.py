@@ -171,3 +171,21 @@ def test_no_output_holds_a_secret(emitted):
             if secret in text or json.dumps(secret)[1:-1] in text:
                 leaks.append(f"{what} ({secret[:3]}...) through {name}")
     assert leaks == [], leaks
+
+
+def test_a_snapshot_keeps_only_npppd_confs_pools_never_a_radius_secret(tmp_path):
+    """npppd.conf may hold RADIUS `secret "..."` lines: the snapshot keeps the pools."""
+    state = tmp_path / "state.json"
+    _cli(state, "demo", "reset")
+    radius = ('authentication RADIUS type radius {\n\tauthentication-server {\n'
+              '\t\taddress 192.0.2.9 secret "radius-S3cret-9"\n\t}\n}\n')
+    from obsdvpn_agent.host.demo import DemoHost
+    host = DemoHost(state)
+    host.write_file("/etc/npppd/npppd.conf", radius + host.read_file("/etc/npppd/npppd.conf"),
+                    0o600)
+    assert _cli(state, "snapshot", str(tmp_path / "snap")).returncode == 0
+    text = (tmp_path / "snap" / "snapshot.json").read_text()
+    assert "radius-S3cret-9" not in text and "hogehoge" not in text
+    replay = run_cli("--snapshot", str(tmp_path / "snap"), "check", "--json")
+    checks = {c["id"]: c for c in json.loads(replay.stdout)["checks"]}
+    assert checks["sessions.pool"]["status"] == "OK", checks["sessions.pool"]

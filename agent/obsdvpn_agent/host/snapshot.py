@@ -29,7 +29,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..commands import IPSEC_CONF, IPSECCTL_NVF, NPPPD_USERS, isakmpd_query_line
+from ..commands import IPSEC_CONF, IPSECCTL_NVF, NPPPD_CONF, NPPPD_USERS, isakmpd_query_line
 from ..parsers import first_line
 from .base import (
     CommandNotFound,
@@ -140,6 +140,10 @@ class RecordingHost:
             entry = dict(entry)
             if entry["path"] == NPPPD_USERS and "content" in entry:
                 entry["content"] = redact(entry["content"])
+            if entry["path"] == NPPPD_CONF and "content" in entry:
+                entry["content"] = _pools_only(entry.pop("content"))
+                if entry["content"] is None:
+                    del entry["content"]
             files.append(entry)
         info = self._info or self._inner.info()
         return {"format": FORMAT, "version": VERSION, "created": created,
@@ -369,3 +373,18 @@ def _entries(doc: dict[str, Any], key: str, fields: tuple[str, ...], path: str) 
         if not isinstance(e["name"], str):
             raise SnapshotError(f"{path}: {key}[{i}]: 'name' must be a string")
     return entries
+
+
+def _pools_only(text: str) -> str | None:
+    """npppd.conf as a snapshot keeps it: its pool-address lines and nothing else, for
+    the file may hold RADIUS `secret`s.  None (nothing kept) when it does not parse."""
+    from ..parsers import ParseError
+    from ..parsers.npppd_conf import parse_pools
+
+    try:
+        pools = parse_pools(text, NPPPD_CONF)
+    except ParseError:
+        return None
+    lines = "".join(f"\tpool-address {r}\n" for r in pools.ranges)
+    return ("# npppd.conf as obsdvpn-agent's snapshot keeps it: the pools only\n"
+            f"ipcp IPCP {{\n{lines}}}\n")
