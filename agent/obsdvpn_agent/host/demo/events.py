@@ -205,7 +205,7 @@ def fresh_state(now: float, n_sessions: int = 3) -> State:
         "ike_loaded": False,
         "ike": {"auth": "hmac-sha1", "enc": "aes"},
         "npppd": {"iface": "pppx", "address": "10.0.0.1", "broadcast": "10.0.0.255",
-                  "pool": pool, "next_ppp_id": 0, "pppac_index": 6,
+                  "pool": pool, "next_ppp_id": 0, "next_ctrl_id": 1, "pppac_index": 6,
                   "stale_socket": False},
         "sessions": [],
         "next_ifindex": 7,

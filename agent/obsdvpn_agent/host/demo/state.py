@@ -189,6 +189,9 @@ _MAPS = frozenset({"sysctl", "files", "procs", "limits", "counters", "rates"})
 # rules compiled from whatever pf.conf, isakmpd's phase-1 policies): only
 # their being lists of objects is checked, the simulator wrote the rest.
 _OPAQUE = frozenset({"rules", "phase1"})
+# Fields a record may lack: set only by some events (a session's L2TP control id
+# exists once its login was logged).
+_OPTIONAL = frozenset({"ctrl_id"})
 # Numbers used as integers (octal modes, pids, indexes): a float there breaks formatting.
 _INTEGERS = frozenset({"mode", "uid", "gid", "pid", "next_pid", "next_ifindex", "next_ppp_id",
                        "pppac_index", "ppp_id", "unit", "ifindex", "peer_port", "mru", "spi_in",
@@ -300,6 +303,8 @@ def _problem(value: Any, shape: Shape, field: str) -> tuple[list[str], str] | No
         return None
     for key, sub in inner.items():
         if key not in container:
+            if key in _OPTIONAL:
+                continue
             return [f".{key}"], "is missing"
         found = _problem(container[key], sub, key)
         if found:
