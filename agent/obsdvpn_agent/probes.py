@@ -31,6 +31,7 @@ from .host.base import (
     FileInfo,
     Host,
     HostError,
+    IsakmpdNotRunning,
     Process,
 )
 from .host.identity import effective_user
@@ -425,6 +426,9 @@ def _collect_isakmpd(c: _Collect) -> IsakmpdFacts:
     answer: str | None | ProbeFailure
     try:
         answer = c.host.query_isakmpd(tag, c.cfg.command_timeout_s)
+    except IsakmpdNotRunning as e:
+        # Nobody to ask: daemon.isakmpd.running says so; not a failure to collect.
+        answer = ProbeFailure(source, "skipped", str(e))
     except HostError as e:
         answer = c.fail(source, "error", f"cannot ask isakmpd for its policy: {e}")
     finally:

@@ -24,6 +24,10 @@ class CommandTimeout(HostError):
     pass
 
 
+class IsakmpdNotRunning(HostError):
+    """isakmpd's FIFO has no reader (or does not exist): there is nobody to ask."""
+
+
 class NotOpenBSD(HostError):
     pass
 

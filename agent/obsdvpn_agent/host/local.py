@@ -33,6 +33,7 @@ from .base import (
     FileInfo,
     HostError,
     HostInfo,
+    IsakmpdNotRunning,
     NotOpenBSD,
     Process,
 )
@@ -208,7 +209,7 @@ def _write_fifo(fifo: str, line: str) -> None:
     try:
         st = os.lstat(fifo)
     except FileNotFoundError:
-        raise HostError(f"{fifo}: no such FIFO: isakmpd is not running (it makes the FIFO "
+        raise IsakmpdNotRunning(f"{fifo}: no such FIFO: isakmpd is not running (it makes the FIFO "
                         "when it starts)") from None
     except OSError as exc:
         raise HostError(f"{fifo}: {exc.strerror}") from None
@@ -218,7 +219,8 @@ def _write_fifo(fifo: str, line: str) -> None:
         fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         if exc.errno == errno.ENXIO:
-            raise HostError("isakmpd's FIFO has no reader: isakmpd is not running") from None
+            raise IsakmpdNotRunning("isakmpd's FIFO has no reader: isakmpd is not running") \
+                from None
         raise HostError(f"{fifo}: {exc.strerror}") from None
     try:
         data = line.encode("ascii")

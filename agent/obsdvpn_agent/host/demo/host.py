@@ -12,6 +12,7 @@ from ..base import (
     FileInfo,
     HostError,
     HostInfo,
+    IsakmpdNotRunning,
     Process,
 )
 from . import commands, daemons, events
@@ -117,7 +118,7 @@ class DemoHost:
                             "(the FIFO is mode 0600)")
         state = self.store.read()
         if not daemons.running(state, "isakmpd"):
-            raise HostError("isakmpd's FIFO has no reader: isakmpd is not running")
+            raise IsakmpdNotRunning("isakmpd's FIFO has no reader: isakmpd is not running")
         return daemons.isakmpd_get(state, tag)
 
     def write_simulated(self, path: str, text: str) -> str:
