@@ -9,9 +9,13 @@ place to change when a command changes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .config import Config
+if TYPE_CHECKING:
+    from .config import Config
+
 
 SYSCTL = "/sbin/sysctl"
 RCCTL = "/usr/sbin/rcctl"
@@ -133,6 +137,18 @@ def isakmpd_query_line(tag: str) -> str:
                          f"not {tag[:60]!r}")
     return f"C get {tag}\n"
 
+
+# The shapes of what repair may pass as arguments, and so of what the
+# configuration may ask for: a config value repair could not apply is refused
+# when the config is read, not when repair runs.
+SYSCTL_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+")
+SYSCTL_VALUE = re.compile(r"[A-Za-z0-9_.-]+")
+ISAKMPD_FLAGS = re.compile(r"[A-Za-z0-9 _./=-]*")
+REPAIR_PLACEHOLDERS = {
+    "{name}={value}": re.compile(f"(?:{SYSCTL_NAME.pattern})=(?:{SYSCTL_VALUE.pattern})"),
+    "{daemon}": re.compile(r"isakmpd|npppd|ipsec|pf"),
+    "{flags}": ISAKMPD_FLAGS,
+}
 
 # Repair's allow-list: the only argvs that change anything.  Each is a
 # template whose placeholders repair.py fills from the configuration.

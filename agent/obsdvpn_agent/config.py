@@ -23,6 +23,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from .commands import ISAKMPD_FLAGS, SYSCTL_NAME, SYSCTL_VALUE
+
 DEFAULT_PATH = "/etc/obsdvpn-agent.conf"
 DEFAULT_LISTEN = "127.0.0.1:8469"
 # A probe command that needs more than five minutes is hung; and serve's child
@@ -208,9 +210,7 @@ def _sysctls(table: dict[str, Any] | None, path: str) -> tuple[ExpectedSysctl, .
 # than repair's `[a-z][a-z0-9_.]*`, so every name the config accepts, repair
 # can apply: lowercase ASCII components joined by dots, as every OpenBSD MIB
 # name is spelled (sys/sysctl.h CTL_*_NAMES).
-_SYSCTL_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+")
-_SYSCTL_VALUE = re.compile(r"[A-Za-z0-9_.-]+")
-_FLAGS = re.compile(r"[A-Za-z0-9 _./=-]*")
+_SYSCTL_NAME, _SYSCTL_VALUE, _FLAGS = SYSCTL_NAME, SYSCTL_VALUE, ISAKMPD_FLAGS
 # pppx(4) (one interface per session; "pppx" is its interface group) or
 # pppac(4); an interface name is at most IFNAMSIZ - 1 = 15 bytes.
 _PPP_INTERFACE = re.compile(r"(?:pppx|pppac)[0-9]{0,10}")

@@ -11,7 +11,6 @@ daemon that runs, never widen a file's permissions.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,17 +71,12 @@ def _when(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-_PLACEHOLDERS = {
-    "{name}={value}": re.compile(r"[a-z][a-z0-9_.]*=[A-Za-z0-9_.-]+"),
-    "{daemon}": re.compile(r"isakmpd|npppd|ipsec|pf"),
-    "{flags}": re.compile(r"[A-Za-z0-9 _./=-]*"),
-}
 
 
 def allowed(argv: tuple[str, ...]) -> bool:
     """True when argv has the shape of one of commands.REPAIR_ARGV_TEMPLATES."""
     def match(template: str, arg: str) -> bool:
-        pattern = _PLACEHOLDERS.get(template)
+        pattern = C.REPAIR_PLACEHOLDERS.get(template)
         return pattern.fullmatch(arg) is not None if pattern else template == arg
 
     return any(len(t) == len(argv) and all(match(x, a) for x, a in zip(t, argv))

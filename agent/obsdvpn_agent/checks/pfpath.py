@@ -259,7 +259,7 @@ def _match_port(spec: str | None, port: int | None, side: str) -> tuple[str, str
         return YES, ""
     if port is None:
         return SOME, f"`{side} port {spec}` depends on the port the client uses"
-    parts = [SERVICE_PORTS.get(x, x) for x in spec.split()]
+    parts = [str(SERVICE_PORTS.get(x, x)) for x in spec.split()]
     if len(parts) == 1 and ":" in parts[0]:
         parts = [parts[0].split(":")[0], ":", parts[0].split(":")[1]]
     nums = [x for x in parts if x not in ("!=", "<", "<=", ">", ">=", "><", "<>", ":")]

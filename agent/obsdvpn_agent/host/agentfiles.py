@@ -10,10 +10,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from contextlib import ExitStack
 from types import TracebackType
 from typing import Any
 
 from .atomic import replace_file
+from .flock import locked
 
 STATE_DIR = "/var/db/obsdvpn-agent"
 REPAIR_RECORD = f"{STATE_DIR}/last-repair.json"
@@ -46,27 +48,26 @@ class RepairLock:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._fd: int | None = None
+        self._held: ExitStack | None = None
 
     def __enter__(self) -> RepairLock:
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        stack = ExitStack()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = stack.enter_context(locked(self.path, fcntl.LOCK_EX | fcntl.LOCK_NB))
         except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
+            with open(self.path, encoding="utf-8", errors="replace") as f:
+                holder = f.read(32).strip() or "?"
             raise LockHeld(f"another repair holds the lock {self.path} (pid {holder})") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+        self._held = stack
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
 
 def write_textfile(path: str, exposition: bytes) -> None:

@@ -19,7 +19,6 @@ returns at most max_lines lines; the rest come with the next call.
 
 from __future__ import annotations
 
-import fcntl
 import gzip
 import hashlib
 import json
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import IO, cast
 
 from .atomic import replace_file
+from .flock import locked
 
 MAX_LINE_BYTES = 8192      # longer lines are cut (and then read as unknown lines)
 MAX_LINES = 100_000
@@ -246,10 +246,5 @@ def save_state(path: str, state: LogState) -> None:
 def kept_state(path: str) -> Iterator[None]:
     """Hold the state file's lock while its position is read, advanced and saved: two
     collections at once (serve's child and `metrics`) must not count a line twice."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with locked(f"{path}.lock"):
         yield
-    finally:
-        os.close(fd)   # closing drops the flock

@@ -58,10 +58,11 @@ UNLIMITED = 2**32 - 1
 # releases), as numbers.  Only the services a VPN host and the samples use;
 # any other name is kept as printed.
 SERVICE_PORTS = {
-    "ftp-data": "20", "ftp": "21", "ssh": "22", "telnet": "23", "smtp": "25",
-    "domain": "53", "bootps": "67", "bootpc": "68", "tftp": "69", "www": "80",
-    "http": "80", "auth": "113", "ntp": "123", "snmp": "161", "https": "443",
-    "isakmp": "500", "l2tp": "1701", "pptp": "1723", "ipsec-nat-t": "4500",
+    "ftp-data": 20, "ftp": 21, "ssh": 22, "telnet": 23, "smtp": 25, "domain": 53,
+    "bootps": 67, "bootpc": 68, "tftp": 69, "www": 80, "http": 80, "pop3": 110,
+    "sunrpc": 111, "auth": 113, "ntp": 123, "snmp": 161, "https": 443, "isakmp": 500,
+    "syslog": 514, "submission": 587, "imaps": 993, "pop3s": 995, "l2tp": 1701,
+    "pptp": 1723, "ipsec-nat-t": 4500,
 }
 
 # A line pfctl writes instead of its output: err(3)/warnx(3) ("pfctl: /dev/pf:
@@ -363,7 +364,8 @@ def _tokens(line: str) -> list[str]:
 
 
 def _port_number(name: str) -> str:
-    return SERVICE_PORTS.get(name, name)
+    port = SERVICE_PORTS.get(name)
+    return name if port is None else str(port)
 
 
 def normalize_rule(line: str) -> str:

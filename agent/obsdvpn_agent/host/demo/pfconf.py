@@ -28,19 +28,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
+from ...parsers.pfctl import SERVICE_PORTS
+
 # A loaded rule as the state file keeps it (plain JSON, see _expand()), and the
 # JSON objects inside one: its match fields ("m") and their host specs.
 Entry = dict[str, Any]
 JsonObject = dict[str, Any]
 _T = TypeVar("_T")
 
-# Port names of /etc/services that pf.conf files on VPN hosts use.
-SERVICES = {
-    "ftp-data": 20, "ftp": 21, "ssh": 22, "smtp": 25, "domain": 53, "bootps": 67,
-    "bootpc": 68, "www": 80, "http": 80, "pop3": 110, "sunrpc": 111, "auth": 113,
-    "ntp": 123, "snmp": 161, "https": 443, "isakmp": 500, "syslog": 514,
-    "submission": 587, "imaps": 993, "pop3s": 995, "l2tp": 1701, "ipsec-nat-t": 4500,
-}
+# Port names of /etc/services that pf.conf files on VPN hosts use: the one table.
+SERVICES = SERVICE_PORTS
 # /etc/protocols: name -> number, and the canonical name getprotobynumber() gives.
 PROTOCOLS = {"icmp": 1, "igmp": 2, "ipencap": 4, "tcp": 6, "udp": 17, "gre": 47,
              "esp": 50, "ah": 51, "icmp6": 58, "ipv6-icmp": 58, "carp": 112,

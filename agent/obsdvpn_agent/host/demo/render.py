@@ -10,6 +10,8 @@ import ipaddress
 import time
 from collections.abc import Sequence
 
+from ...parsers import npppctl
+from ...parsers.npppctl import humanize_duration
 from . import sessions as sess
 from .pfconf import Entry, Net, groups_of, skipped
 from .sessions import Session
@@ -188,26 +190,10 @@ def npppctl_packets(sessions: Sequence[Session], now: float) -> str:
     return "".join(out)
 
 
-def humanize_duration(sec: int) -> str:
-    hour, minutes = sec // 3600, (sec // 60) % 60
-    if not (hour or minutes):
-        return ""
-    parts = []
-    if hour:
-        parts.append(f"{hour} hour{'s' if hour > 1 else ''}")
-    if minutes:
-        parts.append(f"{minutes} minute{'s' if minutes > 1 else ''}")
-    return "(" + " and ".join(parts) + ")"
-
-
-def humanize_bytes(val: float) -> str:
-    if val >= 1000 * 1024 * 1024:
-        return f" ({val / (1024 * 1024 * 1024):.1f} GB)"
-    if val >= 1000 * 1024:
-        return f" ({val / (1024 * 1024):.1f} MB)"
-    if val >= 1000:
-        return f" ({val / 1024:.1f} KB)"
-    return ""
+def humanize_bytes(val: int) -> str:
+    """npppctl.c humanize_bytes(): ` (%.1f KB|MB|GB)` from 1000 bytes on."""
+    human = npppctl.humanize_bytes(val)
+    return "" if human is None else f" ({human[0]:.1f} {human[1]})"
 
 
 def _percent(errors: int, packets: int) -> float:

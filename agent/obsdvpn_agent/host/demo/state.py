@@ -17,12 +17,13 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..atomic import replace_file
 from ..base import HostError
+from ..flock import locked
 
 STATE_VERSION = 1
 # Top-level keys a state file must have; a file without them is not ours.
@@ -110,17 +111,16 @@ class StateStore:
 
     @contextmanager
     def _locked(self, how: int) -> Iterator[None]:
+        stack = ExitStack()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            stack.enter_context(locked(str(self._lock_path), how))
+        except BlockingIOError:
+            raise
         except OSError as exc:
             raise DemoStateError(
                 f"{self.path}: cannot open lock file: {exc.strerror}") from None
-        try:
-            fcntl.flock(fd, how)
+        with stack:
             yield
-        finally:
-            os.close(fd)  # closing drops the flock
 
     def _load(self) -> State:
         try:
