@@ -182,8 +182,9 @@ def scrape_latency(snap: Path, body: bytes, work: Path, procs: common.Processes)
 
 def child_rss(snap: Path, state: Path) -> dict:
     """Peak RSS of `serve`'s collection child (server.collect_in_child()'s argv)."""
-    from obsdvpn_agent.config import load, to_toml
-    cfg = to_toml(load(None)).encode()
+    from obsdvpn_agent.config import load
+    from obsdvpn_agent.server import child_config
+    cfg = child_config(load(None))
     out = {}
     for kind, global_args in (("snapshot", ["--snapshot", str(snap)]),
                               ("demo", ["--demo-state", str(state)])):

@@ -103,6 +103,13 @@ def collect_in_process(host: Host, cfg: Config, repair_record: Mapping[str, Any]
                       facts.collected_at)
 
 
+def child_config(cfg: Config) -> bytes:
+    """What `collect --config-stdin` reads: the effective configuration as JSON."""
+    from .config import to_dict
+
+    return json.dumps({"source": cfg.source, "config": to_dict(cfg)}).encode()
+
+
 def collect_in_child(global_args: list[str]) -> Callable[[Config], Collection]:
     """Collect in a short-lived child process, handing it the effective config.
 
@@ -111,16 +118,14 @@ def collect_in_child(global_args: list[str]) -> Callable[[Config], Collection]:
     bug or a leak dies with the child.  The configuration goes as JSON: the
     one the parent validated (reloads included), not the file again.
     """
-    from .config import to_dict
     from .host.child import ChildFailed, run_child
 
     def collect(cfg: Config) -> Collection:
         argv = [sys.executable, "-m", "obsdvpn_agent", *global_args, "collect", "--config-stdin"]
         # Every collector runs its commands one after another, each with a timeout.
         limit = 6 * cfg.command_timeout_s + 10
-        config = json.dumps({"source": cfg.source, "config": to_dict(cfg)})
         try:
-            out = run_child(argv, config.encode(), limit)
+            out = run_child(argv, child_config(cfg), limit)
         except ChildFailed as e:
             raise CollectionError(str(e)) from None
         try:
