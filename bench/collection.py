@@ -204,7 +204,7 @@ def profile(snap: Path, top: int = 10) -> dict:
     host = SnapshotHost(str(snap))
     host.info()
     gather = probes.gather
-    probes.gather = lambda h, c, parallel=True: gather(h, c, parallel=False)
+    probes.gather = lambda h, c, parallel=True, **kw: gather(h, c, parallel=False, **kw)
     prof = cProfile.Profile()
     try:
         prof.enable()

@@ -336,3 +336,20 @@ def test_a_pool_outside_the_agents_network_is_reported_and_judged_as_npppd_has_i
     assert 'network = "172.16.9.0/24"' in c["sessions.pool"]["summary"]
     # pf's nat-to covers 10.0.0.0/24 only: the clients npppd really serves are not translated
     assert c["pf.path.nat_out"]["status"] == "CRITICAL", c["pf.path.nat_out"]
+
+
+def test_a_no_op_repair_keeps_the_record_of_the_repair_that_acted(demo):
+    """cron's repair every 5 minutes must not erase, from the metrics, the repair
+    that fixed something (issue 13 item 13)."""
+    assert demo("demo", "break", "pf-disabled").returncode == 0
+    assert demo("repair").returncode == 1
+    fixed = demo("metrics").stdout
+    assert demo("repair").returncode == 0                # nothing to do
+    again = demo("metrics").stdout
+    assert "obsdvpn_repair_last_exit_code 0.0" in again
+    assert "obsdvpn_repair_last_change_exit_code 1.0" in again
+
+    def change_time(text):
+        return next(ln for ln in text.splitlines()
+                    if ln.startswith("obsdvpn_repair_last_change_timestamp_seconds "))
+    assert change_time(again) == change_time(fixed)
