@@ -750,7 +750,7 @@ def parse_interfaces(text: str, command: str = INTERFACES_COMMAND) -> PfInterfac
     pfi_all (`all`) always exists (pf_if.c pfi_initialize()), so empty
     output is an error, not "no interface".
     """
-    names: list[str] = []
+    names: dict[str, None] = {}      # in printed order; a dict, so a repeat is found in O(1)
     skipped: list[str] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         _check_line(command, lineno, line.replace("\t", " "))
@@ -761,17 +761,12 @@ def parse_interfaces(text: str, command: str = INTERFACES_COMMAND) -> PfInterfac
             raise ParseError(command, "expected `NAME` or `NAME (skip)`", lineno, line)
         if m[1] in names:
             raise ParseError(command, f"{m[1]!r} printed twice", lineno, line)
-        names.append(m[1])
+        names[m[1]] = None
         if m[2]:
             skipped.append(m[1])
     if not names:
         raise ParseError(command, "no interface printed (pf always has `all`): truncated")
     return PfInterfaces(tuple(names), tuple(skipped))
-
-
-# ---------------------------------------------------------------------------
-# Comparing the loaded ruleset with pf.conf: moved to checks/pfdiff.py
-
 
 
 _SET_SKIP = re.compile(r"set skip on (?:\{((?: [^ {}]+)+) \}|([^ {}]+))")
