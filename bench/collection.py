@@ -146,7 +146,8 @@ def _scrape_worker(args: tuple[int, int]) -> list[float]:
 
 
 def concurrent_scrapes(port: int) -> dict:
-    with multiprocessing.get_context("fork").Pool(CONCURRENT) as pool:
+    # spawn, not fork: the bench has reader threads, and a fork can inherit a held lock
+    with multiprocessing.get_context("spawn").Pool(CONCURRENT) as pool:
         lat = [x for part in pool.map(_scrape_worker, [(port, SCRAPES_EACH)] * CONCURRENT)
                for x in part]
     return {"scrapers": CONCURRENT, "scrapes": len(lat),
