@@ -31,6 +31,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -428,36 +429,48 @@ LOAD_MAX_REQUESTS = 400        # per scraper
 LOAD_INTERVAL_S = 1.0
 
 
-def _scrape(conn: http.client.HTTPConnection, path: str = "/metrics") -> bytes:
+def scrape(conn: http.client.HTTPConnection, path: str = "/metrics") -> bytes:
+    """One GET on conn; anything but 200 is an error naming the status."""
     conn.request("GET", path, headers={"Accept-Encoding": "identity"})
     r = conn.getresponse()
     body = r.read()
     if r.status != 200:
-        raise RuntimeError(f"HTTP {r.status}")
+        raise AssertionError(f"HTTP {r.status}: {body[:200]!r}")
     return body
 
 
-def load_scrapers(port: int) -> dict:
-    """LOAD_SCRAPERS threads for LOAD_DURATION_S, half keep-alive, half a connection each."""
+_STAMP = re.compile(rb"^obsdvpn_last_collection_timestamp_seconds (\S+)$", re.MULTILINE)
+
+
+def load(host: str, port: int, duration_s: float, scrapers: int = LOAD_SCRAPERS,
+         max_requests: int = LOAD_MAX_REQUESTS) -> dict:
+    """`scrapers` threads for duration_s, half on keep-alive connections, half opening
+    one per scrape: latencies (sorted), errors, the collection timestamps served.
+    The one load generator: tests/test_load.py asserts behaviour with it, this file
+    measures with it."""
     latencies: list[float] = []
     errors: list[str] = []
+    stamps: set[str] = set()
     lock = threading.Lock()
     start = time.monotonic()
-    stop_at = start + LOAD_DURATION_S
+    stop_at = start + duration_s
 
     def scraper(n: int) -> None:
         keep = n % 2 == 0
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn = http.client.HTTPConnection(host, port, timeout=10)
         mine: list[float] = []
+        seen: set[str] = set()
         try:
-            for _ in range(LOAD_MAX_REQUESTS):
+            for _ in range(max_requests):
                 if time.monotonic() >= stop_at:
                     break
                 if not keep:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    conn = http.client.HTTPConnection(host, port, timeout=10)
                 t0 = time.perf_counter()
-                _scrape(conn)
+                body = scrape(conn)
                 mine.append(time.perf_counter() - t0)
+                m = _STAMP.search(body)
+                seen.add(m.group(1).decode() if m else "missing")
                 if not keep:
                     conn.close()
                 time.sleep(0.005)                # a scraper is not a tight loop
@@ -468,18 +481,29 @@ def load_scrapers(port: int) -> dict:
             conn.close()
             with lock:
                 latencies.extend(mine)
+                stamps.update(seen)
 
-    threads = [threading.Thread(target=scraper, args=(n,)) for n in range(LOAD_SCRAPERS)]
+    threads = [threading.Thread(target=scraper, args=(n,)) for n in range(scrapers)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=LOAD_DURATION_S + 30)
-    elapsed = time.monotonic() - start
-    return {"scrapers": LOAD_SCRAPERS, "seconds": elapsed, "served": len(latencies),
+        t.join(timeout=duration_s + 30)
+    latencies.sort()
+    return {"latencies": latencies, "errors": errors, "stamps": stamps,
+            "elapsed": time.monotonic() - start,
+            "p50": percentile(latencies, 50) if latencies else None,
+            "p99": percentile(latencies, 99) if latencies else None}
+
+
+def load_scrapers(port: int) -> dict:
+    """LOAD_SCRAPERS threads for LOAD_DURATION_S, half keep-alive, half a connection each."""
+    r = load("127.0.0.1", port, LOAD_DURATION_S)
+    lat, errors = r["latencies"], r["errors"]
+    return {"scrapers": LOAD_SCRAPERS, "seconds": r["elapsed"], "served": len(lat),
             "errors": errors[:5], "error_count": len(errors),
-            "p50_ms": statistics.median(latencies) * 1e3 if latencies else None,
-            "p99_ms": percentile(latencies, 99) * 1e3 if latencies else None,
-            "max_ms": max(latencies) * 1e3 if latencies else None}
+            "p50_ms": statistics.median(lat) * 1e3 if lat else None,
+            "p99_ms": percentile(lat, 99) * 1e3 if lat else None,
+            "max_ms": max(lat) * 1e3 if lat else None}
 
 
 def idle_and_slow_clients(port: int) -> dict:
@@ -518,7 +542,7 @@ def idle_and_slow_clients(port: int) -> dict:
         for _ in range(20):
             t0 = time.perf_counter()
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            _scrape(conn)
+            scrape(conn)
             conn.close()
             latencies.append(time.perf_counter() - t0)
             time.sleep(0.05)
@@ -550,7 +574,7 @@ def tls_stalled_client(state: Path, work: Path, procs: Processes) -> dict:
         while True:
             try:
                 conn = http.client.HTTPSConnection("localhost", port, timeout=5, context=tls)
-                _scrape(conn)
+                scrape(conn)
                 conn.close()
                 break
             except (OSError, ssl.SSLError) as exc:
@@ -562,7 +586,7 @@ def tls_stalled_client(state: Path, work: Path, procs: Processes) -> dict:
         try:
             t0 = time.perf_counter()
             conn = http.client.HTTPSConnection("localhost", port, timeout=5, context=tls)
-            _scrape(conn, "/")
+            scrape(conn, "/")
             conn.close()
             took = time.perf_counter() - t0
         finally:

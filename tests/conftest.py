@@ -17,6 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
+# bench/bench.py holds the load generator the load tests share with the benchmarks.
+sys.path.insert(0, str(ROOT / "bench"))
 # A copy of the project's OpenBSD sample corpus, same tree and SOURCES.md files,
 # so that a plain clone of this repository tests with nothing beside it.
 SAMPLES = FIXTURES / "openbsd-samples"

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import socket
 import threading
 import time
 
 import psutil
 import pytest
+from bench import load, scrape  # bench/bench.py: the one load generator
 
 from conftest import ServeProcess, sample_snapshot_document
 from obsdvpn_agent.commands import probe_commands
@@ -36,67 +36,8 @@ from obsdvpn_agent.server import Collector, make_server
 
 SCRAPERS = 50
 DURATION_S = 5.0
-MAX_REQUESTS_PER_SCRAPER = 400
 INTERVAL_S = 1.0
 FIGURES: dict[str, str] = {}
-
-
-def scrape(conn: http.client.HTTPConnection, path: str = "/metrics") -> bytes:
-    conn.request("GET", path, headers={"Accept-Encoding": "identity"})
-    r = conn.getresponse()
-    body = r.read()
-    if r.status != 200:
-        raise AssertionError(f"HTTP {r.status}: {body[:200]!r}")
-    return body
-
-
-def load(host: str, port: int, duration_s: float, scrapers: int = SCRAPERS) -> dict:
-    """Scrapers, half on keep-alive connections, half opening one per scrape."""
-    latencies: list[float] = []
-    errors: list[str] = []
-    stamps: set[str] = set()
-    lock = threading.Lock()
-    start = time.monotonic()
-    stop_at = start + duration_s
-
-    def scraper(n: int) -> None:
-        keep = n % 2 == 0
-        conn = http.client.HTTPConnection(host, port, timeout=10)
-        mine, seen = [], set()
-        try:
-            for _ in range(MAX_REQUESTS_PER_SCRAPER):
-                if time.monotonic() >= stop_at:
-                    break
-                if not keep:
-                    conn = http.client.HTTPConnection(host, port, timeout=10)
-                t0 = time.monotonic()
-                body = scrape(conn)
-                mine.append(time.monotonic() - t0)
-                m = re.search(rb"^obsdvpn_last_collection_timestamp_seconds (\S+)$", body,
-                              re.MULTILINE)
-                seen.add(m.group(1).decode() if m else "missing")
-                if not keep:
-                    conn.close()
-                time.sleep(0.005)                # a scraper is not a tight loop
-        except Exception as e:  # noqa: BLE001 - every failure is a finding
-            with lock:
-                errors.append(f"{type(e).__name__}: {e}")
-        finally:
-            conn.close()
-            with lock:
-                latencies.extend(mine)
-                stamps.update(seen)
-
-    threads = [threading.Thread(target=scraper, args=(n,)) for n in range(scrapers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=duration_s + 30)
-    elapsed = time.monotonic() - start
-    latencies.sort()
-    return {"latencies": latencies, "errors": errors, "stamps": stamps, "elapsed": elapsed,
-            "p50": latencies[len(latencies) // 2] if latencies else None,
-            "p99": latencies[int(len(latencies) * 0.99)] if latencies else None}
 
 
 @pytest.fixture
