@@ -285,6 +285,12 @@ class _Parser:
         if self.at("quick"):
             self.next()
             r.quick = True
+        self.criteria(r)
+        return r
+
+    def criteria(self, r: _Rule) -> None:
+        """What a rule and an anchor rule both end with: [on ifs] [af] [proto ...]
+        fromto opts, to the end of the statement."""
         if self.at("on"):
             self.next()
             if self.at("!"):
@@ -299,7 +305,6 @@ class _Parser:
         self.fromto(r)
         self.options(r)
         self.done()
-        return r
 
     # rule := action [dir] [log] [quick] [on ifs] [af] [proto ...] fromto opts
     def rule(self) -> _Rule:
@@ -313,20 +318,7 @@ class _Parser:
             r.direction = self.next().text
         while self.at("log", "quick"):
             setattr(r, self.next().text, True)
-        if self.at("on"):
-            self.next()
-            if self.at("!"):
-                self.next()
-                r.ifnot = True
-            r.ifaces = self.list_of(lambda: self.word().text)
-        if self.at("inet", "inet6"):
-            r.af = 4 if self.next().text == "inet" else 6
-        if self.at("proto"):
-            self.next()
-            r.protos = self.list_of(self.proto)
-        self.fromto(r)
-        self.options(r)
-        self.done()
+        self.criteria(r)
         if r.action == "pass" and r.keep is None:
             r.keep = "keep"
         return r
