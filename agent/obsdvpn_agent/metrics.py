@@ -32,6 +32,13 @@ def _gauge(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily
     return GaugeMetricFamily(P + name, doc, labels=list(labels))
 
 
+def _single(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    """A gauge of one sample without labels."""
+    g = _gauge(name, doc)
+    g.add_metric([], value)
+    return g
+
+
 def _counter(name: str, doc: str, labels: Iterable[str] = ()) -> CounterMetricFamily:
     return CounterMetricFamily(P + name, doc, labels=list(labels))
 
@@ -138,32 +145,23 @@ def families(facts: Facts, results: tuple[Result, ...], cfg: Config,
         users = () if failed(facts.files.npppd_users) else facts.files.npppd_users
         yield from log_families(facts.logs.counts, True, users)
     elif facts.logs.counts.kind != "skipped":
-        g = _gauge("log_read_success", "1 when the daemon log could be read.")
-        g.add_metric([], 0)
-        yield g
+        yield _single("log_read_success", "1 when the daemon log could be read.", 0)
 
     if repair_record:
         yield from _repair(repair_record)
-    g = _gauge("repair_paused", "1 while `obsdvpn-agent pause` keeps repair from changing "
-                                "anything.")
-    g.add_metric([], 0 if pause is None else 1)
-    yield g
+    yield _single("repair_paused", "1 while `obsdvpn-agent pause` keeps repair from changing "
+                  "anything.", 0 if pause is None else 1)
     if pause is not None and pause.until is not None:
-        g = _gauge("repair_paused_until_timestamp_seconds", "When the repair pause ends.")
-        g.add_metric([], pause.until)
-        yield g
+        yield _single("repair_paused_until_timestamp_seconds", "When the repair pause ends.",
+                      pause.until)
 
 
 def _pf(facts: Facts, judged: Mapping[str, Result],
         value: Callable[[str, str], Value]) -> Iterator[Metric]:
     i = facts.pf.info
     if not failed(i):
-        g = _gauge("pf_enabled", "1 when pf is enabled.")
-        g.add_metric([], 1 if i.enabled else 0)
-        yield g
-        g = _gauge("pf_states", "Current entries in pf's state table.")
-        g.add_metric([], i.states_current)
-        yield g
+        yield _single("pf_enabled", "1 when pf is enabled.", 1 if i.enabled else 0)
+        yield _single("pf_states", "Current entries in pf's state table.", i.states_current)
         for name in ("searches", "inserts", "removals"):
             v = i.state_counter(name)
             if v is not None:
@@ -177,14 +175,11 @@ def _pf(facts: Facts, judged: Mapping[str, Result],
         yield c
     limits = facts.pf.limits
     if not failed(limits):
-        g = _gauge("pf_state_limit", "Hard limit of pf's state table (set limit states).")
-        g.add_metric([], limits.states_hard_limit)
-        yield g
+        yield _single("pf_state_limit", "Hard limit of pf's state table (set limit states).",
+                      limits.states_hard_limit)
     rules = facts.pf.rules
     if not failed(rules):
-        g = _gauge("pf_rules", "Rules in the loaded main ruleset.")
-        g.add_metric([], len(rules.rules))
-        yield g
+        yield _single("pf_rules", "Rules in the loaded main ruleset.", len(rules.rules))
     g = _gauge("pf_path_pass", "1 when pf passes the packets of a client's connection of this "
                                "class (check pf.path.PACKET), 0 when it blocks them; absent "
                                "when it cannot be told.", ["packet"])
@@ -211,9 +206,7 @@ def _ipsec(facts: Facts) -> Iterator[Metric]:
                              ("ipsec_sas", len(s.sas), "IPsec SAs in the kernel's SAD."),
                              ("ipsec_peers", len(s.remote_peers()),
                               "Remote addresses with at least one SA.")):
-        g = _gauge(name, doc)
-        g.add_metric([], count)
-        yield g
+        yield _single(name, doc, count)
 
 
 def _sessions(facts: Facts) -> tuple[Family, ...]:
@@ -264,13 +257,10 @@ def _sessions(facts: Facts) -> tuple[Family, ...]:
 
 
 def _repair(record: Mapping[str, Any]) -> Iterator[Metric]:
-    g = _gauge("repair_last_run_timestamp_seconds", "When `obsdvpn-agent repair` last ran.")
-    g.add_metric([], record.get("time", 0))
-    yield g
-    g = _gauge("repair_last_exit_code", "Exit code of the last repair: 0 nothing to do, 1 "
-                                        "fixed, 2 still failing, 3 could not run.")
-    g.add_metric([], record.get("exit_code", 3))
-    yield g
+    yield _single("repair_last_run_timestamp_seconds", "When `obsdvpn-agent repair` last ran.",
+                  record.get("time", 0))
+    yield _single("repair_last_exit_code", "Exit code of the last repair: 0 nothing to do, 1 "
+                  "fixed, 2 still failing, 3 could not run.", record.get("exit_code", 3))
     g = _gauge("repair_last_actions", "Actions of the last repair by result.", ["result"])
     for result in ("applied", "failed", "refused", "skipped"):
         g.add_metric([result], record.get("actions", {}).get(result, 0))
@@ -279,14 +269,10 @@ def _repair(record: Mapping[str, Any]) -> Iterator[Metric]:
     # changed something: that one is kept beside the latest run.
     change = record.get("last_change")
     if isinstance(change, Mapping):
-        g = _gauge("repair_last_change_timestamp_seconds",
-                   "When the last repair that acted on something ran.")
-        g.add_metric([], change.get("time", 0))
-        yield g
-        g = _gauge("repair_last_change_exit_code", "Exit code of the last repair that acted: "
-                                                   "1 fixed, 2 still failing, 3 refused.")
-        g.add_metric([], change.get("exit_code", 3))
-        yield g
+        yield _single("repair_last_change_timestamp_seconds",
+                      "When the last repair that acted on something ran.", change.get("time", 0))
+        yield _single("repair_last_change_exit_code", "Exit code of the last repair that acted: "
+                      "1 fixed, 2 still failing, 3 refused.", change.get("exit_code", 3))
 
 
 def log_families(counts: LogCounts, read_success: bool = True,
