@@ -69,3 +69,41 @@ def refuse_nul(text: str, command: str) -> None:
     if "\0" in text:
         lineno = text.count("\n", 0, text.index("\0")) + 1
         raise ParseError(command, "NUL byte in the output: cut short or not text", lineno)
+
+
+class GetoptError(ValueError):
+    """What getopt(3) would complain about: an unknown option or a missing argument."""
+
+
+def getopt(args: list[str], spec: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """getopt(3) over words: (letter, argument or "") pairs in order, and the operands.
+
+    `spec` is getopt's optstring ("46ac:dD:f:..."): a letter followed by `:`
+    takes an argument, glued (`-DA=10`) or the next word (`-f K`); `--` ends
+    the options, as does the first word that is not one.
+    """
+    opts: list[tuple[str, str]] = []
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        if args[i] == "--":
+            i += 1
+            break
+        j = 1
+        while j < len(args[i]):
+            letter = args[i][j]
+            pos = spec.find(letter)
+            if pos < 0 or letter == ":":
+                raise GetoptError(f"no option -{letter}")
+            if pos + 1 < len(spec) and spec[pos + 1] == ":":
+                value = args[i][j + 1:]
+                if not value:
+                    i += 1
+                    if i >= len(args):
+                        raise GetoptError(f"option -{letter} needs an argument")
+                    value = args[i]
+                opts.append((letter, value))
+                break
+            opts.append((letter, ""))
+            j += 1
+        i += 1
+    return opts, args[i:]

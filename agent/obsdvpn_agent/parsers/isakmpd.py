@@ -25,12 +25,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import ParseError
+from . import GetoptError, ParseError, getopt
 
 # isakmpd.c rev 1.109 parse_args().
 GETOPT = "46ac:dD:f:i:KnN:p:Ll:R:STv"
-_TAKES_ARGUMENT = frozenset(GETOPT[i - 1] for i, ch in enumerate(GETOPT) if ch == ":")
-_LETTERS = frozenset(ch for ch in GETOPT if ch != ":")
 # ike.c ike_setup_ids(): `from-%s%s%s-to-%s%s%s` of addresses, `=proto` and
 # `:port` numbers (or `from-secN-to-secN`): no blank, no comma.
 _CONNECTION = re.compile(r"[A-Za-z0-9_.:/=\-]{1,200}")
@@ -64,37 +62,12 @@ def parse_flags(flags: str, command: str = "rcctl get isakmpd flags") -> Isakmpd
     blanks; an unknown letter, a missing argument or a word after the options
     is a ParseError naming the flags: isakmpd itself would refuse to start.
     """
-    words = flags.split()
-    options: list[tuple[str, str]] = []
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if word == "--":
-            i += 1
-            break
-        if not word.startswith("-") or word == "-":
-            break
-        j = 1
-        while j < len(word):
-            letter = word[j]
-            if letter not in _LETTERS:
-                raise ParseError(command, f"isakmpd has no option -{letter} "
-                                          f"(getopt \"{GETOPT}\")", None, flags)
-            if letter in _TAKES_ARGUMENT:
-                value = word[j + 1:]
-                if not value:
-                    i += 1
-                    if i >= len(words):
-                        raise ParseError(command, f"option -{letter} needs an argument",
-                                         None, flags)
-                    value = words[i]
-                options.append((letter, value))
-                break
-            options.append((letter, ""))
-            j += 1
-        i += 1
-    if i < len(words):
-        raise ParseError(command, f"`{words[i][:40]}` is not an option: isakmpd takes no "
+    try:
+        options, operands = getopt(flags.split(), GETOPT)
+    except GetoptError as e:
+        raise ParseError(command, f"{e} (isakmpd's getopt \"{GETOPT}\")", None, flags) from None
+    if operands:
+        raise ParseError(command, f"`{operands[0][:40]}` is not an option: isakmpd takes no "
                                   "operands and would print its usage", None, flags)
     return IsakmpdOptions(flags, tuple(options))
 

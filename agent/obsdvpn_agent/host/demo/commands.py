@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ... import commands as table
+from ...parsers import GetoptError, getopt
 from . import daemons, events, render, services
 from . import sessions as sess
 from .ipsecconf import IpsecConfError, read_ipsecconf
@@ -117,31 +118,10 @@ def _handler(argv: Sequence[str]) -> Handler | None:
 
 def _getopt(args: list[str], spec: str) -> tuple[list[tuple[str, str]], list[str]] | None:
     """getopt(3) as the tools use it; None on an option the spec lacks."""
-    opts = []
-    i = 0
-    while i < len(args) and args[i].startswith("-") and args[i] != "-":
-        if args[i] == "--":
-            i += 1
-            break
-        j = 1
-        while j < len(args[i]):
-            ch = args[i][j]
-            pos = spec.find(ch)
-            if pos < 0 or ch == ":":
-                return None
-            if pos + 1 < len(spec) and spec[pos + 1] == ":":
-                value = args[i][j + 1:]
-                if not value:
-                    i += 1
-                    if i >= len(args):
-                        return None
-                    value = args[i]
-                opts.append((ch, value))
-                break
-            opts.append((ch, ""))
-            j += 1
-        i += 1
-    return opts, args[i:]
+    try:
+        return getopt(args, spec)
+    except GetoptError:
+        return None
 
 
 # --- sysctl(8): sbin/sysctl/sysctl.c rev 1.268 --------------------------------------
