@@ -400,9 +400,10 @@ def _collect_pf(c: _Collect) -> PfFacts:
                   else PfConfigInvalid(first_line(r.stderr) or "pfctl -n failed"))
     else:
         flat = c.parse(C.PFCTL_CONFIG, pfctl.parse_rules, r.stdout, "pfctl -nvf " + C.PF_CONF)
+        # -nvf also prints option lines (`set skip on ...`): nested from the one parse.
         config = flat if failed(flat) else PfConfig(
-            flat, c.parse(C.PFCTL_CONFIG, pfctl.parse_rule_tree, r.stdout,
-                          "pfctl -nvf " + C.PF_CONF), frozenset(pfctl.parse_skip(r.stdout)))
+            flat, c.parse(C.PFCTL_CONFIG, pfctl.rule_tree, flat, "pfctl -nvf " + C.PF_CONF),
+            frozenset(pfctl.parse_skip(r.stdout)))
     return PfFacts(info, limits, rules, config, tree, ifaces, egress)
 
 

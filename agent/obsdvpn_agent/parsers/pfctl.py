@@ -693,7 +693,12 @@ def parse_rule_tree(text: str, command: str = RULES_TREE_COMMAND) -> PfRuleTree:
     Without the `*` only unnamed (`_N`) anchors are expanded.  The layout
     is checked by parse_rules(); this only nests what it returns.
     """
-    flat = parse_rules(text, command)
+    return rule_tree(parse_rules(text, command), command)
+
+
+def rule_tree(flat: PfRuleset, command: str = RULES_TREE_COMMAND) -> PfRuleTree:
+    """The rules parse_rules() read, nested by their anchors (no second parse).
+    A line it did not understand could be a rule: then there is no tree."""
     if flat.unknown_lines:
         raise ParseError(command, f"{flat.unknown_lines} line(s) that are not rules: "
                          "not `pfctl -sr` output")
