@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import threading
 import time
 
 import psutil
 import pytest
-from bench import load, scrape  # bench/bench.py: the one load generator
+from bench import idle_and_slow_clients, load, scrape  # bench/bench.py: the load generators
 
 from conftest import ServeProcess, sample_snapshot_document
 from obsdvpn_agent.commands import probe_commands
@@ -136,57 +135,14 @@ def test_commands_run_once_per_interval_whatever_the_scrapers(snapshot_dir):
 
 def test_idle_and_slow_clients_do_not_block_others(serve_process):
     proc, port = serve_process
-    idle = []
-    for _ in range(60):                          # connect and say nothing
-        s = socket.create_connection(("127.0.0.1", port))
-        idle.append(s)
-    dribbler = socket.create_connection(("127.0.0.1", port))
-    request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
-    dribbler.sendall(request[:5])               # the rest comes one byte at a time
-    slow_reader = socket.socket()
-    slow_reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-    slow_reader.connect(("127.0.0.1", port))
-    for _ in range(20):                         # pipelined requests it will hardly read
-        slow_reader.sendall(request)
-    stop = threading.Event()
-
-    def dribble():
-        for b in request[5:]:
-            if stop.wait(0.1):
-                return
-            dribbler.sendall(bytes([b]))
-
-    def read_slowly():
-        while not stop.wait(0.1):
-            try:
-                if not slow_reader.recv(1):
-                    return
-            except OSError:
-                return
-
-    helpers = [threading.Thread(target=dribble, daemon=True),
-               threading.Thread(target=read_slowly, daemon=True)]
-    for t in helpers:
-        t.start()
-    try:
-        latencies = []
-        for _ in range(20):
-            # Each scrape is answered while the others hold their connections: a server
-            # that waited on any of them would leave this one to its 5 s timeout.
-            t0 = time.monotonic()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            scrape(conn)
-            conn.close()
-            latencies.append(time.monotonic() - t0)
-            time.sleep(0.05)
-        FIGURES["with 60 idle sockets, a dribbler and a slow reader"] = (
-            f"20 scrapes, slowest {max(latencies) * 1000:.1f} ms")
-        assert len(latencies) == 20
-        assert proc.poll() is None
-    finally:
-        stop.set()
-        for s in [*idle, dribbler, slow_reader]:
-            s.close()
+    # 60 silent sockets, a client dribbling its request a byte at a time and one that
+    # hardly reads 20 pipelined answers, while 20 scrapes go on: each is answered (a
+    # server waiting on any of the others would leave it to its 5 s timeout).
+    result = idle_and_slow_clients(port)
+    FIGURES["with 60 idle sockets, a dribbler and a slow reader"] = (
+        f"20 scrapes, slowest {result['slowest_ms']:.1f} ms")
+    assert result["scrapes"] == 20
+    assert proc.poll() is None
 
 
 @pytest.fixture(scope="module", autouse=True)
