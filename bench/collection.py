@@ -209,7 +209,7 @@ def profile(snap: Path, top: int = 10) -> dict:
     prof = cProfile.Profile()
     try:
         prof.enable()
-        server.collect_in_process(host, cfg, None).to_json()
+        server.collect_in_process(host, cfg, None).encode()
         prof.disable()
     finally:
         probes.gather = gather

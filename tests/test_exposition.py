@@ -48,6 +48,11 @@ def _reference(fams: list, openmetrics: bool) -> bytes:
     return generate_latest(registry)
 
 
+def _ours(fams: list[Family], openmetrics: bool = False) -> bytes:
+    rendered = render_session_families(fams)
+    return b"".join(rendered.openmetrics if openmetrics else rendered.text)
+
+
 def _as_family(fam) -> Family:
     """The Family of a prometheus_client GaugeMetricFamily or CounterMetricFamily."""
     names = tuple(fam._labelnames)
@@ -88,7 +93,7 @@ def test_same_bytes_as_prometheus_client(specs, openmetrics):
     client = [_client_family(*spec) for spec in specs]
     ours = [Family(name, kind, doc, tuple(labelnames), samples)
             for kind, name, doc, labelnames, samples in specs]
-    assert render_session_families(ours, openmetrics) == _reference(client, openmetrics)
+    assert _ours(ours, openmetrics) == _reference(client, openmetrics)
 
 
 def test_same_bytes_for_the_session_families_of_a_demo_host():
@@ -98,9 +103,8 @@ def test_same_bytes_for_the_session_families_of_a_demo_host():
                                      now, True)
     sessions = npppctl.parse_session_all(out)
     # A user twice on pppac0: the families sum the two sessions into one series.
-    sessions += (sessions[0].__class__(**{**vars(sessions[0]), "interface": "pppac0"}),
-                 sessions[1].__class__(**{**vars(sessions[1]), "interface": "pppac0",
-                                          "username": sessions[0].username}))
+    sessions += (sessions[0]._replace(interface="pppac0"),
+                 sessions[1]._replace(interface="pppac0", username=sessions[0].username))
     nothing = unknown_facts(Config(), ProbeFailure("test", "error", "not collected"), now)
     facts = with_fact(nothing, "npppctl.sessions", sessions)
     fams = metrics._sessions(facts)
@@ -108,14 +112,14 @@ def test_same_bytes_for_the_session_families_of_a_demo_host():
     client = [_client_family(f.kind, f.name, f.documentation, list(f.labelnames), f.samples)
               for f in fams]
     for openmetrics in (False, True):
-        assert render_session_families(fams, openmetrics) == _reference(client, openmetrics)
+        assert _ours(fams, openmetrics) == _reference(client, openmetrics)
     load(None)  # the defaults metrics.py renders with still load
 
 
 def test_values_as_go_prints_them():
     fam = Family("obsdvpn_x", "counter", "d", ("a",),
                  [(("1",), 1), (("2",), 1795954095), (("3",), math.inf), (("4",), 0.5)])
-    assert render_session_families([fam]).decode().splitlines()[2:] == [
+    assert _ours([fam]).decode().splitlines()[2:] == [
         'obsdvpn_x_total{a="1"} 1.0', 'obsdvpn_x_total{a="2"} 1.795954095e+09',
         'obsdvpn_x_total{a="3"} +Inf', 'obsdvpn_x_total{a="4"} 0.5']
 

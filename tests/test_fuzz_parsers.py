@@ -241,6 +241,8 @@ def _ints(value: Any, path: str = "") -> list[tuple[str, int]]:
     if dataclasses.is_dataclass(value):
         return [pair for f in dataclasses.fields(value)
                 for pair in _ints(getattr(value, f.name), f"{path}.{f.name}")]
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):  # the NamedTuple records
+        return [pair for k, v in value._asdict().items() for pair in _ints(v, f"{path}.{k}")]
     if isinstance(value, dict):
         return [pair for k, v in value.items() for pair in _ints(v, f"{path}[{k!r}]")]
     if isinstance(value, (tuple, list)):
@@ -274,8 +276,7 @@ def _numbers_from_input(name: str, result: Any, text: str) -> None:
     elif name.startswith("npppctl.parse_session_all"):
         sessions = result.sessions if name.endswith("report") else result
         for s in sessions:
-            values += [(f.name, getattr(s, f.name)) for f in dataclasses.fields(s)
-                       if isinstance(getattr(s, f.name), int)]
+            values += [(k, v) for k, v in s._asdict().items() if isinstance(v, int)]
     elif name in ("npppctl.parse_session_brief", "npppctl.parse_session_packets"):
         values = [pair for row in result for pair in _ints(row)]
     elif name == "npppctl.parse_clear":

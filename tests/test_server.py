@@ -390,3 +390,41 @@ def test_status_page_names_the_host_puts_failures_first_and_reads_like_a_page(tm
     # traffic as people read it, the exact count on hover; the zone named
     assert re.search(r"<td title='[0-9]+ bytes'>[0-9.]+ (KiB|MiB|GiB)</td>", page)
     assert re.search(r"<td>20[0-9-]+ [0-9:]+ [A-Z]+</td><td>[0-9]+[dhms]", page)
+
+
+def test_the_childs_collection_arrives_whole(snapshot_dir):
+    """serve's child hands over the results and the pages as bytes after a JSON
+    line of their sizes: what the parent rebuilds is what the child rendered."""
+    from obsdvpn_agent.server import Collection, collect_in_child, collect_in_process
+
+    cfg = Config()
+    here = collect_in_process(SnapshotHost(str(snapshot_dir)), cfg, None)
+    there = collect_in_child(["--snapshot", str(snapshot_dir)])(cfg)
+    def timeless(page: bytes) -> bytes:  # durations and times differ between two runs
+        return re.sub(rb"(_seconds(?:_total)?(?:\{[^}]*\})?) \S+\n", rb"\1 T\n", page)
+
+    assert timeless(there.text) == timeless(here.text) and b"ppp_session_info{" in there.text
+    assert timeless(there.openmetrics) == timeless(here.openmetrics)
+    assert timeless(there.failed_text) == timeless(here.failed_text)
+    assert timeless(there.failed_openmetrics) == timeless(here.failed_openmetrics)
+    assert [(r.check, r.status, r.summary) for r in there.results] == \
+        [(r.check, r.status, r.summary) for r in here.results]
+    assert b"&lt;script&gt;" in there.landing and b"<script>" not in there.landing
+    again = Collection.decode(b"".join(here.encode()))
+    assert again.text == here.text and again.landing == here.landing
+    assert again.collected_at == here.collected_at
+
+
+@pytest.mark.parametrize("damage", [
+    lambda b: b[:-1],                                  # a byte short: truncated
+    lambda b: b + b"x",                                # a byte too many
+    lambda b: b.replace(b'"sizes": [', b'"sizes": [-1, ', 1),
+    lambda b: b.split(b"\n", 1)[0],                    # the JSON line alone
+    lambda b: b"not json\n" + b,
+])
+def test_damaged_child_output_is_refused(snapshot_dir, damage):
+    from obsdvpn_agent.server import Collection, collect_in_process
+
+    good = b"".join(collect_in_process(SnapshotHost(str(snapshot_dir)), Config(), None).encode())
+    with pytest.raises((ValueError, KeyError, TypeError)):
+        Collection.decode(damage(good))

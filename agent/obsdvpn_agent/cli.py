@@ -6,6 +6,7 @@ Exit codes follow the Nagios plugin convention everywhere: 0 OK, 1 WARNING,
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
@@ -184,6 +185,11 @@ def main_group(ctx: click.Context, config_path: str | None, demo: bool,
     """Watch and repair an OpenBSD L2TP/IPsec (isakmpd + npppd) VPN host."""
     if snapshot and (demo or demo_state):
         raise click.UsageError("--snapshot and --demo exclude each other")
+    if ctx.invoked_subcommand != "serve":
+        # A one-shot command builds one acyclic graph of facts and exits: the
+        # cycle collector would only rescan it as it grows (a sixth of a
+        # 10,000-session collection, bench/collection.py).  serve runs for days.
+        gc.disable()
     ctx.obj = App(config_path, demo, demo_state, snapshot)
 
 
@@ -644,7 +650,7 @@ def _plan_lines(p: Plan) -> list[str]:
               help="Read the effective configuration from serve, as JSON, on stdin.")
 @click.pass_obj
 def collect(app: App, config_stdin: bool) -> None:
-    """One collection for `serve`: results and rendered pages as JSON on stdout."""
+    """One collection for `serve`: results and rendered pages on stdout (Collection.encode)."""
     from .config import from_dict
     from .server import collect_in_process
 
@@ -664,7 +670,8 @@ def collect(app: App, config_stdin: bool) -> None:
                                         app.observed(), app.agent_file(_log_state()))
     except HostError as e:
         fail(str(e))
-    sys.stdout.write(collection.to_json())
+    for chunk in collection.encode():
+        sys.stdout.buffer.write(chunk)
 
 
 @main_group.command("doas-rules")

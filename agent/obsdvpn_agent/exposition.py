@@ -75,37 +75,70 @@ def _check_names(family: Family) -> None:
         raise ValueError(f"{family.name}: a label name twice")
 
 
-def render_session_families(families: Iterable[Family], openmetrics: bool = False) -> bytes:
+_MINUS_INF = float("-inf")
+_EXACT = 2 ** 53                # integers below it are exact as floats
+
+
+def _value_text(value: float) -> str:
+    """floatToGoString(value), without its function calls for the usual values.
+
+    It is repr(float(value)) except for inf, nan and positive numbers from 1e6
+    to 1e16, which Go writes with an exponent: for a whole number there (byte
+    counters, Unix times) that is its digits as `d.ddd` without trailing zeros
+    and `e+` the digit count less one, as floatToGoString() builds it from repr.
+    """
+    if _MINUS_INF < value < 1e6:
+        return repr(float(value))
+    if 1e6 <= value < _EXACT and value == (whole := int(value)):
+        digits = str(whole)
+        return f"{(digits[0] + '.' + digits[1:]).rstrip('0.')}e+{len(digits) - 1:02d}"
+    return _go_float(value)
+
+
+@dataclass(frozen=True)
+class SessionExposition:
+    """The per-session families in both formats, as pieces to join: the sample
+    lines are the same bytes in both, so they are rendered once and shared."""
+
+    text: list[bytes]
+    openmetrics: list[bytes]
+
+
+def render_session_families(families: Iterable[Family]) -> SessionExposition:
     """The exposition of `families`, in their order, as prometheus_client writes them.
 
     Meant to be spliced where prometheus_client would have written the same
     families: between the families before and after them (for OpenMetrics,
     before the final `# EOF`).
     """
-    out: list[str] = []
-    # The `{...}` of one set of label values, shared by the families that
-    # carry the same labels (five of the six per-session families do).
-    label_text: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
+    text: list[bytes] = []
+    openmetrics: list[bytes] = []
+    # The `{...}` of one set of label values, shared by the families that carry
+    # the very same values object (five of the six per-session families do).
+    # Keyed by identity, with the object kept so that its id cannot be reused.
+    label_text: dict[tuple[str, ...], dict[int, tuple[Sequence[str], str]]] = {}
     for family in families:
         _check_names(family)
         sample_name = family.name + ("_total" if family.kind == "counter" else "")
-        if openmetrics:
-            help_text = _label_value(family.documentation)
-            out.append(f"# HELP {family.name} {help_text}\n# TYPE {family.name} {family.kind}\n")
-        else:
-            help_text = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
-            out.append(f"# HELP {sample_name} {help_text}\n# TYPE {sample_name} {family.kind}\n")
+        om_help = _label_value(family.documentation)
+        text_help = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
         names = family.labelnames
         order = sorted(range(len(names)), key=names.__getitem__)
+        known = label_text.setdefault(names, {})
+        lines: list[str] = []
         for values, value in family.samples:
-            if len(values) != len(names):
-                raise ValueError(f"{family.name}: {len(values)} label values for "
-                                 f"{len(names)} label names")
-            key = (names, tuple(values))
-            labels = label_text.get(key)
-            if labels is None:
-                labels = label_text[key] = ("{" + ",".join(
+            seen = known.get(id(values))
+            if seen is None:
+                if len(values) != len(names):
+                    raise ValueError(f"{family.name}: {len(values)} label values for "
+                                     f"{len(names)} label names")
+                seen = known[id(values)] = (values, "{" + ",".join(
                     f'{names[i]}="{_label_value(values[i])}"' for i in order) + "}"
                     if names else "")
-            out.append(f"{sample_name}{labels} {_go_float(value)}\n")
-    return "".join(out).encode("utf-8")
+            lines.append(f"{sample_name}{seen[1]} {_value_text(value)}\n")
+        body = "".join(lines).encode("utf-8")
+        text += [f"# HELP {sample_name} {text_help}\n# TYPE {sample_name} {family.kind}\n"
+                 .encode(), body]
+        openmetrics += [f"# HELP {family.name} {om_help}\n# TYPE {family.name} {family.kind}\n"
+                        .encode(), body]
+    return SessionExposition(text, openmetrics)

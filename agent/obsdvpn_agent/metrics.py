@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.exposition import generate_latest as _untyped_openmetrics
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from . import __version__
@@ -26,6 +26,8 @@ from .probes import Facts, failed
 from .repair import Pause
 
 P = "obsdvpn_"
+# The library leaves its OpenMetrics renderer untyped.
+generate_openmetrics: Callable[[CollectorRegistry], bytes] = _untyped_openmetrics
 
 
 def _gauge(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
@@ -236,7 +238,7 @@ def _sessions(facts: Facts) -> tuple[Family, ...]:
 
     def counter(name: str, doc: str, column: int) -> Family:
         return Family(P + f"ppp_session_{name}", "counter", doc, pair,
-                      [(k, float(r[column])) for k, r in zip(keys, rows)])
+                      [(k, r[column]) for k, r in zip(keys, rows)])
 
     return (
         Family(P + "ppp_sessions", "gauge", "Connected PPP sessions (npppctl session all).", (),
@@ -248,7 +250,7 @@ def _sessions(facts: Facts) -> tuple[Family, ...]:
                 for k, r in zip(keys, rows)]),
         Family(P + "ppp_session_start_time_seconds", "gauge",
                "When the session started (Unix time).", pair,
-               [(k, float(round(r[4]))) for k, r in zip(keys, rows)]),
+               [(k, round(r[4])) for k, r in zip(keys, rows)]),
         counter("receive_bytes", "Bytes received from the client.", 0),
         counter("transmit_bytes", "Bytes sent to the client.", 1),
         counter("receive_packets", "Packets received from the client.", 2),
@@ -334,23 +336,44 @@ class _Families(Collector):
 def render(facts: Facts, results: tuple[Result, ...], cfg: Config,
            repair_record: Mapping[str, Any] | None = None, pause: Pause | None = None,
            openmetrics: bool = False) -> bytes:
-    generate = generate_openmetrics if openmetrics else generate_latest
-    parts: list[bytes] = []
+    """The exposition in the text format 0.0.4, or OpenMetrics."""
+    return _render(facts, results, cfg, repair_record, pause, (openmetrics,))[0]
+
+
+def render_both(facts: Facts, results: tuple[Result, ...], cfg: Config,
+                repair_record: Mapping[str, Any] | None = None,
+                pause: Pause | None = None) -> tuple[bytes, bytes]:
+    """(text format, OpenMetrics): what serve keeps, the session lines rendered once."""
+    text, openmetrics = _render(facts, results, cfg, repair_record, pause, (False, True))
+    return text, openmetrics
+
+
+def _render(facts: Facts, results: tuple[Result, ...], cfg: Config,
+            repair_record: Mapping[str, Any] | None, pause: Pause | None,
+            formats: tuple[bool, ...]) -> list[bytes]:
+    """One exposition per format, True meaning OpenMetrics."""
+    parts: list[list[bytes]] = [[] for _ in formats]
     pending: list[Metric] = []
 
     def flush() -> None:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Families(pending))
-        text = generate(registry)
-        # OpenMetrics ends with `# EOF` once, after the very last family.
-        parts.append(text.removesuffix(b"# EOF\n") if openmetrics else text)
+        for part, openmetrics in zip(parts, formats):
+            if openmetrics:
+                # OpenMetrics ends with `# EOF` once, after the very last family.
+                part.append(generate_openmetrics(registry).removesuffix(b"# EOF\n"))
+            else:
+                part.append(generate_latest(registry))
 
     for item in families(facts, results, cfg, repair_record, pause):
         if isinstance(item, tuple):
             flush()
             pending = []
-            parts.append(render_session_families(item, openmetrics))
+            sessions = render_session_families(item)
+            for part, openmetrics in zip(parts, formats):
+                part += sessions.openmetrics if openmetrics else sessions.text
         else:
             pending.append(item)
     flush()
-    return b"".join(parts) + (b"# EOF\n" if openmetrics else b"")
+    return [b"".join(part) + (b"# EOF\n" if openmetrics else b"")
+            for part, openmetrics in zip(parts, formats)]

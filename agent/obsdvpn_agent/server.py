@@ -62,21 +62,35 @@ class Collection:
     failed_openmetrics: bytes = b""
     collected_at: float = 0.0
 
-    def to_json(self) -> str:
-        return json.dumps({"results": [[r.check, int(r.status), r.summary] for r in self.results],
-                           "text": self.text.decode(), "openmetrics": self.openmetrics.decode(),
-                           "landing": self.landing.decode(),
-                           "failed_text": self.failed_text.decode(),
-                           "failed_openmetrics": self.failed_openmetrics.decode(),
-                           "collected_at": self.collected_at})
+    _PAGES = ("text", "openmetrics", "landing", "failed_text", "failed_openmetrics")
+
+    def encode(self) -> list[bytes]:
+        """The collection as serve's child hands it over: a JSON line of the
+        results and of the pages' sizes, then the pages' bytes as they are
+        (megabytes at 10,000 sessions: never escaped into JSON nor copied)."""
+        pages = [getattr(self, name) for name in self._PAGES]
+        head = {"results": [[r.check, int(r.status), r.summary] for r in self.results],
+                "collected_at": self.collected_at, "sizes": [len(p) for p in pages]}
+        return [json.dumps(head).encode() + b"\n", *pages]
 
     @classmethod
-    def from_json(cls, data: str) -> Collection:
-        doc = json.loads(data)
-        return cls(tuple(Result(c, Status(s), summary) for c, s, summary in doc["results"]),
-                   doc["text"].encode(), doc["openmetrics"].encode(), doc["landing"].encode(),
-                   doc["failed_text"].encode(), doc["failed_openmetrics"].encode(),
-                   float(doc["collected_at"]))
+    def decode(cls, data: bytes) -> Collection:
+        """The collection encode() wrote; ValueError when `data` is not one."""
+        line, newline, rest = data.partition(b"\n")
+        head = json.loads(line)
+        sizes = head["sizes"]
+        if (not newline or len(sizes) != len(cls._PAGES)
+                or not all(isinstance(n, int) and n >= 0 for n in sizes)
+                or sum(sizes) != len(rest)):
+            raise ValueError(f"page sizes {sizes} do not add up to the {len(rest)} bytes sent")
+        view, pages, at = memoryview(rest), [], 0
+        for n in sizes:
+            pages.append(bytes(view[at:at + n]))
+            at += n
+        text, openmetrics, landing, failed_text, failed_openmetrics = pages
+        return cls(tuple(Result(c, Status(s), summary) for c, s, summary in head["results"]),
+                   text, openmetrics, landing, failed_text, failed_openmetrics,
+                   float(head["collected_at"]))
 
 
 def collect_in_process(host: Host, cfg: Config, repair_record: Mapping[str, Any] | None,
@@ -85,7 +99,7 @@ def collect_in_process(host: Host, cfg: Config, repair_record: Mapping[str, Any]
                        log_state: str | None = None) -> Collection:
     """Gather, judge and render in this process."""
     from .checks import evaluate
-    from .metrics import render
+    from .metrics import render_both
     from .probes import CollectorRun, ProbeFailure, gather, unknown_facts
 
     facts = gather(host, cfg, observed=observed, log_state=log_state)
@@ -94,13 +108,10 @@ def collect_in_process(host: Host, cfg: Config, repair_record: Mapping[str, Any]
     lost = ProbeFailure("collection", "error", "collection failed")
     nothing = unknown_facts(cfg, lost, facts.collected_at,
                             (CollectorRun("collection", False, 0.0, (lost,)),))
-    none_judged = evaluate(nothing, cfg)
-    return Collection(results, render(facts, results, cfg, repair_record, pause),
-                      render(facts, results, cfg, repair_record, pause, openmetrics=True),
-                      landing_page(facts, results).encode(),
-                      render(nothing, none_judged, cfg), render(nothing, none_judged, cfg,
-                                                                openmetrics=True),
-                      facts.collected_at)
+    text, openmetrics = render_both(facts, results, cfg, repair_record, pause)
+    failed_text, failed_openmetrics = render_both(nothing, evaluate(nothing, cfg), cfg)
+    return Collection(results, text, openmetrics, landing_page(facts, results).encode(),
+                      failed_text, failed_openmetrics, facts.collected_at)
 
 
 def child_config(cfg: Config) -> bytes:
@@ -129,7 +140,7 @@ def collect_in_child(global_args: list[str]) -> Callable[[Config], Collection]:
         except ChildFailed as e:
             raise CollectionError(str(e)) from None
         try:
-            return Collection.from_json(out.decode())
+            return Collection.decode(out)
         except (ValueError, KeyError, TypeError) as e:
             raise CollectionError(f"collector output not understood: {e}") from None
 

@@ -280,13 +280,17 @@ class SnapshotHost:
         return answer
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _load(path: str) -> dict[str, Any]:
     try:
         size = os.path.getsize(path)
         if size > MAX_BYTES:
             raise SnapshotError(f"{path}: {size} bytes, more than a snapshot can be")
         with open(path, "rb") as f:
-            doc = json.loads(f.read().decode("utf-8"))
+            text = f.read().decode("utf-8")
+        doc = json.loads(text)
     except FileNotFoundError:
         raise SnapshotError(f"{path}: no such file (make one with `obsdvpn-agent snapshot DIR`)") from None
     except UnicodeDecodeError as e:
@@ -298,8 +302,11 @@ def _load(path: str) -> dict[str, Any]:
     except OSError as e:
         raise SnapshotError(f"{path}: cannot read: {e.strerror}") from None
     try:
-        # JSON may spell a lone surrogate ("\ud800") that no output can print.
-        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        # JSON may spell a lone surrogate ("\ud800") that no output can print:
+        # only with a \uD800-\uDFFF escape, so a document without one (any real
+        # snapshot) skips re-encoding its megabytes.
+        if _SURROGATE_ESCAPE.search(text):
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise SnapshotError(f"{path}: holds text that is not valid Unicode (a lone surrogate)") from None
     except RecursionError:

