@@ -209,7 +209,7 @@ def profile(snap: Path, top: int = 10) -> dict:
     prof = cProfile.Profile()
     try:
         prof.enable()
-        server.collect_in_process(host, cfg, None).encode()
+        server.collect_encoded(host, cfg, None)
         prof.disable()
     finally:
         probes.gather = gather

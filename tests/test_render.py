@@ -17,7 +17,7 @@ from obsdvpn_agent.config import Config
 from obsdvpn_agent.host.demo.events import reset
 from obsdvpn_agent.host.demo.host import DemoHost
 from obsdvpn_agent.host.demo.state import StateStore
-from obsdvpn_agent.metrics import families, render, render_both
+from obsdvpn_agent.metrics import families, render, render_pieces
 from obsdvpn_agent.probes import gather
 
 
@@ -58,4 +58,4 @@ def test_render_is_prometheus_clients_bytes(tmp_path, sessions, openmetrics):
     assert ours == _by_prometheus_client(facts, results, cfg, openmetrics)
     assert ours.count(b"obsdvpn_ppp_session_info{") == sessions
     # serve renders both formats at once, the session lines shared.
-    assert render_both(facts, results, cfg)[openmetrics] == ours
+    assert b"".join(render_pieces(facts, results, cfg)[openmetrics]) == ours

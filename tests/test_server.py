@@ -395,7 +395,7 @@ def test_status_page_names_the_host_puts_failures_first_and_reads_like_a_page(tm
 def test_the_childs_collection_arrives_whole(snapshot_dir):
     """serve's child hands over the results and the pages as bytes after a JSON
     line of their sizes: what the parent rebuilds is what the child rendered."""
-    from obsdvpn_agent.server import Collection, collect_in_child, collect_in_process
+    from obsdvpn_agent.server import collect_in_child, collect_in_process
 
     cfg = Config()
     here = collect_in_process(SnapshotHost(str(snapshot_dir)), cfg, None)
@@ -410,9 +410,6 @@ def test_the_childs_collection_arrives_whole(snapshot_dir):
     assert [(r.check, r.status, r.summary) for r in there.results] == \
         [(r.check, r.status, r.summary) for r in here.results]
     assert b"&lt;script&gt;" in there.landing and b"<script>" not in there.landing
-    again = Collection.decode(b"".join(here.encode()))
-    assert again.text == here.text and again.landing == here.landing
-    assert again.collected_at == here.collected_at
 
 
 @pytest.mark.parametrize("damage", [
@@ -423,8 +420,9 @@ def test_the_childs_collection_arrives_whole(snapshot_dir):
     lambda b: b"not json\n" + b,
 ])
 def test_damaged_child_output_is_refused(snapshot_dir, damage):
-    from obsdvpn_agent.server import Collection, collect_in_process
+    from obsdvpn_agent.server import Collection, collect_encoded
 
-    good = b"".join(collect_in_process(SnapshotHost(str(snapshot_dir)), Config(), None).encode())
+    good = b"".join(collect_encoded(SnapshotHost(str(snapshot_dir)), Config(), None))
+    assert Collection.decode(good).text.count(b"obsdvpn_ppp_session_info{") == 2
     with pytest.raises((ValueError, KeyError, TypeError)):
         Collection.decode(damage(good))

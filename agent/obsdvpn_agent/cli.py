@@ -650,9 +650,9 @@ def _plan_lines(p: Plan) -> list[str]:
               help="Read the effective configuration from serve, as JSON, on stdin.")
 @click.pass_obj
 def collect(app: App, config_stdin: bool) -> None:
-    """One collection for `serve`: results and rendered pages on stdout (Collection.encode)."""
+    """One collection for `serve`: results and rendered pages on stdout (encode_collection)."""
     from .config import from_dict
-    from .server import collect_in_process
+    from .server import collect_encoded
 
     try:
         if config_stdin:
@@ -666,12 +666,12 @@ def collect(app: App, config_stdin: bool) -> None:
     except (ValueError, KeyError, TypeError) as e:
         fail(f"configuration from serve not understood: {e}")
     try:
-        collection = collect_in_process(host, cfg, app.repair_record(), app.pause(),
-                                        app.observed(), app.agent_file(_log_state()))
+        encoded = collect_encoded(host, cfg, app.repair_record(), app.pause(),
+                                  app.observed(), app.agent_file(_log_state()))
     except HostError as e:
         fail(str(e))
-    for chunk in collection.encode():
-        sys.stdout.buffer.write(chunk)
+    for piece in encoded:
+        sys.stdout.buffer.write(piece)
 
 
 @main_group.command("doas-rules")

@@ -337,21 +337,23 @@ def render(facts: Facts, results: tuple[Result, ...], cfg: Config,
            repair_record: Mapping[str, Any] | None = None, pause: Pause | None = None,
            openmetrics: bool = False) -> bytes:
     """The exposition in the text format 0.0.4, or OpenMetrics."""
-    return _render(facts, results, cfg, repair_record, pause, (openmetrics,))[0]
+    return b"".join(_render(facts, results, cfg, repair_record, pause, (openmetrics,))[0])
 
 
-def render_both(facts: Facts, results: tuple[Result, ...], cfg: Config,
-                repair_record: Mapping[str, Any] | None = None,
-                pause: Pause | None = None) -> tuple[bytes, bytes]:
-    """(text format, OpenMetrics): what serve keeps, the session lines rendered once."""
+def render_pieces(facts: Facts, results: tuple[Result, ...], cfg: Config,
+                  repair_record: Mapping[str, Any] | None = None,
+                  pause: Pause | None = None) -> tuple[list[bytes], list[bytes]]:
+    """The text-format and OpenMetrics expositions as pieces to write one after
+    another: serve's child keeps both, and their session lines (megabytes at
+    10,000 sessions) are one set of pieces shared by the two, never joined."""
     text, openmetrics = _render(facts, results, cfg, repair_record, pause, (False, True))
     return text, openmetrics
 
 
 def _render(facts: Facts, results: tuple[Result, ...], cfg: Config,
             repair_record: Mapping[str, Any] | None, pause: Pause | None,
-            formats: tuple[bool, ...]) -> list[bytes]:
-    """One exposition per format, True meaning OpenMetrics."""
+            formats: tuple[bool, ...]) -> list[list[bytes]]:
+    """The pieces of one exposition per format, True meaning OpenMetrics."""
     parts: list[list[bytes]] = [[] for _ in formats]
     pending: list[Metric] = []
 
@@ -375,5 +377,7 @@ def _render(facts: Facts, results: tuple[Result, ...], cfg: Config,
         else:
             pending.append(item)
     flush()
-    return [b"".join(part) + (b"# EOF\n" if openmetrics else b"")
-            for part, openmetrics in zip(parts, formats)]
+    for part, openmetrics in zip(parts, formats):
+        if openmetrics:
+            part.append(b"# EOF\n")
+    return parts

@@ -62,24 +62,13 @@ class Collection:
     failed_openmetrics: bytes = b""
     collected_at: float = 0.0
 
-    _PAGES = ("text", "openmetrics", "landing", "failed_text", "failed_openmetrics")
-
-    def encode(self) -> list[bytes]:
-        """The collection as serve's child hands it over: a JSON line of the
-        results and of the pages' sizes, then the pages' bytes as they are
-        (megabytes at 10,000 sessions: never escaped into JSON nor copied)."""
-        pages = [getattr(self, name) for name in self._PAGES]
-        head = {"results": [[r.check, int(r.status), r.summary] for r in self.results],
-                "collected_at": self.collected_at, "sizes": [len(p) for p in pages]}
-        return [json.dumps(head).encode() + b"\n", *pages]
-
     @classmethod
     def decode(cls, data: bytes) -> Collection:
-        """The collection encode() wrote; ValueError when `data` is not one."""
+        """The collection encode_collection() wrote; ValueError when `data` is not one."""
         line, newline, rest = data.partition(b"\n")
         head = json.loads(line)
         sizes = head["sizes"]
-        if (not newline or len(sizes) != len(cls._PAGES)
+        if (not newline or len(sizes) != len(_PAGES)
                 or not all(isinstance(n, int) and n >= 0 for n in sizes)
                 or sum(sizes) != len(rest)):
             raise ValueError(f"page sizes {sizes} do not add up to the {len(rest)} bytes sent")
@@ -93,13 +82,27 @@ class Collection:
                    float(head["collected_at"]))
 
 
-def collect_in_process(host: Host, cfg: Config, repair_record: Mapping[str, Any] | None,
-                       pause: Pause | None = None,
-                       observed: Mapping[str, Any] | None = None,
-                       log_state: str | None = None) -> Collection:
-    """Gather, judge and render in this process."""
+# The pages of a collection, in the order encode_collection() writes them.
+_PAGES = ("text", "openmetrics", "landing", "failed_text", "failed_openmetrics")
+
+
+def encode_collection(results: tuple[Result, ...], collected_at: float,
+                      pages: Mapping[str, list[bytes]]) -> list[bytes]:
+    """A collection as serve's child hands it over: a JSON line of the results
+    and of the pages' sizes, then the pages' bytes as they are, piece by piece
+    (megabytes at 10,000 sessions: never escaped into JSON, joined or copied)."""
+    head = {"results": [[r.check, int(r.status), r.summary] for r in results],
+            "collected_at": collected_at,
+            "sizes": [sum(len(piece) for piece in pages[name]) for name in _PAGES]}
+    return [json.dumps(head).encode() + b"\n", *(p for name in _PAGES for p in pages[name])]
+
+
+def collect_encoded(host: Host, cfg: Config, repair_record: Mapping[str, Any] | None,
+                    pause: Pause | None = None, observed: Mapping[str, Any] | None = None,
+                    log_state: str | None = None) -> list[bytes]:
+    """Gather, judge and render in this process: the collection, encoded."""
     from .checks import evaluate
-    from .metrics import render_both
+    from .metrics import render_pieces
     from .probes import CollectorRun, ProbeFailure, gather, unknown_facts
 
     facts = gather(host, cfg, observed=observed, log_state=log_state)
@@ -108,10 +111,22 @@ def collect_in_process(host: Host, cfg: Config, repair_record: Mapping[str, Any]
     lost = ProbeFailure("collection", "error", "collection failed")
     nothing = unknown_facts(cfg, lost, facts.collected_at,
                             (CollectorRun("collection", False, 0.0, (lost,)),))
-    text, openmetrics = render_both(facts, results, cfg, repair_record, pause)
-    failed_text, failed_openmetrics = render_both(nothing, evaluate(nothing, cfg), cfg)
-    return Collection(results, text, openmetrics, landing_page(facts, results).encode(),
-                      failed_text, failed_openmetrics, facts.collected_at)
+    text, openmetrics = render_pieces(facts, results, cfg, repair_record, pause)
+    failed_text, failed_openmetrics = render_pieces(nothing, evaluate(nothing, cfg), cfg)
+    return encode_collection(results, facts.collected_at, {
+        "text": text, "openmetrics": openmetrics,
+        "landing": [landing_page(facts, results).encode()],
+        "failed_text": failed_text, "failed_openmetrics": failed_openmetrics})
+
+
+def collect_in_process(host: Host, cfg: Config, repair_record: Mapping[str, Any] | None,
+                       pause: Pause | None = None,
+                       observed: Mapping[str, Any] | None = None,
+                       log_state: str | None = None) -> Collection:
+    """Gather, judge and render in this process (serve's child encodes; this decodes
+    at once, so both take the one path)."""
+    return Collection.decode(b"".join(collect_encoded(host, cfg, repair_record, pause,
+                                                      observed, log_state)))
 
 
 def child_config(cfg: Config) -> bytes:

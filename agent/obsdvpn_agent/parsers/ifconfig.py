@@ -46,7 +46,7 @@ IGNORED_DETAILS = frozenset({"lladdr", "keepalive:", "patch:", "media:", "status
 _NO_SUCH_INTERFACE = re.compile(r"(?:ifconfig: )?(\S+): no such interface")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InetAddress:
     """`inet 10.0.0.1 --> 10.0.0.2 netmask 0xffffffff` or `... netmask 0xffffff00 broadcast C`."""
 
@@ -56,7 +56,7 @@ class InetAddress:
     broadcast: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Inet6Address:
     """`inet6 2001:db8:45::45 --> 2001:db8:23::23 prefixlen 128 tentative`."""
 
@@ -65,7 +65,7 @@ class Inet6Address:
     prefixlen: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Interface:
     """One interface block of `ifconfig` output."""
 
