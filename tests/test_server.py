@@ -426,3 +426,24 @@ def test_damaged_child_output_is_refused(snapshot_dir, damage):
     assert Collection.decode(good).text.count(b"obsdvpn_ppp_session_info{") == 2
     with pytest.raises((ValueError, KeyError, TypeError)):
         Collection.decode(damage(good))
+
+
+def test_status_page_lists_at_most_a_thousand_sessions(tmp_path, monkeypatch):
+    from obsdvpn_agent import server
+    from obsdvpn_agent.checks import evaluate
+    from obsdvpn_agent.host.demo import DemoHost
+    from obsdvpn_agent.host.demo.events import reset
+    from obsdvpn_agent.host.demo.state import StateStore
+    from obsdvpn_agent.probes import gather
+
+    path = tmp_path / "state.json"
+    StateStore(path, lambda now: reset(now, 12), time.time).read()
+    facts = gather(DemoHost(path), Config())
+    results = evaluate(facts, Config())
+    whole = server.landing_page(facts, results)
+    assert "<h2>Sessions (12)</h2>" in whole and whole.count("<td title=") == 24
+    assert "more not shown" not in whole
+    monkeypatch.setattr(server, "PAGE_SESSIONS", 5)
+    cut = server.landing_page(facts, results)
+    assert "<h2>Sessions (12)</h2>" in cut and cut.count("<td title=") == 10
+    assert "7 more not shown: <code>obsdvpn-agent sessions</code> lists them all." in cut

@@ -288,6 +288,12 @@ def age_text(seconds: float) -> bytes:
     return (f"{s} s ago" if s < 90 else f"{round(s / 60)} min ago").encode()
 
 
+# The status page lists this many sessions: all of them on most hosts, while a
+# host of 10,000 would make a page of megabytes, reloaded every 30 s, that took
+# a tenth of the collection to write.
+PAGE_SESSIONS = 1000
+
+
 def landing_page(facts: Facts, results: tuple[Result, ...]) -> str:
     """The status page: host, when collected (and how long ago, filled in as it is
     served), the checks worst first, who is connected; it reloads itself."""
@@ -309,10 +315,13 @@ def landing_page(facts: Facts, results: tuple[Result, ...]) -> str:
             f"<td>{e(v.peer)}</td><td>{e(local_time(v.since_unix))}</td>"
             f"<td>{e(duration(v.elapsed_s))}</td><td title='{v.bytes_in} bytes'>"
             f"{e(human_bytes(v.bytes_in))}</td><td title='{v.bytes_out} bytes'>"
-            f"{e(human_bytes(v.bytes_out))}</td></tr>" for v in views)
+            f"{e(human_bytes(v.bytes_out))}</td></tr>" for v in views[:PAGE_SESSIONS])
+        more = len(views) - PAGE_SESSIONS
         listing = ("<table><tr><th>User</th><th>Interface</th><th>Address</th><th>Peer</th>"
                    "<th>Since</th><th>Connected for</th><th>In</th><th>Out</th></tr>\n"
-                   f"{srows}</table>")
+                   f"{srows}</table>" + (f"\n<p>{more:,} more not shown: "
+                                         "<code>obsdvpn-agent sessions</code> lists them all.</p>"
+                                         if more > 0 else ""))
     at = facts.collected_at
     host = facts.hostname or "this host"
     count = "?" if failed(facts.npppctl.sessions) else str(len(facts.npppctl.sessions))
