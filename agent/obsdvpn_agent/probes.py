@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import commands as C
 from .config import Config
-from .host import logfile
 from .host.base import (
     CommandNotFound,
     CommandResult,
@@ -35,7 +34,6 @@ from .host.base import (
     Process,
 )
 from .host.identity import effective_user
-from .logcounts import LogCounts, update_counts
 from .parsers import (
     ParseError,
     first_line,
@@ -56,10 +54,11 @@ from .parsers.npppd_conf import NpppdPools
 from .parsers.pfctl import PfInfo, PfInterfaces, PfLimits, PfRuleset, PfRuleTree
 from .parsers.rcctl import DaemonCheck, DaemonFlags
 from .parsers.sysctl import SysctlConf, SysctlReading
-from .parsers.syslog import parse_lines
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
+
+    from .logcounts import LogCounts
 
 T = TypeVar("T")
 
@@ -581,6 +580,12 @@ def collect_log_counts(host: Host | None, log_path: str, state_path: str,
                        now: float | None = None) -> tuple[LogCounts, bool, tuple[str, ...]]:
     """(totals, read success, notes).  host None (or a local host): the file is read
     directly with its identity; a demo or snapshot host gives the file as text."""
+    # Here, not at the top: `check` from cron reads no log and so never
+    # compiles the hundred message patterns (bench/bench.py, cold check).
+    from .host import logfile
+    from .logcounts import LogCounts, update_counts
+    from .parsers.syslog import parse_lines
+
     state = logfile.load_state(state_path)
     previous = LogCounts.from_dict(state.totals)
     reference = datetime.fromtimestamp(now if now is not None else time.time())
@@ -609,6 +614,8 @@ def _collect_logs(c: _Collect) -> LogFacts:
     if c.log_state is None:
         return LogFacts(ProbeFailure("logs", "skipped", "the daemon log is counted only by "
                                                         "`serve`, `metrics` and `check --textfile`"))
+    from .host import logfile
+
     with logfile.kept_state(c.log_state):
         counts, ok, notes = collect_log_counts(c.host, c.cfg.daemon_log, c.log_state, None)
     if not ok:

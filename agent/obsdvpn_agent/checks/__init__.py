@@ -16,12 +16,23 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-# The daemon log's judgments (why, history, offenders), for the commands that ask them.
-from .attempts import Stitched, WhyAnswer, history, offenders, stitch, why
-
 if TYPE_CHECKING:
     from ..config import Config
     from ..probes import Facts
+
+    # The daemon log's judgments (why, history, offenders), for the commands that
+    # ask them: imported on first use (__getattr__ below), so `check` and the
+    # exporter never compile the log patterns they do not read.
+    from .attempts import Stitched, WhyAnswer, history, offenders, stitch, why
+
+_LOG_JUDGMENTS = frozenset({"Stitched", "WhyAnswer", "history", "offenders", "stitch", "why"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _LOG_JUDGMENTS:
+        from . import attempts
+        return getattr(attempts, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Status(enum.IntEnum):
