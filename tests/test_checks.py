@@ -309,3 +309,27 @@ def test_ike_rule_without_main_group_locks_out_every_common_client(facts):
     r = by_id(evaluate(with_fact(facts, "isakmpd.proposals", default), CFG))["ipsec.clients"]
     assert r.status is Status.CRITICAL and "MODP_3072" in r.summary
     assert "group modp2048" in r.summary
+
+
+def test_check_from_cron_never_loads_the_log_patterns(tmp_path):
+    """`check` reads no log: the syslog patterns and the log judgments stay unloaded
+    (a tenth of a cold check), while `why` still finds them through checks."""
+    import subprocess
+    import sys
+
+    program = (
+        "import sys\n"
+        "from obsdvpn_agent.cli import main_group\n"
+        f"args = ['--demo-state', {str(tmp_path / 'd.json')!r}, 'check', '--quiet']\n"
+        "try:\n"
+        "    main_group.main(args=args, standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.endswith(('syslog', 'attempts', "
+        "'logcounts'))))\n"
+        "from obsdvpn_agent.checks import why, Stitched\n"
+        "print(why.__module__, Stitched.__name__)\n")
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.splitlines()
+    assert out[-2] == "['obsdvpn_agent.host.demo.syslog']", out
+    assert out[-1] == "obsdvpn_agent.checks.attempts Stitched"
