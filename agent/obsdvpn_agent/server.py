@@ -65,14 +65,17 @@ class Collection:
     @classmethod
     def decode(cls, data: bytes) -> Collection:
         """The collection encode_collection() wrote; ValueError when `data` is not one."""
-        line, newline, rest = data.partition(b"\n")
-        head = json.loads(line)
+        at = data.find(b"\n") + 1
+        if not at:
+            raise ValueError("no line of results and sizes")
+        head = json.loads(data[:at])
         sizes = head["sizes"]
-        if (not newline or len(sizes) != len(_PAGES)
-                or not all(isinstance(n, int) and n >= 0 for n in sizes)
-                or sum(sizes) != len(rest)):
-            raise ValueError(f"page sizes {sizes} do not add up to the {len(rest)} bytes sent")
-        view, pages, at = memoryview(rest), [], 0
+        if (len(sizes) != len(_PAGES) or not all(isinstance(n, int) and n >= 0 for n in sizes)
+                or sum(sizes) != len(data) - at):
+            raise ValueError(f"page sizes {sizes} do not add up to the "
+                             f"{len(data) - at} bytes sent")
+        # Each page copied once out of what the child sent, nothing else.
+        view, pages = memoryview(data), []
         for n in sizes:
             pages.append(bytes(view[at:at + n]))
             at += n
