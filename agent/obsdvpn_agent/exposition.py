@@ -82,8 +82,8 @@ _EXACT = 2 ** 53                # integers below it are exact as floats
 def _value_text(value: float) -> str:
     """floatToGoString(value), without its function calls for the usual values.
 
-    It is repr(float(value)) except for inf, nan and positive numbers from 1e6
-    to 1e16, which Go writes with an exponent: for a whole number there (byte
+    It is repr(float(value)) except for the infinities, nan and positive numbers
+    from 1e6 to 1e16, which Go writes with an exponent: for a whole number there (byte
     counters, Unix times) that is its digits as `d.ddd` without trailing zeros
     and `e+` the digit count less one, as floatToGoString() builds it from repr.
     """
