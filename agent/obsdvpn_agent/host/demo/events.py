@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from . import daemons, services, syslog
 from . import sessions as sess
 from .ipsecconf import DEFAULT_CLIENT, IpsecConfError, client_can_negotiate, read_ipsecconf
-from .pfconf import Compiled, Net, PfConfError, client_packets, compile_pfconf, decide
+from .pfconf import CONNECTION_FLOWS, Compiled, Net, PfConfError, compile_pfconf
+from .pfconf import path_blocked as pfconf_path_blocked
 from .render import pf_counters
 from .state import JsonObject, State
 
@@ -416,14 +417,15 @@ def connect(state: State, user: str, now: float, password: str | None = None,
     peer, port = f"203.0.113.{1 + (7 * ppp_id + len(user)) % 254}", 1701
     ipsec_conf = state["files"].get(IPSEC_CONF, {"text": ""})["text"]
     logged = f"(logged to {syslog.DAEMON_LOG})"
-    blocked = _pf_blocks(state) if not path_blocked else "the path drops UDP 4500"
+    blocked = ("nat-t", "the path drops UDP 4500") if path_blocked else _pf_blocks(state)
     if blocked:
+        flow, why = blocked
         # isakmpd sees nothing of what pf drops before it; a NAT-T path that breaks
         # after main mode began is the one it logs (giving up on the exchange).
-        if path_blocked or "nat-t" in blocked or "esp" in blocked:
+        if flow in ("nat-t", "esp"):
             syslog.no_response(state, now, peer, 4500)
-            raise LoggedFailure(f"{user} cannot connect: {blocked} {logged}")
-        raise EventError(f"{user} cannot connect: {blocked}")
+            raise LoggedFailure(f"{user} cannot connect: {why} {logged}")
+        raise EventError(f"{user} cannot connect: {why}")
     expected = syslog.configured_group(ipsec_conf)
     if proposal is not None and syslog.GROUP_NAMES.get(proposal, proposal) != \
             syslog.GROUP_NAMES.get(expected, expected):
@@ -468,24 +470,16 @@ CLIENT_GROUP = {"windows": "modp2048", "macos": "modp2048", "ios": "modp2048",
                 "legacy-windows": "modp1024"}
 
 
-def _pf_blocks(state: State) -> str | None:
-    """Why the simulated pf drops the packets a client needs to connect, or None.
-
-    IKE, NAT-T, ESP and L2TP: without them no session comes up.  What pf does
-    with the session's own traffic (in on pppx, NAT out) decides whether the
-    client reaches anything, not whether it connects.  pf disabled filters nothing.
-    """
+def _pf_blocks(state: State) -> tuple[str, str] | None:
+    """(the flow, why) the simulated pf drops a packet a client needs to connect, or
+    None.  pf disabled filters nothing."""
     pf = state["pf"]
     if not pf["enabled"]:
         return None
     egress, npppd = state["egress"], state["npppd"]
     ppp = "pppac0" if npppd["iface"] == "pppac" else f"pppx{len(state['sessions'])}"
-    for pkt in client_packets(egress["ifname"], egress["address"], npppd["pool"], ppp):
-        if pkt.id in ("ike", "nat-t", "esp", "l2tp"):
-            verdict = decide(pf["rules"], net(state), pkt)
-            if not verdict.passed:
-                return f"pf blocks {pkt.id} ({verdict.rule})"
-    return None
+    return pfconf_path_blocked(pf["rules"], net(state), egress["ifname"], egress["address"],
+                               npppd["pool"], ppp, CONNECTION_FLOWS)
 
 
 def disconnect(state: State, user: str, now: float) -> str:

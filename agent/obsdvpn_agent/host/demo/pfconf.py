@@ -962,16 +962,25 @@ def client_packets(egress_ifname: str, egress_address: str, vpn_network: str,
     ]
 
 
-def path_blocked(entries: Sequence[Entry], net: Net, egress_ifname: str, egress_address: str,
-                 vpn_network: str, ppp_ifname: str) -> str | None:
-    """Why a client cannot connect through pf, or None when every flow passes.
+# The flows without which no session comes up: what pf does with a session's own
+# traffic (in on pppx, NAT out) decides whether the client reaches anything, not
+# whether it connects.
+CONNECTION_FLOWS = frozenset({"ike", "nat-t", "esp", "l2tp"})
 
-    For events.connect(): the nat-out flow also needs a nat-to.
+
+def path_blocked(entries: Sequence[Entry], net: Net, egress_ifname: str, egress_address: str,
+                 vpn_network: str, ppp_ifname: str,
+                 flows: frozenset[str] | None = None) -> tuple[str, str] | None:
+    """(the flow, why) pf stops a client's flow (of `flows`, default all), or None.
+
+    The nat-out flow also needs a nat-to.
     """
     for pkt in client_packets(egress_ifname, egress_address, vpn_network, ppp_ifname):
+        if flows is not None and pkt.id not in flows:
+            continue
         v = decide(entries, net, pkt)
         if not v.passed:
-            return f"pf blocks {pkt.id} ({v.rule})"
+            return pkt.id, f"pf blocks {pkt.id} ({v.rule})"
         if pkt.id == "nat-out" and not v.nat:
-            return "pf passes the clients' traffic out without nat-to"
+            return pkt.id, "pf passes the clients' traffic out without nat-to"
     return None
