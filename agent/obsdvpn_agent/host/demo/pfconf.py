@@ -25,7 +25,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, TypeVar
 
 from ...parsers.pfctl import SERVICE_PORTS
@@ -87,6 +87,16 @@ class Net:
     def lookup(self, name: str) -> list[str]:
         members = self.groups.get(name, [name])
         return [a for m in members for a in self.addresses.get(m, [])]
+
+    @cached_property
+    def memberships(self) -> dict[str, frozenset[str]]:
+        """Interface -> the groups here it is in, built once: the pppx group of a
+        busy host has a member per session, and pfctl -sI asks for each."""
+        found: dict[str, set[str]] = {}
+        for group, members in self.groups.items():
+            for member in members:
+                found.setdefault(member, set()).add(group)
+        return {member: frozenset(groups) for member, groups in found.items()}
 
 
 class _Error(Exception):
@@ -816,7 +826,7 @@ _DRIVER_GROUPS = ("lo", "enc", "pflog", "pppx")
 
 def groups_of(net: Net, ifname: str) -> set[str]:
     """The groups IFNAME is in: `all`, its driver's, and the Net's (egress, ...)."""
-    found = {"all"} | {g for g, members in net.groups.items() if ifname in members}
+    found = {"all", *net.memberships.get(ifname, ())}
     driver = re.sub(r"[0-9]+$", "", ifname)
     if driver in _DRIVER_GROUPS and driver != ifname:
         found.add(driver)
