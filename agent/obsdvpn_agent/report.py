@@ -68,7 +68,8 @@ class SessionView:
     ppp_id: int
 
 
-def sessions(facts: Facts) -> tuple[SessionView, ...] | None:
+def sessions(facts: Facts, limit: int | None = None) -> tuple[SessionView, ...] | None:
+    """Who is connected (the first `limit` sessions), None when npppctl was not read."""
     found = facts.npppctl.sessions
     if failed(found):
         return None
@@ -76,7 +77,7 @@ def sessions(facts: Facts) -> tuple[SessionView, ...] | None:
                              s.tunnel_protocol, s.start_time,
                              round(facts.collected_at - s.elapsed_s), s.elapsed_s, s.bytes_in,
                              s.bytes_out, s.packets_in, s.packets_out, s.ppp_id)
-                 for s in found)
+                 for s in found[:limit])
 
 
 def local_time(unix: float) -> str:

@@ -309,8 +309,10 @@ def landing_page(facts: Facts, results: tuple[Result, ...]) -> str:
     rows = "\n".join(
         f"<tr class='{e(r.status.name.lower())}'><td>{e(r.check)}</td>"
         f"<td>{e(r.status.name)}</td><td>{e(r.summary)}</td></tr>" for r in ordered)
-    views = sessions(facts)
-    if views is None:
+    found = facts.npppctl.sessions
+    total = None if failed(found) else len(found)
+    views = sessions(facts, PAGE_SESSIONS)
+    if views is None or total is None:
         listing = f"<p>Sessions unknown: {e(str(facts.npppctl.sessions))}</p>"
     else:
         srows = "\n".join(
@@ -318,8 +320,8 @@ def landing_page(facts: Facts, results: tuple[Result, ...]) -> str:
             f"<td>{e(v.peer)}</td><td>{e(local_time(v.since_unix))}</td>"
             f"<td>{e(duration(v.elapsed_s))}</td><td title='{v.bytes_in} bytes'>"
             f"{e(human_bytes(v.bytes_in))}</td><td title='{v.bytes_out} bytes'>"
-            f"{e(human_bytes(v.bytes_out))}</td></tr>" for v in views[:PAGE_SESSIONS])
-        more = len(views) - PAGE_SESSIONS
+            f"{e(human_bytes(v.bytes_out))}</td></tr>" for v in views)
+        more = total - len(views)
         listing = ("<table><tr><th>User</th><th>Interface</th><th>Address</th><th>Peer</th>"
                    "<th>Since</th><th>Connected for</th><th>In</th><th>Out</th></tr>\n"
                    f"{srows}</table>" + (f"\n<p>{more:,} more not shown: "
@@ -327,7 +329,7 @@ def landing_page(facts: Facts, results: tuple[Result, ...]) -> str:
                                          if more > 0 else ""))
     at = facts.collected_at
     host = facts.hostname or "this host"
-    count = "?" if failed(facts.npppctl.sessions) else str(len(facts.npppctl.sessions))
+    count = "?" if total is None else str(total)
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><meta http-equiv="refresh" content="30">
 <title>{e(status.name)} - {e(host)} - obsdvpn-agent</title>
