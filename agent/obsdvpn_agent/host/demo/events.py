@@ -11,7 +11,14 @@ from collections.abc import Iterable
 
 from . import daemons, services, syslog
 from . import sessions as sess
-from .ipsecconf import DEFAULT_CLIENT, IpsecConfError, client_can_negotiate, read_ipsecconf
+from .ipsecconf import (
+    CLIENTS,
+    DEFAULT_CLIENT,
+    GROUPS,
+    IpsecConfError,
+    client_can_negotiate,
+    read_ipsecconf,
+)
 from .pfconf import CONNECTION_FLOWS, Compiled, Net, PfConfError, compile_pfconf
 from .pfconf import path_blocked as pfconf_path_blocked
 from .render import pf_counters
@@ -427,8 +434,7 @@ def connect(state: State, user: str, now: float, password: str | None = None,
             raise LoggedFailure(f"{user} cannot connect: {why} {logged}")
         raise EventError(f"{user} cannot connect: {why}")
     expected = syslog.configured_group(ipsec_conf)
-    if proposal is not None and syslog.GROUP_NAMES.get(proposal, proposal) != \
-            syslog.GROUP_NAMES.get(expected, expected):
+    if proposal is not None and GROUPS.get(proposal, proposal) != GROUPS.get(expected, expected):
         syslog.no_proposal(state, now, peer, 500, proposal, expected)
         raise LoggedFailure(f"{user} cannot connect: ipsec.conf accepts no proposal of the "
                             f"client ({proposal}; expects {expected}) {logged}")
@@ -437,7 +443,8 @@ def connect(state: State, user: str, now: float, password: str | None = None,
         raise EventError(f"{user} cannot connect: isakmpd has no IKE policy "
                          "(ipsec.conf not loaded with ipsecctl -f)")
     if ike == "no-proposal":
-        syslog.no_proposal(state, now, peer, 500, CLIENT_GROUP.get(client, "modp2048"), expected)
+        # isakmpd names the group of the client's first (preferred) offer.
+        syslog.no_proposal(state, now, peer, 500, CLIENTS[client][0][3], expected)
         raise LoggedFailure(f"{user} cannot connect: ipsec.conf accepts no phase-1 proposal "
                             f"a {client} client offers (expects {expected}) {logged}")
     if ike == "psk-mismatch":
@@ -463,11 +470,6 @@ def connect(state: State, user: str, now: float, password: str | None = None,
     syslog.connected(state, now, s)
     return (f"{user} connected from {s['peer']}:{s['peer_port']} as {s['ip']} "
             f"on {s['ifname']} (ppp id {s['ppp_id']})")
-
-
-# The group a client's first (preferred) phase-1 offer names, for isakmpd's log line.
-CLIENT_GROUP = {"windows": "modp2048", "macos": "modp2048", "ios": "modp2048",
-                "legacy-windows": "modp1024"}
 
 
 def _pf_blocks(state: State) -> tuple[str, str] | None:

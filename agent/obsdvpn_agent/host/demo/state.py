@@ -114,8 +114,6 @@ class StateStore:
         stack = ExitStack()
         try:
             stack.enter_context(locked(str(self._lock_path), how))
-        except BlockingIOError:
-            raise
         except OSError as exc:
             raise DemoStateError(
                 f"{self.path}: cannot open lock file: {exc.strerror}") from None

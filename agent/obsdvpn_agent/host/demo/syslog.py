@@ -13,16 +13,11 @@ import re
 import time
 from typing import Any
 
+from .ipsecconf import GROUPS  # isakmpd's constant names for ipsec.conf's groups
+
 DAEMON_LOG = "/var/log/daemon"
 MAX_LOG_BYTES = 512 * 1024     # then "newsyslog" renames it to daemon.0
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-# isakmpd's constant names for ipsec.conf's groups (ike.c ike_section_p1 writes them).
-GROUP_NAMES = {"modp768": "MODP_768", "grp1": "MODP_768", "modp1024": "MODP_1024",
-               "grp2": "MODP_1024", "modp1536": "MODP_1536", "grp5": "MODP_1536",
-               "modp2048": "MODP_2048", "grp14": "MODP_2048", "modp3072": "MODP_3072",
-               "grp15": "MODP_3072", "modp4096": "MODP_4096", "grp16": "MODP_4096",
-               "ecp256": "ECP_256", "grp19": "ECP_256", "ecp384": "ECP_384",
-               "grp20": "ECP_384"}
 DEFAULT_GROUP = "modp3072"     # ipsecctl's main mode default (ipsec.conf(5))
 
 
@@ -149,8 +144,8 @@ def no_proposal(state: dict[str, Any], now: float, peer: str, port: int, offered
                 expected: str) -> None:
     """ike_phase_1.c:1309 for the offered group, message.c:2259, message.c:1903."""
     _append(state, now, "isakmpd", [
-        f"attribute_unacceptable: GROUP_DESCRIPTION: got {GROUP_NAMES.get(offered, offered)}, "
-        f"expected {GROUP_NAMES.get(expected, expected)}",
+        f"attribute_unacceptable: GROUP_DESCRIPTION: got {GROUPS.get(offered, offered)}, "
+        f"expected {GROUPS.get(expected, expected)}",
         "message_negotiate_sa: no compatible proposal found",
         f"dropped message from {peer} port {port} due to notification type NO_PROPOSAL_CHOSEN",
     ])
@@ -169,11 +164,6 @@ def configured_group(ipsec_conf: str) -> str:
     text = ipsec_conf.replace("\\\n", " ")
     m = re.search(r"\bmain\b(?:\s+(?:auth|enc|lifetime)\s+\S+)*\s+group\s+\"?([a-z0-9]+)", text)
     return m.group(1) if m else DEFAULT_GROUP
-
-
-def configured_psk(ipsec_conf: str) -> str | None:
-    m = re.search(r'\bpsk\s+"([^"]*)"', ipsec_conf) or re.search(r"\bpsk\s+(\S+)", ipsec_conf)
-    return m.group(1) if m else None
 
 
 def user_password(npppd_users: str, user: str) -> str | None:
