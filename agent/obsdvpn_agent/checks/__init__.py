@@ -119,6 +119,13 @@ def worst(statuses: Iterable[Status]) -> Status:
     return max(statuses, key=lambda s: s.severity, default=Status.OK)
 
 
+def observed_note(observed_at: float | None, now: float) -> str:
+    """For the unprivileged serve, judging from root's record: how old that look is."""
+    if observed_at is None:
+        return ""
+    return f" (as root's check saw it {max(0.0, now - observed_at) / 60:.0f} min ago)"
+
+
 def evaluate(facts: Facts, cfg: Config) -> tuple[Result, ...]:
     from . import daemons, files, ipsec, pf, sessions, sysctl
 
@@ -150,4 +157,5 @@ Results = Iterator[Result]
 
 __all__ = ["PHASE_BOOT", "PHASE_DAEMONS", "PHASE_FILES", "PHASE_PF", "PHASE_SYSCTL", "Action",
            "Result", "Results", "Status", "Stitched", "Value", "WhyAnswer", "by_id",
-           "check_ids", "evaluate", "history", "offenders", "stitch", "why", "worst"]
+           "check_ids", "evaluate", "history", "observed_note", "offenders", "stitch", "why",
+           "worst"]

@@ -217,10 +217,7 @@ def _ended(s: _Session) -> bool:
 
 
 def _lines(events: Iterable[Event]) -> tuple[str, ...]:
-    lines = [e.line.text for e in events]
-    if len(lines) > MAX_EVIDENCE:
-        lines = lines[:MAX_EVIDENCE // 2] + ["..."] + lines[-MAX_EVIDENCE // 2:]
-    return tuple(lines)
+    return _lines_text(tuple(e.line.text for e in events))
 
 
 def _is_address(text: str | None) -> bool:
@@ -260,6 +257,7 @@ def _merge_ike(a: Attempt, b: Attempt) -> Attempt:
 
 
 def _lines_text(lines: tuple[str, ...]) -> tuple[str, ...]:
+    """The evidence: at most MAX_EVIDENCE lines, the first and the last half."""
     if len(lines) > MAX_EVIDENCE:
         return lines[:MAX_EVIDENCE // 2] + ("...",) + lines[-MAX_EVIDENCE // 2:]
     return lines

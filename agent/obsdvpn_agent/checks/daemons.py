@@ -46,10 +46,14 @@ def start_actions(cid: str, daemon: str, index: int) -> tuple[Action, ...]:
                    order=(PHASE_DAEMONS, index, 2))
     if daemon != "isakmpd":
         return (start,)
-    return (start, Action(cid, f"load {IPSEC_CONF} into isakmpd", "not loaded", "loaded",
-                          argv=(IPSECCTL, "-f", IPSEC_CONF),
-                          validate=(IPSECCTL, "-nf", IPSEC_CONF), needs_isakmpd=True,
-                          order=(PHASE_DAEMONS, index, 3)))
+    return (start, load_policy_action(cid, index))
+
+
+def load_policy_action(cid: str, index: int) -> Action:
+    """Load ipsec.conf into a running isakmpd (`ipsecctl -f`, validated with -n first)."""
+    return Action(cid, f"load {IPSEC_CONF} into isakmpd", "not loaded", "loaded",
+                  argv=(IPSECCTL, "-f", IPSEC_CONF), validate=(IPSECCTL, "-nf", IPSEC_CONF),
+                  needs_isakmpd=True, order=(PHASE_DAEMONS, index, 3))
 
 
 def evaluate(facts: Facts, cfg: Config) -> Results:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..commands import IPSEC_CONF
 from ..parsers.ipsecctl import IkePhase1, IpsecState
 from ..parsers.isakmpd import IsakmpdOptions, has_option
 
-IPSEC_CONF = "/etc/ipsec.conf"
 LOAD_POLICY = f"`ipsecctl -nf {IPSEC_CONF}` then `ipsecctl -f {IPSEC_CONF}`"
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..commands import IPSEC_CONF, IPSECCTL
+from ..commands import IPSEC_CONF
 from ..parsers import ParseError
 from ..parsers.isakmpd import parse_flags
 from ..probes import failed
-from . import PHASE_DAEMONS, Action, Result, Results, Status, Value
-from .daemons import running, running_flags, start_actions
+from . import Result, Results, Status, Value, observed_note
+from .daemons import load_policy_action, running, running_flags, start_actions
 from .ike import client_compatibility, ike_policy_verdict, unprotected_peers
 
 if TYPE_CHECKING:
@@ -71,15 +71,11 @@ def _ike_rules(facts: Facts, cfg: Config) -> Result:
     values: dict[str, Value] = {"passive_connections": v.passive_connections,
                                 "missing": len(v.missing), "observed_at": ike.observed_at}
     status = Status[v.status]
-    summary = v.summary + _observed_note(ike.observed_at, facts.collected_at)
+    summary = v.summary + observed_note(ike.observed_at, facts.collected_at)
     if state is False:
         return Result(cid, status, summary, values, start_actions(cid, "isakmpd", index))
     if v.repair:
-        return Result(cid, status, summary, values,
-                      (Action(cid, f"load {IPSEC_CONF} into isakmpd", "not loaded", "loaded",
-                              argv=(IPSECCTL, "-f", IPSEC_CONF),
-                              validate=(IPSECCTL, "-nf", IPSEC_CONF), needs_isakmpd=True,
-                              order=(PHASE_DAEMONS, index, 3)),))
+        return Result(cid, status, summary, values, (load_policy_action(cid, index),))
     return Result(cid, status, summary, values)
 
 
@@ -93,13 +89,7 @@ def _clients(facts: Facts) -> Result:
     v = client_compatibility(ike.proposals)
     values: dict[str, Value] = {"can_connect": len(v.can_connect),
                                 "locked_out": len(v.locked_out), "proposals": v.proposals}
-    return Result(cid, Status[v.status], v.summary + _observed_note(ike.observed_at,
+    return Result(cid, Status[v.status], v.summary + observed_note(ike.observed_at,
                                                                     facts.collected_at),
                   values, repair_note="" if v.status == "OK" else
                   f"the fix is an edit of {IPSEC_CONF}, which repair never makes")
-
-
-def _observed_note(observed_at: float | None, now: float) -> str:
-    if observed_at is None:
-        return ""
-    return f" (as root's check saw it {max(0, now - observed_at) / 60:.0f} min ago)"

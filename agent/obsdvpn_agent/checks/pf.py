@@ -14,6 +14,8 @@ from .sessions import vpn_network
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..parsers.ifconfig import Interface
+    from ..parsers.pfctl import PfRuleTree
     from ..probes import Facts
 
 
@@ -46,10 +48,7 @@ def _path(facts: Facts, cfg: Config) -> dict[str, PacketVerdict] | ProbeFailure:
         return interfaces
     if failed(egress):
         return egress
-    first = egress_interfaces(egress)
-    verdicts = evaluate_path(tree, frozenset(interfaces.skipped), first[0] if first else None,
-                             vpn_network(facts, cfg), cfg.ppp_interface)
-    return {v.packet: v for v in verdicts}
+    return _verdicts(tree, frozenset(interfaces.skipped), egress, facts, cfg)
 
 
 def _config_path(facts: Facts, cfg: Config) -> dict[str, PacketVerdict] | str:
@@ -61,8 +60,13 @@ def _config_path(facts: Facts, cfg: Config) -> dict[str, PacketVerdict] | str:
         return f"its rules cannot be judged ({config.tree})"
     if failed(egress):
         return f"the egress interface is not known ({egress})"
+    return _verdicts(config.tree, config.skip, egress, facts, cfg)
+
+
+def _verdicts(tree: PfRuleTree, skip: frozenset[str], egress: tuple[Interface, ...],
+              facts: Facts, cfg: Config) -> dict[str, PacketVerdict]:
     first = egress_interfaces(egress)
-    verdicts = evaluate_path(config.tree, config.skip, first[0] if first else None,
+    verdicts = evaluate_path(tree, skip, first[0] if first else None,
                              vpn_network(facts, cfg), cfg.ppp_interface)
     return {v.packet: v for v in verdicts}
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..commands import NPPPD_CONF, NPPPD_USERS
 from ..probes import failed, user_digest
-from . import Result, Results, Status, Value
+from . import Result, Results, Status, Value, observed_note
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -55,7 +55,7 @@ def _pool(facts: Facts, cfg: Config) -> Result:
                       f"hands out: set `network = \"{covering}\"` under [vpn] in the agent's "
                       "configuration", values)
     return Result(cid, Status.OK, f"npppd hands out {shown}, inside {configured}"
-                  + _as_root_saw(facts), values)
+                  + observed_note(facts.files.observed_at, facts.collected_at), values)
 
 
 def _descriptions(facts: Facts, cfg: Config) -> Result:
@@ -104,11 +104,5 @@ def _users(facts: Facts) -> Result:
                       "(removed while connected?): disconnect them with "
                       "`npppctl clear username NAME`", {"strangers": len(strangers)})
     return Result(cid, Status.OK, f"{len(sessions)} session(s), all users in {NPPPD_USERS}"
-                  + _as_root_saw(facts), {"strangers": 0})
+                  + observed_note(facts.files.observed_at, facts.collected_at), {"strangers": 0})
 
-
-def _as_root_saw(facts: Facts) -> str:
-    at = facts.files.observed_at
-    if at is None:
-        return ""
-    return f" (as root's check saw it {max(0.0, facts.collected_at - at) / 60:.0f} min ago)"
