@@ -92,11 +92,7 @@ class App:
     def repair_record_path(self) -> str | None:
         """Where the outcome of the last repair is kept (None: a snapshot keeps none)."""
         from .host.agentfiles import REPAIR_RECORD
-        if self.snapshot:
-            return None
-        if self.demo or self.demo_state:
-            return f"{self._demo_state()}.last-repair.json"
-        return REPAIR_RECORD
+        return self.agent_file(REPAIR_RECORD)
 
     def pause(self) -> Pause | None:
         """The repair pause in force now, if any (an expired one is none)."""

@@ -13,7 +13,6 @@ here blocks anyone: `offenders` lists addresses for a pf table the admin may fil
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -23,17 +22,12 @@ from .checks import Stitched, stitch
 from .checks import history as ended_sessions
 from .checks import offenders as find_offenders
 from .checks import why as judge
-from .cli import Duration
+from .cli import Duration, fail
+from .commands import NPPPD_USERS
 from .host.base import HostError
 from .parsers.syslog import parse_lines
 
 DAEMON_LOG = "/var/log/daemon"
-NPPPD_USERS = "/etc/npppd/npppd-users"
-
-
-def _fail(message: str) -> None:
-    click.echo(f"obsdvpn-agent: {message}", err=True)
-    sys.exit(3)
 
 
 def _lines(ctx: click.Context, log: str | None, rotated: int) -> Iterator[str]:
@@ -49,7 +43,7 @@ def _lines(ctx: click.Context, log: str | None, rotated: int) -> Iterator[str]:
         except FileNotFoundError:
             return iter(())  # a demo host that logged nothing yet
         except (HostError, OSError) as e:
-            _fail(f"{DAEMON_LOG}: {getattr(e, 'strerror', None) or e}")
+            fail(f"{DAEMON_LOG}: {getattr(e, 'strerror', None) or e}")
         return iter(text.splitlines())
     path = log or DAEMON_LOG
     files = logfile.history_files(path, rotated)
@@ -60,7 +54,7 @@ def _lines(ctx: click.Context, log: str | None, rotated: int) -> Iterator[str]:
     try:
         logfile.check_readable(files[-1])   # fail early, in one line
     except OSError as e:
-        _fail(f"{path}: {e.strerror} (root reads /var/log/daemon; see the README, LOGS, for "
+        fail(f"{path}: {e.strerror} (root reads /var/log/daemon; see the README, LOGS, for "
               "a copy the agent's user may read)")
     return stream()
 
@@ -83,8 +77,7 @@ def _stitched(ctx: click.Context, log: str | None, rotated: int) -> Stitched:
     try:
         return stitch(parse_lines(_lines(ctx, log, rotated), datetime.now()))
     except OSError as e:
-        _fail(f"{log or DAEMON_LOG}: {e.strerror or e}")
-        raise  # not reached
+        fail(f"{log or DAEMON_LOG}: {e.strerror or e}")
 
 
 _LOG = click.option("--log", metavar="FILE", help=f"Read FILE instead of {DAEMON_LOG}.")

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 from . import commands as C
 from .config import DEFAULT_PATH, Config
-from .host.agentfiles import REPAIR_RECORD
+from .host.agentfiles import STATE_DIR
 
 DEFAULT_USER = "_obsdvpn"
 
@@ -125,7 +125,7 @@ def unveil_plan(cfg: Config, config_path: str | None = None, read_paths: Iterabl
     add(os.path.realpath(sys.executable), "rx")
     add(config_path or DEFAULT_PATH, "r")
     # last-repair.json, written by root's `repair`, read by every collection.
-    add(os.path.dirname(REPAIR_RECORD), "r")
+    add(STATE_DIR, "r")
     for path in (p for p in sys.path if p):
         add(path, "r")
     for path in ("/usr/lib", "/usr/local/lib", "/var/run/ld.so.hints"):

@@ -18,7 +18,6 @@ from .atomic import replace_file
 from .flock import locked
 
 STATE_DIR = "/var/db/obsdvpn-agent"
-REPAIR_RECORD = f"{STATE_DIR}/last-repair.json"
 REPAIR_LOCK = "/var/run/obsdvpn-agent.repair.lock"
 
 
@@ -75,6 +74,8 @@ def write_textfile(path: str, exposition: bytes) -> None:
     replace_file(path, exposition, 0o644)
 
 
+# The agent's records, by name: in STATE_DIR on a real host (cli.App.agent_file()).
+REPAIR_RECORD = "last-repair.json"   # what the last repair did, for metrics and check
 CHECK_RECORD = "last-check.json"     # check --on-change: what was last printed
 PAUSE_RECORD = "repair-pause.json"   # pause/resume
 OBSERVED_RECORD = "observed.json"    # what root's check saw of isakmpd, for serve
