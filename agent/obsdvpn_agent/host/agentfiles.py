@@ -31,11 +31,11 @@ def load_record(path: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def save_record(path: str, record: dict[str, Any]) -> None:
+def save_record(path: str, record: dict[str, Any], mode: int = 0o644) -> None:
     """Replace the record atomically, creating its directory (mode 755) if needed."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    replace_file(path, (json.dumps(record, sort_keys=True) + "\n").encode(), 0o644)
+    replace_file(path, (json.dumps(record, sort_keys=True) + "\n").encode(), mode)
 
 
 class LockHeld(Exception):

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, cast
 
-from .atomic import replace_file
+from .agentfiles import load_record, save_record
 from .flock import locked
 
 MAX_LINE_BYTES = 8192      # longer lines are cut (and then read as unknown lines)
@@ -122,8 +121,7 @@ def read_new_lines(path: str, position: Position | None, max_lines: int = MAX_LI
         st = os.fstat(f.fileno())
         offset = 0
         if position is not None:
-            same_file = (st.st_dev, st.st_ino) == (position.dev, position.ino) and _same(
-                f, position)
+            same_file = _same(f, position)
             if same_file and st.st_size >= position.offset:
                 offset = position.offset
             elif same_file:
@@ -212,12 +210,8 @@ def new_text(text: str, position: Position | None) -> tuple[str, Position]:
 
 def load_state(path: str) -> LogState:
     """The kept position and totals; a missing or unreadable file starts afresh."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return LogState()
-    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+    data = load_record(path)
+    if data is None or data.get("version") != STATE_VERSION:
         return LogState()
     pos = data.get("position")
     position = None
@@ -237,9 +231,7 @@ def save_state(path: str, state: LogState) -> None:
             "position": None if pos is None else {"dev": pos.dev, "ino": pos.ino,
                                                   "offset": pos.offset, "head": pos.head},
             "totals": state.totals}
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    replace_file(path, (json.dumps(data, sort_keys=True) + "\n").encode(), 0o600)
+    save_record(path, data, 0o600)
 
 
 @contextmanager
