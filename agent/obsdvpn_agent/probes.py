@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -267,18 +268,25 @@ class _Collect:
         self.failures.append(f)
         return f
 
-    def run(self, cmd: C.Command) -> CommandResult | ProbeFailure:
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Count the wall time a command or isakmpd takes beyond this thread's CPU time."""
         wall0, cpu0 = time.monotonic(), time.thread_time()
         try:
-            r = self.host.run(cmd.argv, self.cfg.command_timeout_s)
+            yield
+        finally:
+            self.waited_s += max(0.0, (time.monotonic() - wall0) - (time.thread_time() - cpu0))
+
+    def run(self, cmd: C.Command) -> CommandResult | ProbeFailure:
+        try:
+            with self.waiting():
+                r = self.host.run(cmd.argv, self.cfg.command_timeout_s)
         except CommandTimeout as e:
             return self.fail(cmd.display, "timeout", str(e))
         except CommandNotFound as e:
             return self.fail(cmd.display, "missing", str(e))
         except HostError as e:
             return self.fail(cmd.display, "error", f"`{cmd.display}`: {e}")
-        finally:
-            self.waited_s += max(0.0, (time.monotonic() - wall0) - (time.thread_time() - cpu0))
         if r.returncode in cmd.data_returncodes:
             return r
         return self.failed_result(cmd, r)
@@ -422,17 +430,15 @@ def _collect_isakmpd(c: _Collect) -> IsakmpdFacts:
     passive: tuple[str, ...] | ProbeFailure
     tag = "[Phase 2]:Passive-Connections"
     source = f"isakmpd FIFO: C get {tag}"
-    wall0, cpu0 = time.monotonic(), time.thread_time()
     answer: str | None | ProbeFailure
     try:
-        answer = c.host.query_isakmpd(tag, c.cfg.command_timeout_s)
+        with c.waiting():
+            answer = c.host.query_isakmpd(tag, c.cfg.command_timeout_s)
     except IsakmpdNotRunning as e:
         # Nobody to ask: daemon.isakmpd.running says so; not a failure to collect.
         answer = ProbeFailure(source, "skipped", str(e))
     except HostError as e:
         answer = c.fail(source, "error", f"cannot ask isakmpd for its policy: {e}")
-    finally:
-        c.waited_s += max(0.0, (time.monotonic() - wall0) - (time.thread_time() - cpu0))
     if answer is None:
         passive = c.fail(source, "timeout", f"isakmpd wrote no answer to `C get {tag}` within "
                                             f"{c.cfg.command_timeout_s:g} s")
