@@ -93,8 +93,8 @@ def _users(facts: Facts) -> Result:
             return Result(cid, Status.UNKNOWN, f"cannot read {NPPPD_USERS}: {users}",
                           {"strangers": None})
         # The unprivileged serve compares with root's last look (names as digests).
-        strangers = sorted({s.username for s in sessions
-                            if user_digest(s.username) not in digests})
+        strangers = sorted(name for name in {s.username for s in sessions}
+                           if user_digest(name) not in digests)
     else:
         known = set(users)
         strangers = sorted({s.username for s in sessions if s.username not in known})
