@@ -17,7 +17,6 @@ from ... import commands as table
 from ...parsers import GetoptError, getopt
 from . import daemons, events, render, services
 from . import sessions as sess
-from .ipsecconf import IpsecConfError, read_ipsecconf
 from .pfconf import PfConfError, compile_pfconf, rule_lines
 from .state import State
 
@@ -551,11 +550,7 @@ def _ipsecctl(ctx: Ctx, args: list[str]) -> int | None:
             raise _Exit(1)
         sess.drop_all(state)
     if "f" in opts:
-        if "v" in opts:
-            # ipsecctl_add_rule() prints each rule as parse.y reads it, before
-            # anything is loaded (ipsecctl.c rev 1.88).
-            ctx.say("".join(f"{line}\n" for line in _ipsecctl_verbose(ctx, opts["f"])))
-        code = _ipsecctl_load(ctx, opts["f"], "n" in opts) or code
+        code = _ipsecctl_load(ctx, opts["f"], "n" in opts, "v" in opts) or code
     if show:
         if show in ("sa", "all") and not ctx.as_root:
             ctx.warn("ipsecctl: ipsecctl_show: sysctl: Operation not permitted")
@@ -568,27 +563,13 @@ def _ipsecctl(ctx: Ctx, args: list[str]) -> int | None:
     return code
 
 
-def _ipsecctl_verbose(ctx: Ctx, path: str) -> list[str]:
-    """The `C set ...` lines `-v` prints for the ike rules of PATH (ike.c rev 1.85).
-
-    The demo prints them only for a file that parses; the real ipsecctl
-    prints the rules read before a syntax error too.
-    """
-    entry = ctx.state["files"].get(path)
-    if entry is None or not events.readable(entry, ctx.as_root) or \
-            events.secrecy_error(path, entry, ctx.as_root):
-        return []
-    psks: dict[str, str] = {}
-    net = events.net(ctx.state)
-    try:
-        conf = read_ipsecconf(entry["text"], path, net.exists, net.lookup, psks)
-    except IpsecConfError:
-        return []
-    return conf.nvf_lines(psks)
-
-
-def _ipsecctl_load(ctx: Ctx, path: str, noaction: bool) -> int:
-    lines, code = events.load_ipsecconf(ctx.state, ctx.as_root, path, noaction)
+def _ipsecctl_load(ctx: Ctx, path: str, noaction: bool, verbose: bool) -> int:
+    rules: list[str] | None = [] if verbose else None
+    lines, code = events.load_ipsecconf(ctx.state, ctx.as_root, path, noaction, rules)
+    if rules is not None:
+        # ipsecctl_add_rule() prints each rule as parse.y reads it, before
+        # anything is loaded (ipsecctl.c rev 1.88).
+        ctx.say("".join(f"{line}\n" for line in rules))
     ctx.err.extend(f"{line}\n" for line in lines)
     if code == 2:  # err(3) from pfkey_init() or the FIFO: ipsecctl stops there
         raise _Exit(1)

@@ -341,12 +341,15 @@ def secrecy_error(path: str, entry: JsonObject, as_root: bool) -> str | None:
 
 
 def load_ipsecconf(state: State, as_root: bool, path: str = IPSEC_CONF,
-                   noaction: bool = False) -> tuple[list[str], int]:
-    """`ipsecctl [-n] -f PATH`: (stderr lines, code); code 2 = err(3) exit 1 at once.
+                   noaction: bool = False,
+                   verbose: list[str] | None = None) -> tuple[list[str], int]:
+    """`ipsecctl [-n] [-v] -f PATH`: (stderr lines, code); code 2 = err(3) exit 1 at once.
 
     Order of ipsecctl_rules(): parse_rules() (fopen, check_file_secrecy, the
     grammar), then ipsecctl_commit(): pfkey_init(), then the isakmpd FIFO for
-    ike rules.
+    ike rules.  VERBOSE, when given, gets the `C set ...` lines -v prints for the
+    ike rules (ike.c rev 1.85): the demo prints them only for a file that parses;
+    the real ipsecctl prints the rules read before a syntax error too.
     """
     failed = "ipsecctl: Syntax error in config file: ipsec rules not loaded"
     entry = state["files"].get(path)
@@ -359,10 +362,14 @@ def load_ipsecconf(state: State, as_root: bool, path: str = IPSEC_CONF,
         return [f"ipsecctl: {secrecy}",
                 "ipsecctl: cannot open the main config file!: Undefined error: 0",
                 failed], 1
+    psks: dict[str, str] = {}
+    interfaces = net(state)
     try:
-        conf = read_ipsecconf(entry["text"], path, net(state).exists, net(state).lookup)
+        conf = read_ipsecconf(entry["text"], path, interfaces.exists, interfaces.lookup, psks)
     except IpsecConfError as exc:
         return [*exc.errors, failed], 1
+    if verbose is not None:
+        verbose.extend(conf.nvf_lines(psks))
     if noaction:
         return [], 0
     if not as_root:
