@@ -342,7 +342,7 @@ _INT_FIELDS = ("ppp_id", "ctrl_id", "call_id", "port", "bytes_in", "bytes_out",
                "packets_in", "packets_out", "duration_s")
 
 
-def _event(kind: str, source: str, m: re.Match[str], line: SyslogLine) -> Event | None:
+def _event(kind: str, source: str, m: re.Match[str], line: SyslogLine) -> Event:
     fields: dict[str, object] = {}
     for name, value in m.groupdict().items():
         if value is None or name == "tunnel":
@@ -370,9 +370,7 @@ def parse_line(text: str, reference: datetime) -> Record:
     for kind, source, pattern in patterns:
         m = pattern.fullmatch(line.message)
         if m is not None:
-            event = _event(kind, source, m, line)
-            if event is not None:
-                return event
+            return _event(kind, source, m, line)
     return Unread("unmatched", text, line)
 
 

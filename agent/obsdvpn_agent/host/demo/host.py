@@ -16,6 +16,7 @@ from ..base import (
     Process,
 )
 from . import commands, daemons, events
+from .syslog import DAEMON_LOG
 from .state import JsonObject, StateStore
 
 BACKUP_SUFFIX = ".obsdvpn-agent.bak"  # the same backup name the local host keeps
@@ -24,11 +25,11 @@ BACKUP_SUFFIX = ".obsdvpn-agent.bak"  # the same backup name the local host keep
 # missing one gets (etc/Makefile and the daemons' man pages: pf.conf and
 # ipsec.conf 600, npppd-users 600, /var/log/daemon 640 per newsyslog.conf).
 WRITABLE = {events.PF_CONF: 0o600, events.IPSEC_CONF: 0o600, events.NPPPD_CONF: 0o640,
-            events.NPPPD_USERS: 0o600, events.SYSCTL_CONF: 0o644, "/var/log/daemon": 0o640}
+            events.NPPPD_USERS: 0o600, events.SYSCTL_CONF: 0o644, DAEMON_LOG: 0o640}
 LOADERS = {events.PF_CONF: "pfctl -f /etc/pf.conf",
            events.IPSEC_CONF: "ipsecctl -f /etc/ipsec.conf",
            events.SYSCTL_CONF: "sysctl NAME=VALUE, or demo reboot",
-           "/var/log/daemon": "nothing: syslogd appends to it"}
+           DAEMON_LOG: "nothing: syslogd appends to it"}
 MAX_WRITE_BYTES = 1024 * 1024
 
 
