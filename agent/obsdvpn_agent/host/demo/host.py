@@ -16,8 +16,8 @@ from ..base import (
     Process,
 )
 from . import commands, daemons, events
-from .syslog import DAEMON_LOG
 from .state import JsonObject, StateStore
+from .syslog import DAEMON_LOG
 
 BACKUP_SUFFIX = ".obsdvpn-agent.bak"  # the same backup name the local host keeps
 
