@@ -5,6 +5,7 @@ families of the log counters."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,7 @@ def test_demo_full_pool_is_logged(demo) -> None:
 
 def test_log_families() -> None:
     records = list(parse_lines(Path(LOG).read_text().splitlines(),
-                               __import__("datetime").datetime(2026, 11, 29)))
+                               datetime(2026, 11, 29)))
     counts = update_counts(LogCounts(), records, ("carol", "kim"))
 
     class C:

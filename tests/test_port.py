@@ -67,7 +67,6 @@ def plist_lines(names: list[str], version: str) -> list[str]:
     # a module directory's ${MODPY_PYCACHE} directory is a line of its own
     dirs |= {f.rsplit("${MODPY_PYCACHE}", 1)[0] + "${MODPY_PYCACHE}/"
              for f in files if "${MODPY_PYCACHE}" in f}
-    dirs = {d.replace("${MODPY_PYCACHE}/", "${MODPY_PYCACHE}/") for d in dirs}
     lines = [f"@man {f}" if f.startswith("man/") else f for f in files | dirs]
     return sorted(lines, key=sort_key)
 
