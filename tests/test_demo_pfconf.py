@@ -28,6 +28,7 @@ from obsdvpn_agent.host.demo.pfconf import (
     skipped,
 )
 from obsdvpn_agent.parsers import pfctl
+from test_pfpath import CASES, PATH
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NET = Net({"vio0": ["192.0.2.1"], "lo0": ["127.0.0.1"], "enc0": []},
@@ -173,7 +174,6 @@ def test_ipsec_conf_errors(text, error):
 # --- inline anchors, set skip, pfctl -a '*' -sr and -sI -v ---------------------------
 
 
-PATH = FIXTURES / "pfctl" / "path"
 # The host of the path fixtures (tests/fixtures/SOURCES.md, "pf path").
 PATH_NET = Net({"vio0": ["192.0.2.1"], "lo0": ["127.0.0.1"], "enc0": [], "pflog0": []},
                {"egress": ["vio0"], "lo": ["lo0"], "enc": ["enc0"]})
@@ -277,14 +277,9 @@ def test_demo_pfctl_a_star_sr_and_si_v(tmp_path):
 # --- the demo kernel ---------------------------------------------------------------
 
 PACKETS = client_packets("vio0", "192.0.2.1", "10.0.0.0/24", "pppx0")
-EXPECTED_BLOCKED = {
-    "broken-block-in-all": {"ike", "nat-t", "esp", "l2tp", "ppp-in"},
-    "broken-block-esp-quick": {"esp"},
-    "broken-no-nat-t": {"nat-t"},
-    "broken-later-block": {"ike", "nat-t", "esp"},
-    "broken-no-pppx": {"ppp-in"},
-    "broken-no-nat": {"nat-out"},
-}
+# What each fixture blocks, as tests/test_pfpath.py expects the engine to judge it.
+EXPECTED_BLOCKED = {name: {k for k, v in case.items() if v == "block"}
+                    for name, case in CASES.items()}
 
 
 def kernel(entries, net=PATH_NET) -> dict[str, bool]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLES, sample_files
+from conftest import SAMPLES, sample_files, sample_id
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.ifconfig import (
     Inet6Address,
@@ -61,18 +61,15 @@ EXPECTED = {
 }
 
 
-def rel(path: Path) -> str:
-    return path.relative_to(SAMPLES).as_posix()
-
 
 def test_every_sample_has_expectations():
     assert SAMPLE_FILES, f"no samples under {SAMPLES}"
-    assert {rel(p) for p in SAMPLE_FILES} == set(EXPECTED)
+    assert {sample_id(p) for p in SAMPLE_FILES} == set(EXPECTED)
 
 
-@pytest.mark.parametrize("path", SAMPLE_FILES, ids=rel)
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=sample_id)
 def test_sample(path: Path):
-    assert parse_ifconfig(path.read_text()) == EXPECTED[rel(path)]
+    assert parse_ifconfig(path.read_text()) == EXPECTED[sample_id(path)]
 
 
 def test_group_output_with_several_sessions():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLES, sample_files
+from conftest import SAMPLES, sample_files, sample_id
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.ipsecctl import (
     IpsecFlow,
@@ -22,9 +22,6 @@ SAMPLE_FILES = sample_files("ipsecctl/**/*.txt", "derived/ipsecctl/*.txt",
 # `ipsecctl -nv -f` output made of isakmpd FIFO commands only: not `-s` output at all.
 NOT_SHOW_OUTPUT = {"ipsecctl/regress-nvf/ike1.ok.txt"}
 
-
-def rel(path: Path) -> str:
-    return path.relative_to(SAMPLES).as_posix()
 
 
 def flow(satype="esp", direction="in", proto=None, src="", src_port=None, dst="",
@@ -175,28 +172,28 @@ EXPECTED = {
 
 def test_every_sample_has_expectations():
     assert SAMPLE_FILES, f"no samples under {SAMPLES}"
-    assert {rel(p) for p in SAMPLE_FILES} == set(EXPECTED) | NOT_SHOW_OUTPUT
+    assert {sample_id(p) for p in SAMPLE_FILES} == set(EXPECTED) | NOT_SHOW_OUTPUT
 
 
-@pytest.mark.parametrize("path", SAMPLE_FILES, ids=rel)
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=sample_id)
 def test_sample(path: Path):
     text = path.read_text()
-    if rel(path) in NOT_SHOW_OUTPUT:
+    if sample_id(path) in NOT_SHOW_OUTPUT:
         # ike rules become `C set [...]` isakmpd FIFO commands, which `-s` never prints.
         # Reading them as "no flows, no SAs" would hide a wrong command, so refuse.
         with pytest.raises(ParseError) as err:
             parse_sa(text)
         assert err.value.lineno == 1 and "-nv -f" in err.value.reason
         return
-    parser, expected = EXPECTED[rel(path)]
+    parser, expected = EXPECTED[sample_id(path)]
     assert parser(text) == expected
     # parse_sa takes bare -sf/-ss output too.
     assert parse_sa(text) == expected
 
 
-@pytest.mark.parametrize("path", SAMPLE_FILES, ids=rel)
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=sample_id)
 def test_no_key_material_is_kept(path: Path):
-    if rel(path) in NOT_SHOW_OUTPUT:
+    if sample_id(path) in NOT_SHOW_OUTPUT:
         return
     shown = repr(parse_sa(path.read_text()))
     for secret in ("aaaaaaaa", "eeeeeeee", "HASHKEY", "ENCKEY", "authkey", "enckey"):

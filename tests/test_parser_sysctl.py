@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import SAMPLES, sample_files
+from conftest import SAMPLES, sample_files, sample_id
 from obsdvpn_agent.parsers import ParseError
 from obsdvpn_agent.parsers.sysctl import (
     SysctlChange,
@@ -53,12 +53,12 @@ EXPECTED = {
 
 def test_every_sample_has_expectations():
     assert SAMPLE_FILES, f"no samples under {SAMPLES}"
-    assert {str(p.relative_to(SAMPLES)) for p in SAMPLE_FILES} == set(EXPECTED)
+    assert {sample_id(p) for p in SAMPLE_FILES} == set(EXPECTED)
 
 
-@pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: str(p.relative_to(SAMPLES)))
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=sample_id)
 def test_sample(path):
-    parse, expected = EXPECTED[str(path.relative_to(SAMPLES))]
+    parse, expected = EXPECTED[sample_id(path)]
     assert parse(path.read_text()) == expected
 
 
