@@ -93,11 +93,19 @@ class ServeProcess:
     `serve -v` would otherwise block on a full pipe) and keep them for the test.
     """
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None,
+                 nofile: int | None = None) -> None:
         full_env = dict(os.environ)
         full_env.pop("OBSDVPN_AGENT_CONFIG", None)
         full_env.update(env or {})
-        self.proc = subprocess.Popen([sys.executable, "-m", "obsdvpn_agent", *args],
+        # nofile: RLIMIT_NOFILE, set by the new interpreter itself (preexec_fn is
+        # unsafe with threads); serve's collection children inherit it.
+        start = ["-m", "obsdvpn_agent"] if nofile is None else [
+            "-c", "import resource, runpy, sys\n"
+                  f"resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, {nofile}))\n"
+                  "sys.argv[0] = 'obsdvpn-agent'\n"
+                  "runpy.run_module('obsdvpn_agent', run_name='__main__', alter_sys=True)\n"]
+        self.proc = subprocess.Popen([sys.executable, *start, *args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=full_env)
         self._lines: list[str] = []

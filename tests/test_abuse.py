@@ -11,48 +11,28 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, sample_snapshot_document
+from conftest import ServeProcess, run_cli, sample_snapshot_document
 from obsdvpn_agent.host.demo.events import fresh_state
 
 # --- serve as a separate process -----------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(args: list[str], nofile: int | None = None) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
-
-    # The limit is set by the new interpreter itself (preexec_fn is unsafe with threads);
-    # serve's collection children inherit it.
-    start = ("import resource, runpy, sys\n"
-             f"n = {nofile!r}\n"
-             "if n: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))\n"
-             "sys.argv[0] = 'obsdvpn-agent'\n"
-             "runpy.run_module('obsdvpn_agent', run_name='__main__', alter_sys=True)\n")
-    proc = subprocess.Popen([sys.executable, "-c", start, *args, "serve", "--listen",
-                             f"127.0.0.1:{port}", "--interval", "0.3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if _scrape(port)[0] == 200:
-                return proc, port
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"serve did not start: {proc.stderr.read() if proc.stderr else ''}")
-        time.sleep(0.1)
+def _serve(args: list[str], nofile: int | None = None) -> tuple[ServeProcess, int]:
+    """serve, collecting every 0.3 s, once it answers a scrape."""
+    serve = ServeProcess(*args, "serve", "--listen", "127.0.0.1:0", "--interval", "0.3",
+                         nofile=nofile)
+    try:
+        port = serve.port
+        assert _scrape(port)[0] == 200
+    except BaseException:
+        serve.stop(signal.SIGKILL)
+        raise
+    return serve, port
 
 
 def _scrape(port: int, path: str = "/metrics") -> tuple[int, str]:
@@ -77,13 +57,10 @@ def _threads(pid: int) -> int:
     raise AssertionError("no Threads: line")
 
 
-def _stop(proc: subprocess.Popen) -> str:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        assert proc.wait(timeout=15) == 0
-    finally:
-        proc.kill()
-    return proc.stderr.read() if proc.stderr else ""
+def _stop(serve: ServeProcess) -> str:
+    err = serve.stop()
+    assert serve.proc.returncode == 0, err
+    return err
 
 
 class SlowClients:
@@ -130,7 +107,8 @@ def test_serve_with_128_descriptors_and_200_slow_clients_keeps_collecting(tmp_pa
     every scrape is answered, collections go on (a change shows up), the thread count stays
     bounded and /metrics never says UNKNOWN for lack of descriptors."""
     state = tmp_path / "demo.json"
-    proc, port = _serve(["--demo-state", str(state)], nofile=128)
+    serve, port = _serve(["--demo-state", str(state)], nofile=128)
+    proc = serve.proc
     slow = None
     try:
         slow = SlowClients(port, 200)
@@ -157,7 +135,7 @@ def test_serve_with_128_descriptors_and_200_slow_clients_keeps_collecting(tmp_pa
     finally:
         if slow:
             slow.close()
-        err = _stop(proc)
+        err = _stop(serve)
     assert "Too many open files" not in err and "Traceback" not in err
 
 
@@ -167,7 +145,8 @@ def test_sighup_storm_during_collections_never_breaks_serve(tmp_path):
     conf = tmp_path / "agent.conf"
     good = '[vpn]\nnetwork = "10.0.0.0/24"\n'
     conf.write_text(good)
-    proc, port = _serve(["--config", str(conf), "--demo-state", str(tmp_path / "d.json")])
+    serve, port = _serve(["--config", str(conf), "--demo-state", str(tmp_path / "d.json")])
+    proc = serve.proc
     try:
         for i in range(30):
             conf.write_text(good if i % 2 else "[commands]\ntimeout = nan\n")
@@ -182,7 +161,7 @@ def test_sighup_storm_during_collections_never_breaks_serve(tmp_path):
         assert status == 200 and _sample(body, "obsdvpn_status ") != "3.0"
         assert proc.poll() is None
     finally:
-        err = _stop(proc)
+        err = _stop(serve)
     assert "configuration not reloaded" in err and "commands.timeout" in err
     assert "Traceback" not in err
 
