@@ -33,6 +33,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import FIXTURES
 
 GOLDEN = FIXTURES / "golden" / "demo-metrics.prom"
@@ -80,8 +82,14 @@ def demo_exposition(tmp: Path) -> str:
     return normalise(p.stdout)
 
 
-def test_demo_exposition_matches_the_golden_file(tmp_path):
-    got = demo_exposition(tmp_path)
+@pytest.fixture(scope="module")
+def exposition(tmp_path_factory) -> str:
+    """One demo exposition for the golden comparison and the determinism test."""
+    return demo_exposition(tmp_path_factory.mktemp("golden"))
+
+
+def test_demo_exposition_matches_the_golden_file(exposition):
+    got = exposition
     if REGENERATE:
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN.write_text(got)
@@ -94,10 +102,10 @@ def test_demo_exposition_matches_the_golden_file(tmp_path):
                          f"OBSDVPN_REGEN_GOLDEN=1 (make golden) and review:\n{diff}")
 
 
-def test_the_exposition_is_deterministic(tmp_path):
+def test_the_exposition_is_deterministic(tmp_path, exposition):
     # Two runs from scratch give the same bytes: nothing but the normalised durations
     # depends on the machine or the moment.
-    first = demo_exposition(tmp_path / "one")
+    first = exposition
     assert demo_exposition(tmp_path / "two") == first
     assert "obsdvpn_last_collection_timestamp_seconds 1.71457e+09\n" in first
 
