@@ -15,45 +15,33 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from collection import make_snapshot  # bench/collection.py: demo reset, then snapshot
+
 from obsdvpn_agent.parsers import ifconfig, ipsecctl, npppctl, npppd_users
 
 DEFAULT_SIZES = (1000, 10000, 20000)
 RUNS = 3
 
-# argv[0] (or the file path) -> the parser the probes apply to it.
+# The command line (or the file path) -> the parser the probes apply to it.  The
+# whole line: the agent runs ipsecctl twice (-sa and -nvf), ifconfig twice.
 PARSERS: dict[str, Callable[[str], object]] = {
-    "/sbin/ipsecctl": ipsecctl.parse_sa,
-    "/usr/sbin/npppctl": npppctl.parse_session_all,
-    "/sbin/ifconfig": ifconfig.parse_ifconfig,
+    "/sbin/ipsecctl -sa": ipsecctl.parse_sa,
+    "/usr/sbin/npppctl -n session all": npppctl.parse_session_all,
+    "/sbin/ifconfig pppx": ifconfig.parse_ifconfig,
     "/etc/npppd/npppd-users": npppd_users.parse_usernames,
 }
 
 
-def agent_argv() -> list[str]:
-    script = Path(sys.executable).parent / "obsdvpn-agent"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "obsdvpn_agent"]
-
-
-def make_snapshot(n: int, work: Path) -> Path:
-    """DIR/snapshot.json of a demo host of N sessions; returns DIR."""
-    state, snap = work / f"demo-{n}.json", work / f"snap-{n}"
-    subprocess.run(agent_argv() + ["--demo-state", str(state), "demo", "reset",
-                                   "--sessions", str(n)], check=True, capture_output=True)
-    subprocess.run(agent_argv() + ["--demo-state", str(state), "snapshot", str(snap)],
-                   check=True, capture_output=True)
-    return snap
-
-
 def inputs(snapshot: Path) -> dict[str, str]:
     doc = json.loads((snapshot / "snapshot.json").read_text())
-    texts = {c["argv"][0]: c["stdout"] for c in doc["commands"] if c["argv"][0] in PARSERS}
+    texts = {" ".join(c["argv"]): c["stdout"] for c in doc["commands"]
+             if " ".join(c["argv"]) in PARSERS}
     texts.update({f["path"]: f["content"] for f in doc["files"]
                   if f["path"] in PARSERS and "content" in f})
     return texts
@@ -73,7 +61,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="obsdvpn-bench-parsers.") as tmp:
         times: dict[int, dict[str, float]] = {}
         for n in sizes:
-            texts = inputs(make_snapshot(n, Path(tmp)))
+            texts = inputs(make_snapshot(n, Path(tmp))[1])
             times[n] = {what: best_of(PARSERS[what], text) for what, text in texts.items()}
     print("| parser | " + " | ".join(f"{n} sessions" for n in sizes) + " | growth |")
     print("|---|" + "---:|" * (len(sizes) + 1))
