@@ -29,7 +29,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from test_e2e_prometheus import agent, agent_argv, free_port, http_get, wait_for
+from test_e2e_prometheus import Procs, agent, http_get, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "dashboards" / "obsdvpn-alerts.yml"
@@ -152,57 +152,6 @@ class Webhook:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-class Procs:
-    """Processes of one test module, each in its own process group, with a log."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.logs: list[Path] = []
-
-    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        log = self.tmp / f"{name}.log"
-        self.logs.append(log)
-        with open(log, "wb") as f:
-            p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
-        self.procs.append(p)
-        return p
-
-    def on_free_port(self, name: str, argv: Callable[[int], list[str]],
-                     ready: Callable[[str], bool]) -> str:
-        """Start a server that cannot take port 0: pick a free port (bind, release),
-        and if another process took it meanwhile, try again with a new one."""
-        for attempt in range(3):
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            p = self.spawn(f"{name}-{attempt}", argv(port))
-            end = time.monotonic() + 30
-            while time.monotonic() < end and p.poll() is None:
-                try:
-                    if ready(url):
-                        return url
-                except OSError:
-                    pass
-                time.sleep(0.2)
-            log = self.logs[-1].read_text()
-            if p.poll() is not None and "address already in use" in log:
-                continue
-            pytest.fail(f"{name} did not start:\n{log[-3000:]}")
-        pytest.fail(f"{name}: no free port after 3 attempts")
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
 
 
 def start_alertmanager(procs: Procs, webhook: Webhook) -> str:
@@ -375,15 +324,7 @@ class Fleet:
         self.prom = ""
 
     def start(self) -> None:
-        for host, state in self.state.items():
-            self.procs.spawn(f"agent-{host}", [*agent_argv(), "--demo-state", str(state),
-                                               "serve", "--listen", "127.0.0.1:0",
-                                               "--interval", "1"])
-        for host, log in zip(self.HOSTS, self.procs.logs):
-            m = wait_for(f"agent {host} to say where it listens", lambda log=log: re.search(
-                r"on http://(127\.0\.0\.1:\d+)/metrics", log.read_text()), 20,
-                tuple(self.procs.logs))
-            self.instance[host] = m.group(1)
+        self.instance = self.procs.agents(self.state)
         self.am = start_alertmanager(self.procs, self.webhook)
         rules = self.tmp / "obsdvpn-alerts-scaled.yml"
         rules.write_text(scaled_rules(RULES.read_text()))

@@ -24,12 +24,13 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from conftest import free_port
-from test_dashboard import dashboard_queries, load_dashboard, panels, substitute
+from test_dashboard import dashboard_queries, load_dashboard, overview_panel, panels, substitute
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "dashboards" / "obsdvpn-alerts.yml"
@@ -94,38 +95,92 @@ def test_fast_rules_rewrite_only_the_durations() -> None:
     assert strip(fast) == strip(text)
 
 
+class Procs:
+    """Processes of one test module, each in its own process group, with a log."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+
+    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = self.tmp / f"{name}.log"
+        self.logs.append(log)
+        with open(log, "wb") as f:
+            # own process group: nothing is left behind if the process forks
+            p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def agents(self, states: dict[str, Path]) -> dict[str, str]:
+        """`serve --listen 127.0.0.1:0` for each demo host: host -> the address it bound."""
+        logs = {host: self.tmp / f"agent-{host}.log" for host in states}
+        for host, state in states.items():
+            self.spawn(f"agent-{host}", [*agent_argv(), "--demo-state", str(state), "serve",
+                                         "--listen", "127.0.0.1:0", "--interval", "1"])
+        instance = {}
+        for host, log in logs.items():
+            # serve logs `serving ... on http://127.0.0.1:PORT/metrics` once it listens.
+            port = wait_for(f"agent {host} to report its port",
+                            lambda log=log: SERVING.search(log.read_text()), 20,
+                            tuple(self.logs))
+            instance[host] = f"127.0.0.1:{port.group(1)}"
+        return instance
+
+    def on_free_port(self, name: str, argv: Callable[[int], list[str]],
+                     ready: Callable[[str], bool]) -> str:
+        """Start a server that cannot take port 0: pick a free port (bind, release),
+        and if another process took it meanwhile, try again with a new one."""
+        for attempt in range(3):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            p = self.spawn(f"{name}-{attempt}", argv(port))
+            end = time.monotonic() + 30
+            while time.monotonic() < end and p.poll() is None:
+                try:
+                    if ready(url):
+                        return url
+                except OSError:
+                    pass
+                time.sleep(0.2)
+            log = self.logs[-1].read_text()
+            if p.poll() is not None and "address already in use" in log:
+                continue
+            pytest.fail(f"{name} did not start:\n{log[-3000:]}")
+        pytest.fail(f"{name}: no free port after 3 attempts")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, 9)
+                p.wait(5)
+
+
 class Stack:
     """Two demo agents (hosts a and b) and Prometheus scraping them."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.procs: list[subprocess.Popen] = []
-        self.logs: list[Path] = []
+        self.procs = Procs(tmp)
         self.state = {h: tmp / f"{h}.json" for h in ("a", "b")}
         self.instance: dict[str, str] = {}
         self.prom = ""
 
-    def spawn(self, name: str, argv: list[str]) -> None:
-        log = self.tmp / f"{name}.log"
-        self.logs.append(log)
-        with open(log, "wb") as f:
-            # own process group: nothing is left behind if the process forks
-            self.procs.append(subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
-                                               stdin=subprocess.DEVNULL,
-                                               start_new_session=True))
+    @property
+    def logs(self) -> list[Path]:
+        return self.procs.logs
 
     def start(self) -> None:
         prometheus = shutil.which("prometheus")
         assert prometheus, "prometheus not found: install Debian's prometheus package " \
                            "(`make deps`)"
-        for host, state in self.state.items():
-            self.spawn(f"agent-{host}", [*agent_argv(), "--demo-state", str(state), "serve",
-                                         "--listen", "127.0.0.1:0", "--interval", "1"])
-        for host, log in zip(self.state, self.logs):
-            # serve logs `serving ... on http://127.0.0.1:PORT/metrics` once it listens.
-            port = wait_for(f"agent {host} to report its port",
-                            lambda log=log: SERVING.search(log.read_text()), 20, (log,))
-            self.instance[host] = f"127.0.0.1:{port.group(1)}"
+        self.instance = self.procs.agents(self.state)
         for host in self.state:
             wait_for(f"agent {host} to serve /metrics", lambda h=host: b"obsdvpn_build_info" in
                      http_get(f"http://{self.instance[h]}/metrics"), 20, tuple(self.logs))
@@ -140,12 +195,10 @@ class Stack:
             "scrape_configs": [{"job_name": "obsdvpn", "static_configs": [
                 {"targets": [self.instance["a"], self.instance["b"]]}]}],
         }, indent=2))
-        port = free_port()
-        self.prom = f"http://127.0.0.1:{port}"
-        self.spawn("prometheus", [prometheus, f"--config.file={config}",
-                                  f"--storage.tsdb.path={self.tmp / 'tsdb'}",
-                                  f"--web.listen-address=127.0.0.1:{port}",
-                                  "--log.level=warn"])
+        self.prom = self.procs.on_free_port("prometheus", lambda port: [
+            prometheus, f"--config.file={config}", f"--storage.tsdb.path={self.tmp / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            lambda url: http_get(f"{url}/-/ready") != b"")
 
         def both_up():
             targets = self.api("targets")["activeTargets"]
@@ -165,15 +218,7 @@ class Stack:
         return [a["labels"] for a in self.api("alerts")["alerts"] if a["state"] == state]
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, 9)
-                p.wait(5)
+        self.procs.stop()
 
 
 @pytest.fixture(scope="module")
@@ -203,8 +248,7 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     wait_for("every dashboard query to return data", lambda: not empty(), 20)
     assert not empty()
     # the overview table has one line per host: each of its queries one series per host
-    overview = min((p for p in panels(load_dashboard())),
-                   key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"]))
+    overview = overview_panel(load_dashboard())
     for t in overview["targets"]:
         rows = stack.query(substitute(t["expr"]))
         assert sorted(r["metric"]["instance"] for r in rows) == sorted(stack.instance.values())
