@@ -38,14 +38,19 @@ class _Fixed(Collector):
         return iter(self.fams)
 
 
-def _reference(fams: list, openmetrics: bool) -> bytes:
+def client_exposition(fams: list, openmetrics: bool) -> bytes:
+    """What prometheus_client renders for these families (OpenMetrics with its `# EOF`)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Fixed(fams))
+    return (generate_openmetrics if openmetrics else generate_latest)(registry)
+
+
+def _reference(fams: list, openmetrics: bool) -> bytes:
+    body = client_exposition(fams, openmetrics)
     if openmetrics:
-        body = generate_openmetrics(registry)
         assert body.endswith(b"# EOF\n")
         return body[:-len(b"# EOF\n")]
-    return generate_latest(registry)
+    return body
 
 
 def _ours(fams: list[Family], openmetrics: bool = False) -> bytes:
@@ -60,7 +65,7 @@ def _as_family(fam) -> Family:
                   [(tuple(s.labels[n] for n in names), s.value) for s in fam.samples])
 
 
-def _client_family(kind: str, name: str, doc: str, labelnames: list[str], samples) -> object:
+def client_family(kind: str, name: str, doc: str, labelnames: list[str], samples) -> object:
     cls = GaugeMetricFamily if kind == "gauge" else CounterMetricFamily
     fam = cls(name, doc, labels=labelnames)
     for values, value in samples:
@@ -90,7 +95,7 @@ def family_specs(draw):
 @settings(max_examples=300, derandomize=True, database=None, deadline=None)
 @given(st.lists(family_specs(), max_size=4, unique_by=lambda f: f[1]), st.booleans())
 def test_same_bytes_as_prometheus_client(specs, openmetrics):
-    client = [_client_family(*spec) for spec in specs]
+    client = [client_family(*spec) for spec in specs]
     ours = [Family(name, kind, doc, tuple(labelnames), samples)
             for kind, name, doc, labelnames, samples in specs]
     assert _ours(ours, openmetrics) == _reference(client, openmetrics)
@@ -109,7 +114,7 @@ def test_same_bytes_for_the_session_families_of_a_demo_host():
     facts = with_fact(nothing, "npppctl.sessions", sessions)
     fams = metrics._sessions(facts)
     assert len(fams) == 7 and sum(len(f.samples) for f in fams) == 1 + 6 * 301
-    client = [_client_family(f.kind, f.name, f.documentation, list(f.labelnames), f.samples)
+    client = [client_family(f.kind, f.name, f.documentation, list(f.labelnames), f.samples)
               for f in fams]
     for openmetrics in (False, True):
         assert _ours(fams, openmetrics) == _reference(client, openmetrics)

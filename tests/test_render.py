@@ -7,10 +7,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.exposition import generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
-from prometheus_client.registry import Collector, CollectorRegistry
 
 from obsdvpn_agent.checks import evaluate
 from obsdvpn_agent.config import Config
@@ -19,14 +15,7 @@ from obsdvpn_agent.host.demo.host import DemoHost
 from obsdvpn_agent.host.demo.state import StateStore
 from obsdvpn_agent.metrics import families, render, render_pieces
 from obsdvpn_agent.probes import gather
-
-
-class _All(Collector):
-    def __init__(self, fams):
-        self.fams = fams
-
-    def collect(self):
-        return iter(self.fams)
+from test_exposition import client_exposition, client_family
 
 
 def _by_prometheus_client(facts, results, cfg, openmetrics):
@@ -35,15 +24,9 @@ def _by_prometheus_client(facts, results, cfg, openmetrics):
         if not isinstance(item, tuple):
             fams.append(item)
             continue
-        for f in item:
-            kind = GaugeMetricFamily if f.kind == "gauge" else CounterMetricFamily
-            m = kind(f.name, f.documentation, labels=list(f.labelnames))
-            for values, value in f.samples:
-                m.add_metric(list(values), value)
-            fams.append(m)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_All(fams))
-    return (generate_openmetrics if openmetrics else generate_latest)(registry)
+        fams += [client_family(f.kind, f.name, f.documentation, list(f.labelnames), f.samples)
+                 for f in item]
+    return client_exposition(fams, openmetrics)
 
 
 @pytest.mark.parametrize("sessions", [0, 3, 250])
