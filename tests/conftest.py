@@ -54,12 +54,18 @@ def fixture(rel: str) -> str:
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 60,
-            input: str | None = None) -> subprocess.CompletedProcess:
-    """Run `obsdvpn-agent ARGS` in a new process, as cron would."""
+            input: str | bytes | None = None) -> subprocess.CompletedProcess:
+    """Run `obsdvpn-agent ARGS` in a new process, as cron would.  Bytes on stdin go
+    as they are (any byte); stdout and stderr come back as text either way."""
     full_env = dict(os.environ)
     full_env.pop("OBSDVPN_AGENT_CONFIG", None)
     if env:
         full_env.update(env)
+    if isinstance(input, bytes):
+        p = subprocess.run([sys.executable, "-m", "obsdvpn_agent", *args], check=False,
+                           capture_output=True, timeout=timeout, env=full_env, input=input)
+        return subprocess.CompletedProcess(p.args, p.returncode, p.stdout.decode(),
+                                           p.stderr.decode())
     return subprocess.run([sys.executable, "-m", "obsdvpn_agent", *args], check=False,
                           capture_output=True, text=True, timeout=timeout, env=full_env,
                           input=input)

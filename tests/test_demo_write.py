@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
+from conftest import run_cli
 from obsdvpn_agent.host.demo import DemoHost
 
 
 def agent(state: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "obsdvpn_agent", "--demo-state", str(state),
-                           *args], input=stdin, capture_output=True, timeout=60, check=False)
-    return subprocess.CompletedProcess(proc.args, proc.returncode,
-                                       proc.stdout.decode(), proc.stderr.decode())
+    return run_cli("--demo-state", str(state), *args, input=stdin)
 
 
 NEW_PF = b"""\
