@@ -183,8 +183,7 @@ def _match_interface(rule: PfRule, p: _Packet) -> tuple[str, str]:
     # `any`: pf_if.c pfi_kif_alloc() PFI_IFLAG_ANY, every interface but loopback.
     if name == "any" or name == p.ifname or name in p.groups:
         res = YES
-    elif p.ifname is None and any(re.fullmatch(re.escape(g) + "[0-9]+", name)
-                                  for g in p.groups if g != "all"):
+    elif p.ifname is None and _unit_of(name, p.groups):
         return SOME, f"`on {name}` is one session's interface, not every client's"
     elif p.ifname is not None and name == p.ifname.rstrip("0123456789") and name not in p.groups:
         return SOME, f"whether {p.ifname} is in an interface group {name} is not known"
@@ -482,12 +481,17 @@ def _end(o: _Outcome, p: _Packet) -> tuple[Decision, str, str]:
     return decision, shown, why
 
 
+def _unit_of(name: str, groups: frozenset[str]) -> bool:
+    """Whether NAME is one unit of a driver group (pppx3 of pppx): one session's
+    interface, when the packet stands for every client's."""
+    return any(re.fullmatch(re.escape(g) + "[0-9]+", name) for g in groups if g != "all")
+
+
 def _evaluate(rules: PfRuleTree, p: _Packet, skipped: frozenset[str],
               egress: EgressInterface | None) -> PacketVerdict:
     names = {p.ifname} if p.ifname else set()
     hit = sorted((names | p.groups) & skipped)
-    partial = [s for s in skipped if p.ifname is None
-               and any(re.fullmatch(re.escape(g) + "[0-9]+", s) for g in p.groups if g != "all")]
+    partial = [s for s in skipped if p.ifname is None and _unit_of(s, p.groups)]
     if hit:
         where = p.ifname or next(g for g in sorted(p.groups) if g != "all")
         if p.needs_nat:
