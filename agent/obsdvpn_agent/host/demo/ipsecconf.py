@@ -321,7 +321,6 @@ def _ike(toks: list[str], egress_ok: Callable[[str], bool],
         raise _Error()
     hosts = _host(toks, egress_ok, lookup)
     ends[second] = (hosts, _port(toks))
-    auth, enc = "hmac-sha2-256", "aes"  # ipsec.conf(5) quick mode defaults
     chosen: dict[tuple[str, str], str] = {}
     peer: list[str] = []
     psk: str | None = None
@@ -339,10 +338,6 @@ def _ike(toks: list[str], egress_ok: Callable[[str], bool],
                 if table is not None and value not in table:
                     raise _Error(f"{value} not a valid transform")
                 chosen[("quick" if word == "quick" else "main", key)] = value
-                if word == "quick" and key == "auth":
-                    auth = value
-                if word == "quick" and key == "enc":
-                    enc = value
         elif word in ("srcid", "dstid", "tag"):
             if not toks:
                 raise _Error()
@@ -355,6 +350,9 @@ def _ike(toks: list[str], egress_ok: Callable[[str], bool],
             pass
         else:
             raise _Error()
+    # ipsec.conf(5) quick mode defaults
+    auth = chosen.get(("quick", "auth"), "hmac-sha2-256")
+    enc = chosen.get(("quick", "enc"), "aes")
     if enc.endswith(("-gcm", "-gmac")) or enc == "chacha20-poly1305":
         auth = ""  # AEAD SAs print no auth part (FORMATS.md 1.3)
     digest = None

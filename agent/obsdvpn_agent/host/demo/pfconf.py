@@ -732,8 +732,7 @@ def compile_pfconf(text: str, filename: str, net: Net) -> Compiled:
             elif head.kind == "w" and head.text == "anchor":
                 opens = toks[-1].kind == "p" and toks[-1].text == "{"
                 body = toks[:-1] if opens else toks
-                if any(t.kind == "p" and t.text == "{" and i == len(body) - 1
-                       for i, t in enumerate(body)):
+                if body and body[-1].kind == "p" and body[-1].text == "{":
                     raise _Error(head.line)
                 try:
                     rule = _Parser(body, net, options["block_policy"]).anchor_rule()
