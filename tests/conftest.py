@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from obsdvpn_agent.parsers.ipsecctl import drop_psk_lines
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 # bench/bench.py holds the load generator the load tests share with the benchmarks.
@@ -226,9 +228,7 @@ def sample_snapshot_document() -> dict:
                 sample("derived/npppctl/session-all-2-sessions-pppx.txt")),
             # root's check reads ipsec.conf's ike rules; the snapshot keeps no PSK line
             cmd(["/sbin/ipsecctl", "-nvf", "/etc/ipsec.conf"],
-                "".join(line for line in fixture(
-                    "ipsecctl/derived-nvf-l2tp-modp2048-vv.txt").splitlines(keepends=True)
-                    if "]:Authentication=" not in line)),
+                drop_psk_lines(fixture("ipsecctl/derived-nvf-l2tp-modp2048-vv.txt"))),
         ],
         "files": [
             {"path": "/etc/ipsec.conf", "exists": True, "mode": "0600", "uid": 0, "gid": 0,
