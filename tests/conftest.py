@@ -73,6 +73,31 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 60,
                           input=input)
 
 
+def one_line_error(p: subprocess.CompletedProcess[str], *words: str) -> str:
+    """The one error line of a refused command (exit 3, nothing on stdout), holding WORDS."""
+    assert p.returncode == 3, (p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr + p.stdout and "internal error" not in p.stderr
+    assert p.stdout == ""
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("obsdvpn-agent: ")
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
+
+
+def set_at(*keys_value):
+    """A change for a JSON document: set doc[k1][k2]... = value (the last argument)."""
+    *keys, value = keys_value
+
+    def change(doc: dict) -> None:
+        target = doc
+        for k in keys[:-1]:
+            target = target[k]
+        target[keys[-1]] = value
+    return change
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port on loopback `host` that nothing listens on right now.
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServeProcess, run_cli, sample_snapshot_document
+from conftest import ServeProcess, one_line_error, run_cli, sample_snapshot_document, set_at
 from obsdvpn_agent.host.demo.events import fresh_state
 
 # --- serve as a separate process -----------------------------------------------------
@@ -175,31 +175,21 @@ def _snapshot(tmp_path: Path, doc: object | None = None, text: str | None = None
     return str(d)
 
 
-def _one_line(p: subprocess.CompletedProcess, *words: str) -> str:
-    assert p.returncode == 3, (p.returncode, p.stdout, p.stderr)
-    assert p.stdout == "" and "Traceback" not in p.stderr and "internal error" not in p.stderr
-    lines = p.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("obsdvpn-agent: "), p.stderr
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    return lines[0]
-
-
 def test_snapshot_nested_too_deep(tmp_path):
     path = _snapshot(tmp_path, text="[" * 100000 + "]" * 100000)
-    _one_line(run_cli("--snapshot", path, "check"), "snapshot.json", "nested too deep")
+    one_line_error(run_cli("--snapshot", path, "check"), "snapshot.json", "nested too deep")
 
 
 def test_snapshot_integer_of_5000_digits(tmp_path):
     doc = json.dumps(sample_snapshot_document())
     text = doc.replace('"returncode": 0', '"returncode": 1' + "0" * 5000, 1)
-    _one_line(run_cli("--snapshot", _snapshot(tmp_path, text=text), "check"), "snapshot.json",
+    one_line_error(run_cli("--snapshot", _snapshot(tmp_path, text=text), "check"), "snapshot.json",
               "4300 digits")
 
 
 def test_snapshot_exit_status_out_of_range(tmp_path):
     doc = _with_command(sample_snapshot_document(), "/sbin/pfctl", "-si", returncode=10**4000)
-    _one_line(run_cli("--snapshot", _snapshot(tmp_path, doc), "check"), "commands[",
+    one_line_error(run_cli("--snapshot", _snapshot(tmp_path, doc), "check"), "commands[",
               "'returncode' must be an integer from -255 to 255")
 
 
@@ -283,38 +273,27 @@ def _state(tmp_path: Path, change) -> Path:  # type: ignore[no-untyped-def]
     return path
 
 
-def _set(*keys_value):  # type: ignore[no-untyped-def]
-    *keys, value = keys_value
-
-    def change(state: dict) -> None:
-        target = state
-        for k in keys[:-1]:
-            target = target[k]
-        target[keys[-1]] = value
-    return change
-
-
 HOSTILE_STATES = [
-    ("sysctl not an object", _set("sysctl", "x"), "'sysctl' must be an object"),
-    ("files a list", _set("files", []), "'files' must be an object"),
-    ("session not an object", _set("sessions", [1]), "'sessions[0]' must be an object"),
+    ("sysctl not an object", set_at("sysctl", "x"), "'sysctl' must be an object"),
+    ("files a list", set_at("files", []), "'files' must be an object"),
+    ("session not an object", set_at("sessions", [1]), "'sessions[0]' must be an object"),
     ("rate a string", lambda s: s["sessions"][0]["rate"].__setitem__(0, "x"),
      "'sessions[0].rate[0]' must be a number"),
-    ("NUL in a sysctl value", _set("sysctl", "net.pipex.enable", "1\0"),
+    ("NUL in a sysctl value", set_at("sysctl", "net.pipex.enable", "1\0"),
      "'sysctl['net.pipex.enable']' holds a NUL byte"),
-    ("NUL in daemon flags", _set("procs", "isakmpd", "flags", "-K\0-v"),
+    ("NUL in daemon flags", set_at("procs", "isakmpd", "flags", "-K\0-v"),
      "'procs['isakmpd'].flags' holds a NUL byte"),
-    ("negative mode", _set("files", "/etc/ipsec.conf", "mode", -1),
+    ("negative mode", set_at("files", "/etc/ipsec.conf", "mode", -1),
      "'files['/etc/ipsec.conf'].mode' must be a file mode from 0 to 0o7777"),
-    ("huge mode", _set("files", "/etc/ipsec.conf", "mode", 2**40),
+    ("huge mode", set_at("files", "/etc/ipsec.conf", "mode", 2**40),
      "'files['/etc/ipsec.conf'].mode' must be a file mode from 0 to 0o7777"),
-    ("float mode", _set("files", "/etc/ipsec.conf", "mode", 384.5),
+    ("float mode", set_at("files", "/etc/ipsec.conf", "mode", 384.5),
      "'files['/etc/ipsec.conf'].mode' must be an integer"),
     ("file without text", lambda s: s["files"]["/etc/pf.conf"].pop("text"),
      "'files['/etc/pf.conf'].text' is missing"),
-    ("pf limits a string", _set("pf", "limits", "states", "many"),
+    ("pf limits a string", set_at("pf", "limits", "states", "many"),
      "'pf.limits['states']' must be"),
-    ("boolean as number", _set("pf", "enabled", 1), "'pf.enabled' must be true or false"),
+    ("boolean as number", set_at("pf", "enabled", 1), "'pf.enabled' must be true or false"),
 ]
 
 
@@ -323,7 +302,7 @@ HOSTILE_STATES = [
 def test_hostile_demo_state_is_one_line_naming_the_field(tmp_path, change, words):
     path = _state(tmp_path, change)
     before = path.read_bytes()
-    _one_line(run_cli("--demo-state", str(path), "check"), str(path), words)
+    one_line_error(run_cli("--demo-state", str(path), "check"), str(path), words)
     assert path.read_bytes() == before   # nothing rewritten
 
 
@@ -335,14 +314,14 @@ def test_hostile_demo_state_is_one_line_naming_the_field(tmp_path, change, words
 def test_demo_state_that_json_itself_chokes_on(tmp_path, text, words):
     path = tmp_path / "demo.json"
     path.write_text(text)
-    _one_line(run_cli("--demo-state", str(path), "check"), str(path), words)
+    one_line_error(run_cli("--demo-state", str(path), "check"), str(path), words)
     assert path.read_text() == text
 
 
 def test_demo_state_with_nan_boot_time(tmp_path):
     path = _state(tmp_path, lambda s: None)
     path.write_text(path.read_text().replace('"boot_time":', '"boot_time": NaN, "x":', 1))
-    _one_line(run_cli("--demo-state", str(path), "check"), "'boot_time' must be a finite number")
+    one_line_error(run_cli("--demo-state", str(path), "check"), "'boot_time' must be a finite number")
 
 
 def test_fresh_demo_state_passes_its_own_shape():

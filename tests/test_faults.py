@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import run_cli, sample_snapshot_document
+from conftest import one_line_error, run_cli, sample_snapshot_document, set_at
 from obsdvpn_agent import cli as cli_module
 from obsdvpn_agent.config import Config
 from obsdvpn_agent.host.local import LocalHost
@@ -459,18 +459,6 @@ def cli(tmp_path, monkeypatch, capsys):
     return run
 
 
-def one_line_error(p, *words: str) -> str:
-    assert p.returncode == 3, (p.returncode, p.stdout, p.stderr)
-    assert "Traceback" not in p.stderr + p.stdout
-    assert p.stdout == ""
-    lines = p.stderr.splitlines()
-    assert len(lines) == 1, p.stderr
-    assert lines[0].startswith("obsdvpn-agent: ")
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    return lines[0]
-
-
 BAD_CONFIGS = [
     ("wrong type", '[commands]\ntimeout = "5"\n', "'commands.timeout'"),
     ("wrong bool", '[serve]\nallow_remote = "yes"\n', "'serve.allow_remote'"),
@@ -544,33 +532,24 @@ def _without(argv):
     return change
 
 
-def _set(path, value):
-    def change(doc):
-        target = doc
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
-    return change
-
-
 # doc change, words of the one error line (stderr, exit 3)
 MALFORMED = [
-    ("format", _set(("format",), "something-else"), "not an obsdvpn-agent snapshot"),
-    ("version", _set(("version",), 2), "snapshot version 2"),
-    ("commands not a list", _set(("commands",), {"a": 1}), "'commands' must be a list"),
-    ("argv empty", _set(("commands", 0, "argv"), []), "commands[0]: 'argv'"),
-    ("returncode string", _set(("commands", 0, "returncode"), "0"), "commands[0]: 'returncode'"),
-    ("stdout number", _set(("commands", 0, "stdout"), 5), "commands[0]: 'stdout'"),
-    ("host missing", _set(("host",), None), "'host' must be a dict"),
-    ("file without path", _set(("files", 0, "path"), 7), "files[0]"),
+    ("format", set_at("format", "something-else"), "not an obsdvpn-agent snapshot"),
+    ("version", set_at("version", 2), "snapshot version 2"),
+    ("commands not a list", set_at("commands", {"a": 1}), "'commands' must be a list"),
+    ("argv empty", set_at("commands", 0, "argv", []), "commands[0]: 'argv'"),
+    ("returncode string", set_at("commands", 0, "returncode", "0"), "commands[0]: 'returncode'"),
+    ("stdout number", set_at("commands", 0, "stdout", 5), "commands[0]: 'stdout'"),
+    ("host missing", set_at("host", None), "'host' must be a dict"),
+    ("file without path", set_at("files", 0, "path", 7), "files[0]"),
     ("process without pid", lambda d: d["processes"][0].pop("pid"), "processes[0]"),
 ]
 MALFORMED_TYPES = [
-    ("cmdline not a list", _set(("processes", 0, "cmdline"), 5), "processes[0]",
+    ("cmdline not a list", set_at("processes", 0, "cmdline", 5), "processes[0]",
      "snapshot.py:171 iterates processes[i].cmdline unchecked: TypeError"),
-    ("command_errors not a list", _set(("command_errors",), 5), "command_errors",
+    ("command_errors not a list", set_at("command_errors", 5), "command_errors",
      "snapshot.py:158 enumerates command_errors unchecked: TypeError"),
-    ("files not a list", _set(("files",), 5), "'files'",
+    ("files not a list", set_at("files", 5), "'files'",
      "snapshot.py:166 enumerates files unchecked: TypeError"),
 ]
 
@@ -630,7 +609,7 @@ MISSING_ENTRIES = [
         "command_errors", []).append({"argv": list(PFCTL_SI), "error": "timeout",
                                       "message": "`/sbin/pfctl -si` did not finish within 5 s"})),
      "pf.enabled", "did not finish within 5 s"),
-    ("file mode not octal", _set(("files", 0, "mode"), "rw-------"), "files.ipsec_conf",
+    ("file mode not octal", set_at("files", 0, "mode", "rw-------"), "files.ipsec_conf",
      "needs mode (octal)"),
     ("file entry missing", lambda d: d["files"].pop(0), "files.ipsec_conf", "not in"),
     ("npppd-users content missing", lambda d: d["files"][1].pop("content"),
