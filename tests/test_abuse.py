@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import select
 import signal
 import socket
@@ -15,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from conftest import ServeProcess, one_line_error, run_cli, sample_snapshot_document, set_at
@@ -350,14 +352,6 @@ def test_demo_state_after_every_event_passes_its_own_shape(tmp_path):
 def test_sigterm_stops_the_collection_under_way(tmp_path):
     """rcctl stop: serve goes, and so does the collection child it was waiting for
     (it runs root's commands through doas; it must not outlive serve)."""
-    import os
-    import signal as _signal
-    import time as _time
-
-    import psutil
-
-    from conftest import ServeProcess
-
     state = tmp_path / "state.json"
     assert run_cli("--demo-state", str(state), "demo", "reset").returncode == 0
     serve = ServeProcess("--demo-state", str(state), "serve", "--listen", "127.0.0.1:0",
@@ -368,16 +362,16 @@ def test_sigterm_stops_the_collection_under_way(tmp_path):
         fifo = tmp_path / "hang"
         os.mkfifo(fifo)
         os.replace(fifo, state)
-        deadline = _time.monotonic() + 20
+        deadline = time.monotonic() + 20
         children: list[psutil.Process] = []
         while not children:
-            assert _time.monotonic() < deadline, "no collection child started"
+            assert time.monotonic() < deadline, "no collection child started"
             children = [p for p in psutil.Process(serve.proc.pid).children(recursive=True)
                         if "collect" in p.cmdline()]
-            _time.sleep(0.1)
-        serve.proc.send_signal(_signal.SIGTERM)
+            time.sleep(0.1)
+        serve.proc.send_signal(signal.SIGTERM)
         assert serve.proc.wait(timeout=15) == 0
         gone, alive = psutil.wait_procs(children, timeout=10)
         assert not alive, [p.cmdline() for p in alive]
     finally:
-        serve.stop(_signal.SIGKILL)
+        serve.stop(signal.SIGKILL)
