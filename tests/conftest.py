@@ -114,7 +114,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 # cli.py serve logs this once its socket listens, with the port the kernel chose.
-_SERVING = re.compile(r"serving .* on https?://(.+):([0-9]+)/metrics")
+SERVING = re.compile(r"serving .* on https?://(.+):([0-9]+)/metrics")
 
 
 class ServeProcess:
@@ -158,7 +158,7 @@ class ServeProcess:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self._lines.append(line)
-            m = _SERVING.search(line)
+            m = SERVING.search(line)
             if m and self._address is None:
                 self._address = (m.group(1), int(m.group(2)))
                 self._reported.set()

@@ -101,7 +101,7 @@ def test_critical_pages_warning_makes_a_ticket(labels: str, receiver: str) -> No
     assert r.returncode == 0 and r.stdout.strip() == receiver, r.stdout + r.stderr
 
 
-def test_config(webhook_url: str) -> str:
+def am_config(webhook_url: str) -> str:
     """The shipped configuration with webhook receivers and 1 s group timers."""
     text = AM_CONFIG.read_text()
     head, sep, receivers = text.partition("\nreceivers:\n")
@@ -114,9 +114,6 @@ def test_config(webhook_url: str) -> str:
                     f"      - url: \"{webhook_url}/{name}\"\n        send_resolved: true\n"
                     for name in RECEIVERS)
     return head + sep + hooks
-
-
-test_config.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 # -- the processes -----------------------------------------------------------------
@@ -156,7 +153,7 @@ class Webhook:
 
 def start_alertmanager(procs: Procs, webhook: Webhook) -> str:
     config = procs.tmp / "alertmanager.yml"
-    config.write_text(test_config(webhook.url))
+    config.write_text(am_config(webhook.url))
     am = tool("prometheus-alertmanager")
     return procs.on_free_port("alertmanager", lambda port: [
         am, f"--config.file={config}", f"--storage.path={procs.tmp / 'am-data'}",

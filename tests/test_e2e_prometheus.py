@@ -29,14 +29,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import SERVING, free_port
 from test_dashboard import dashboard_queries, load_dashboard, overview_panel, panels, substitute
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "dashboards" / "obsdvpn-alerts.yml"
 FAST_FOR = "2s"
 DEADLINE_S = 45  # for each wait; the whole module takes ~20 s when all is well
-SERVING = re.compile(r"serving .* on http://127\.0\.0\.1:([0-9]+)/metrics")
 
 
 def agent_argv() -> list[str]:
@@ -125,7 +124,7 @@ class Procs:
             port = wait_for(f"agent {host} to report its port",
                             lambda log=log: SERVING.search(log.read_text()), 20,
                             tuple(self.logs))
-            instance[host] = f"127.0.0.1:{port.group(1)}"
+            instance[host] = f"{port.group(1)}:{port.group(2)}"
         return instance
 
     def on_free_port(self, name: str, argv: Callable[[int], list[str]],
