@@ -334,24 +334,9 @@ class Fleet:
     def start(self) -> None:
         self.instance = self.procs.agents(self.state)
         self.am = start_alertmanager(self.procs, self.webhook)
-        rules = self.tmp / "obsdvpn-alerts-scaled.yml"
-        rules.write_text(scaled_rules(RULES.read_text()))
-        config = self.tmp / "prometheus.yml"
-        # JSON is YAML. The job is not called obsdvpn: the rules must not care.
-        config.write_text(json.dumps({
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s",
-                       "evaluation_interval": "1s"},
-            "rule_files": [str(rules)],
-            "alerting": {"alertmanagers": [{"api_version": "v2", "static_configs": [
-                {"targets": [self.am.removeprefix("http://")]}]}]},
-            "scrape_configs": [{"job_name": "vpn-fleet", "static_configs": [
-                {"targets": list(self.instance.values())}]}],
-        }, indent=2))
-        prometheus = tool("prometheus")
-        self.prom = self.procs.on_free_port("prometheus", lambda port: [
-            prometheus, f"--config.file={config}", f"--storage.tsdb.path={self.tmp / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            lambda url: http_get(f"{url}/-/ready") != b"")
+        # the job is not called obsdvpn: the rules must not care
+        self.prom = self.procs.prometheus(scaled_rules(RULES.read_text()), "vpn-fleet",
+                                          list(self.instance.values()), alertmanager=self.am)
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         doc = json.loads(http_get(f"{self.prom}/api/v1/query?"

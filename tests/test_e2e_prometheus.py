@@ -26,6 +26,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,6 +150,31 @@ class Procs:
             pytest.fail(f"{name} did not start:\n{log[-3000:]}")
         pytest.fail(f"{name}: no free port after 3 attempts")
 
+    def prometheus(self, rules: str, job: str, targets: list[str],
+                   alertmanager: str | None = None) -> str:
+        """Debian's Prometheus scraping TARGETS as JOB every second, evaluating the
+        rule file text RULES, alerting to ALERTMANAGER if given: its URL."""
+        prometheus = shutil.which("prometheus")
+        assert prometheus, "prometheus not found: install Debian's prometheus package " \
+                           "(`make deps`)"
+        rule_file = self.tmp / "obsdvpn-alerts.yml"
+        rule_file.write_text(rules)
+        doc: dict[str, Any] = {
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s",
+                       "evaluation_interval": "1s"},
+            "rule_files": [str(rule_file)],
+            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}],
+        }
+        if alertmanager:
+            doc["alerting"] = {"alertmanagers": [{"api_version": "v2", "static_configs": [
+                {"targets": [alertmanager.removeprefix("http://")]}]}]}
+        config = self.tmp / "prometheus.yml"
+        config.write_text(json.dumps(doc, indent=2))  # JSON is YAML: no YAML library needed
+        return self.on_free_port("prometheus", lambda port: [
+            prometheus, f"--config.file={config}", f"--storage.tsdb.path={self.tmp / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            lambda url: http_get(f"{url}/-/ready") != b"")
+
     def stop(self) -> None:
         for p in self.procs:
             if p.poll() is None:
@@ -176,28 +202,12 @@ class Stack:
         return self.procs.logs
 
     def start(self) -> None:
-        prometheus = shutil.which("prometheus")
-        assert prometheus, "prometheus not found: install Debian's prometheus package " \
-                           "(`make deps`)"
         self.instance = self.procs.agents(self.state)
         for host in self.state:
             wait_for(f"agent {host} to serve /metrics", lambda h=host: b"obsdvpn_build_info" in
                      http_get(f"http://{self.instance[h]}/metrics"), 20, tuple(self.logs))
-        rules = self.tmp / "obsdvpn-alerts-fast.yml"
-        rules.write_text(fast_rules(RULES.read_text()))
-        config = self.tmp / "prometheus.yml"
-        # JSON is YAML: no YAML library needed to write the config
-        config.write_text(json.dumps({
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s",
-                       "evaluation_interval": "1s"},
-            "rule_files": [str(rules)],
-            "scrape_configs": [{"job_name": "obsdvpn", "static_configs": [
-                {"targets": [self.instance["a"], self.instance["b"]]}]}],
-        }, indent=2))
-        self.prom = self.procs.on_free_port("prometheus", lambda port: [
-            prometheus, f"--config.file={config}", f"--storage.tsdb.path={self.tmp / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            lambda url: http_get(f"{url}/-/ready") != b"")
+        self.prom = self.procs.prometheus(fast_rules(RULES.read_text()), "obsdvpn",
+                                          [self.instance["a"], self.instance["b"]])
 
         def both_up():
             targets = self.api("targets")["activeTargets"]
