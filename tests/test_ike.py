@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import fixture, sample
 from obsdvpn_agent.checks.ike import (
     LEGACY,
     MODERN,
@@ -33,26 +34,21 @@ from obsdvpn_agent.parsers.ipsecctl import (
 )
 from obsdvpn_agent.parsers.isakmpd import parse_flags, parse_passive_connections
 
-FIXTURES = Path(__file__).parent / "fixtures" / "ipsecctl"
 PSKS = ("fixture-psk-9Zq!x", "fixture psk with blanks", "fixture-psk-2nd")
 PASSIVE = "[Phase 2]:Passive-Connections"
-
-
-def fixture(name: str) -> str:
-    return (FIXTURES / name).read_text()
 
 
 # --- established SAs -----------------------------------------------------------------
 
 def test_three_clients_all_protected() -> None:
-    state = parse_sa(fixture("derived-sa-l2tp-server-3clients-natt-rekey.txt"))
+    state = parse_sa(sample("derived2/ipsecctl/derived-sa-l2tp-server-3clients-natt-rekey.txt"))
     assert all(sa.established for sa in state.sas)
     assert state.protected_peers() == {"198.51.100.7", "192.0.2.44"}
     assert unprotected_peers(state, ("198.51.100.7", "192.0.2.44")) == ()
 
 
 def test_larval_sa_protects_nothing() -> None:
-    state = parse_sa(fixture("derived-sa-l2tp-larval.txt"))
+    state = parse_sa(fixture("ipsecctl/derived-sa-l2tp-larval.txt"))
     larval = [sa for sa in state.sas if sa.auth is None and sa.enc is None]
     assert len(larval) == 2 and not any(sa.established for sa in larval)
     # 192.0.2.44 has flows and an SA, but the SA is larval; the old check passed it.
@@ -64,22 +60,22 @@ def test_larval_sa_protects_nothing() -> None:
 
 
 def test_verbose_state_larval_is_not_established() -> None:
-    state = parse_sas(fixture("derived-ss-v-larval.txt"))
+    state = parse_sas(fixture("ipsecctl/derived-ss-v-larval.txt"))
     larval, mature = state.sas
     assert (larval.state, larval.established) == ("larval", False)
     assert (mature.state, mature.established) == ("mature", True)
 
 
 def test_aead_sa_is_established_and_other_types_are_not_protection() -> None:
-    gcm = parse_sa(fixture("derived-sa-ipv6-l2tp-gcm.txt"))
+    gcm = parse_sa(sample("derived2/ipsecctl/derived-sa-ipv6-l2tp-gcm.txt"))
     assert all(sa.established for sa in gcm.sas)
     assert gcm.protected_peers() == {"2001:db8:100::7"}
-    md5 = parse_sa(fixture("derived-sa-tcpmd5-ipip.txt"))
+    md5 = parse_sa(sample("derived2/ipsecctl/derived-sa-tcpmd5-ipip.txt"))
     assert not any(sa.established for sa in md5.sas)
 
 
 def test_one_direction_is_not_enough() -> None:
-    text = fixture("derived-sa-l2tp-server-3clients-natt-rekey.txt")
+    text = sample("derived2/ipsecctl/derived-sa-l2tp-server-3clients-natt-rekey.txt")
     text = "\n".join(line for line in text.splitlines() if "to 192.0.2.44 spi" not in line)
     assert "192.0.2.44" not in parse_sa(text).protected_peers()
 
@@ -87,7 +83,7 @@ def test_one_direction_is_not_enough() -> None:
 # --- ipsecctl -nvf ----------------------------------------------------------------------
 
 def test_regress_ike1_rsa_rule_with_peer() -> None:
-    (rule,) = parse_ike_nvf(fixture("regress-ike1-nvf.txt"))
+    (rule,) = parse_ike_nvf(fixture("ipsecctl/regress-ike1-nvf.txt"))
     assert (rule.peer, rule.section, rule.auth_method, rule.hash, rule.enc, rule.group) == \
         ("131.188.33.29", "peer-131.188.33.29", "RSA_SIG", "SHA", "AES", "MODP_1024")
     assert rule.key_bits() == (128, 256)
@@ -95,14 +91,14 @@ def test_regress_ike1_rsa_rule_with_peer() -> None:
 
 
 def test_default_rule_gets_modp3072() -> None:
-    (rule,) = parse_ike_nvf(fixture("derived-nvf-l2tp-default.txt"))
+    (rule,) = parse_ike_nvf(fixture("ipsecctl/derived-nvf-l2tp-default.txt"))
     assert (rule.peer, rule.auth_method, rule.enc, rule.group, rule.passive) == \
         (None, "PRE_SHARED", "AES", "MODP_3072", True)
     assert rule.connection == "from-203.0.113.1=17-to-0.0.0.0/0=17:1701"
 
 
 def test_vv_two_rules() -> None:
-    passive, active = parse_ike_nvf(fixture("derived-nvf-l2tp-modp2048-vv.txt"))
+    passive, active = parse_ike_nvf(fixture("ipsecctl/derived-nvf-l2tp-modp2048-vv.txt"))
     assert (passive.peer, passive.group, passive.passive) == (None, "MODP_2048", True)
     assert (active.peer, active.hash, active.key_bits(), active.group, active.passive) == \
         ("198.51.100.20", "SHA2_256", (256, 256), "ECP_384", False)
@@ -124,7 +120,7 @@ def _everything_said(text: str) -> list[str]:
 @pytest.mark.parametrize("name", ["derived-nvf-l2tp-default.txt",
                                   "derived-nvf-l2tp-modp2048-vv.txt"])
 def test_psk_never_survives(name: str) -> None:
-    text = fixture(name)
+    text = fixture(f"ipsecctl/{name}")
     assert any(psk in text for psk in PSKS)      # the fixture does carry one
     lines = text.splitlines()
     variants = [text, drop_psk_lines(text),
@@ -152,7 +148,7 @@ def test_psk_never_survives(name: str) -> None:
      "not a `C set"),
 ])
 def test_nvf_damage_raises(mangle, reason: str) -> None:
-    text = mangle(fixture("derived-nvf-l2tp-default.txt"))
+    text = mangle(fixture("ipsecctl/derived-nvf-l2tp-default.txt"))
     with pytest.raises(ParseError) as exc:
         parse_ike_nvf(text)
     assert reason in str(exc.value)
@@ -161,7 +157,7 @@ def test_nvf_damage_raises(mangle, reason: str) -> None:
 def test_nvf_empty_and_flow_lines() -> None:
     assert parse_ike_nvf("") == ()
     flow = "flow esp from 10.0.0.0/24 to 10.1.0.0/24 peer 192.0.2.2 type require\n"
-    assert parse_ike_nvf(flow + fixture("derived-nvf-l2tp-default.txt"))[0].group == "MODP_3072"
+    assert parse_ike_nvf(flow + fixture("ipsecctl/derived-nvf-l2tp-default.txt"))[0].group == "MODP_3072"
 
 
 # --- judgments ----------------------------------------------------------------------------
@@ -183,7 +179,7 @@ def test_policy_verdicts() -> None:
 
 
 def test_default_modp3072_locks_out_every_client() -> None:
-    verdict = client_compatibility(parse_ike_nvf(fixture("derived-nvf-l2tp-default.txt")))
+    verdict = client_compatibility(parse_ike_nvf(fixture("ipsecctl/derived-nvf-l2tp-default.txt")))
     assert verdict.status == "CRITICAL"
     assert verdict.can_connect == () and set(verdict.locked_out) == {MODERN, LEGACY}
     assert "main auth hmac-sha1 enc aes group modp2048" in verdict.summary
@@ -191,7 +187,7 @@ def test_default_modp3072_locks_out_every_client() -> None:
 
 
 def test_modp2048_lets_modern_clients_in() -> None:
-    verdict = client_compatibility(parse_ike_nvf(fixture("derived-nvf-l2tp-modp2048-vv.txt")))
+    verdict = client_compatibility(parse_ike_nvf(fixture("ipsecctl/derived-nvf-l2tp-modp2048-vv.txt")))
     assert verdict.status == "OK" and verdict.can_connect == (MODERN,)
     assert verdict.locked_out == (LEGACY,) and "3des" in verdict.summary
     # Only the passive rule for any peer counts: the active ECP_384 rule has a peer.
@@ -199,7 +195,7 @@ def test_modp2048_lets_modern_clients_in() -> None:
 
 
 def test_3des_modp1024_lets_everyone_in_and_rsa_nobody() -> None:
-    (rule,) = parse_ike_nvf(fixture("derived-nvf-l2tp-default.txt"))
+    (rule,) = parse_ike_nvf(fixture("ipsecctl/derived-nvf-l2tp-default.txt"))
     both = dataclasses.replace(rule, enc="3DES", key_length=None, group="MODP_1024")
     assert client_compatibility((both,)).locked_out == ()
     rsa = dataclasses.replace(both, auth_method="RSA_SIG")
@@ -211,7 +207,7 @@ def test_3des_modp1024_lets_everyone_in_and_rsa_nobody() -> None:
 
 
 def test_no_passive_rule_is_critical() -> None:
-    active = parse_ike_nvf(fixture("regress-ike1-nvf.txt"))
+    active = parse_ike_nvf(fixture("ipsecctl/regress-ike1-nvf.txt"))
     assert client_compatibility(active).status == "CRITICAL"
     assert client_compatibility(()).status == "CRITICAL"
 
@@ -407,7 +403,7 @@ def test_demo_nvf_agrees_with_parser_and_clients(tmp_path: Path) -> None:
                'psk "demo-psk-s3cret"\n')
     host.write_simulated("/etc/ipsec.conf", default)
     printed = run(host, "/sbin/ipsecctl", "-nvf", "/etc/ipsec.conf").stdout
-    assert printed.replace("192.0.2.1", "203.0.113.1") == fixture("derived-nvf-l2tp-default.txt") \
+    assert printed.replace("192.0.2.1", "203.0.113.1") == fixture("ipsecctl/derived-nvf-l2tp-default.txt") \
         .replace("fixture-psk-9Zq!x", "demo-psk-s3cret")
     assert client_compatibility(parse_ike_nvf(printed)).status == "CRITICAL"
     # Written but not loaded: isakmpd still holds the old proposal, clients still connect.
