@@ -386,16 +386,8 @@ def _collect_pf(c: _Collect) -> PfFacts:
     tree = r if failed(r) else c.parse(C.PFCTL_RULES_TREE, pfctl.parse_rule_tree, r.stdout)
     r = c.run(C.PFCTL_INTERFACES)
     ifaces = r if failed(r) else c.parse(C.PFCTL_INTERFACES, pfctl.parse_interfaces, r.stdout)
-    egress: tuple[Interface, ...] | ProbeFailure
-    r = c.run(C.IFCONFIG_EGRESS)
-    if failed(r):
-        egress = r
-    elif r.returncode != 0:
-        # `ifconfig: egress: no such interface`: no default route, so no egress at all.
-        egress = (() if ifconfig.parse_ifconfig_error(r.stderr) is not None
-                  else c.failed_result(C.IFCONFIG_EGRESS, r))
-    else:
-        egress = c.parse(C.IFCONFIG_EGRESS, ifconfig.parse_ifconfig, r.stdout, "ifconfig egress")
+    # `ifconfig: egress: no such interface`: no default route, so no egress at all.
+    egress = _interfaces(c, C.IFCONFIG_EGRESS, "ifconfig egress")
     r = c.run(C.PFCTL_CONFIG)
     config: PfConfig | PfConfigInvalid | ProbeFailure
     if failed(r):
@@ -517,17 +509,22 @@ def observation(facts: Facts) -> dict[str, Any] | None:
     return record
 
 
-def _collect_ifconfig(c: _Collect) -> IfconfigFacts:
-    cmd = C.IFCONFIG_PPPX
+def _interfaces(c: _Collect, cmd: C.Command, label: str
+                ) -> tuple[Interface, ...] | ProbeFailure:
+    """`ifconfig NAME` of an interface group: its members, none when ifconfig
+    says there is no such interface (the group exists only while it has one)."""
     r = c.run(cmd)
     if failed(r):
-        return IfconfigFacts(r)
+        return r
     if r.returncode != 0:
-        # No pppx interface at all means no session, the group is gone.
-        if ifconfig.parse_ifconfig_error(r.stderr) is not None:
-            return IfconfigFacts(())
-        return IfconfigFacts(c.failed_result(cmd, r))
-    return IfconfigFacts(c.parse(cmd, ifconfig.parse_ifconfig, r.stdout, "ifconfig pppx"))
+        return (() if ifconfig.parse_ifconfig_error(r.stderr) is not None
+                else c.failed_result(cmd, r))
+    return c.parse(cmd, ifconfig.parse_ifconfig, r.stdout, label)
+
+
+def _collect_ifconfig(c: _Collect) -> IfconfigFacts:
+    # No pppx interface at all means no session, the group is gone.
+    return IfconfigFacts(_interfaces(c, C.IFCONFIG_PPPX, "ifconfig pppx"))
 
 
 def _collect_npppctl(c: _Collect) -> NpppctlFacts:
