@@ -216,14 +216,8 @@ class SnapshotHost:
                 self._isakmpd[q["tag"]] = q.get("result")
             else:
                 raise SnapshotError(f"{where}: 'result' must be a string or null")
-        procs = _entries(doc, "processes", ("pid", "name", "cmdline"), path)
-        for i, p in enumerate(procs):
-            if not isinstance(p["cmdline"], list) or not all(isinstance(a, str)
-                                                            for a in p["cmdline"]):
-                raise SnapshotError(f"{path}: processes[{i}]: 'cmdline' must be a list of "
-                                    "strings")
-        self._procs = tuple(Process(int(p["pid"]), str(p["name"]), tuple(p["cmdline"]),
-                                    str(p.get("username", ""))) for p in procs)
+        self._procs = tuple(_process(p, f"{path}: processes[{i}]")
+                            for i, p in enumerate(doc.get("processes", [])))
 
     def info(self) -> HostInfo:
         return self._info
@@ -361,25 +355,17 @@ def _argv(entry: object, where: str) -> tuple[str, ...]:
     return tuple(argv)
 
 
-def _entries(doc: dict[str, Any], key: str, fields: tuple[str, ...], path: str) -> list[dict[str, Any]]:
-    entries = doc.get(key, [])
-    if not isinstance(entries, list):
-        raise SnapshotError(f"{path}: '{key}' must be a list")
-    for i, e in enumerate(entries):
-        if not isinstance(e, dict) or any(f not in e for f in fields):
-            raise SnapshotError(f"{path}: {key}[{i}]: needs {', '.join(fields)}")
-        for f in fields:
-            if f in ("name", "cmdline"):
-                continue
-            value = e[f]
-            # Counters are u_int64 (if_data), pids are positive ints.
-            if (not isinstance(value, int) or isinstance(value, bool)
-                    or not (0 < value < 2**31 if f == "pid" else 0 <= value < 2**64)):
-                raise SnapshotError(f"{path}: {key}[{i}]: '{f}' must be "
-                                    + ("a pid" if f == "pid" else "a counter (0 to 2^64-1)"))
-        if not isinstance(e["name"], str):
-            raise SnapshotError(f"{path}: {key}[{i}]: 'name' must be a string")
-    return entries
+def _process(entry: object, where: str) -> Process:
+    if not isinstance(entry, dict) or any(f not in entry for f in ("pid", "name", "cmdline")):
+        raise SnapshotError(f"{where}: needs pid, name, cmdline")
+    pid, name, cmdline = entry["pid"], entry["name"], entry["cmdline"]
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**31:
+        raise SnapshotError(f"{where}: 'pid' must be a pid")
+    if not isinstance(name, str):
+        raise SnapshotError(f"{where}: 'name' must be a string")
+    if not isinstance(cmdline, list) or not all(isinstance(a, str) for a in cmdline):
+        raise SnapshotError(f"{where}: 'cmdline' must be a list of strings")
+    return Process(pid, name, tuple(cmdline), str(entry.get("username", "")))
 
 
 def _pools_only(text: str) -> str | None:
