@@ -59,6 +59,16 @@ class App:
     def use_config(self, cfg: Config) -> None:
         self._config = cfg
 
+    @property
+    def on_demo(self) -> bool:
+        """The host is the simulated one (--demo or --demo-state)."""
+        return bool(self.demo or self.demo_state)
+
+    @property
+    def local(self) -> bool:
+        """The host is this machine (no demo, no snapshot)."""
+        return not (self.on_demo or self.snapshot)
+
     def global_args(self) -> list[str]:
         """The options that choose the host, for a child `obsdvpn-agent` process."""
         if self.snapshot:
@@ -70,7 +80,7 @@ class App:
     def host_label(self) -> str:
         if self.snapshot:
             return f"snapshot:{self.snapshot}"
-        if self.demo or self.demo_state:
+        if self.on_demo:
             return f"demo:{self._demo_state()}"
         return "local"
 
@@ -85,7 +95,7 @@ class App:
         from .host.agentfiles import STATE_DIR
         if self.snapshot:
             return None
-        if self.demo or self.demo_state:
+        if self.on_demo:
             return f"{self._demo_state()}.{name}"
         return f"{STATE_DIR}/{name}"
 
@@ -94,38 +104,41 @@ class App:
         from .host.agentfiles import REPAIR_RECORD
         return self.agent_file(REPAIR_RECORD)
 
+    def _record(self, name: str) -> dict[str, Any] | None:
+        """The agent's record `name`, if it keeps one and it is there."""
+        from .host.agentfiles import load_record
+        path = self.agent_file(name)
+        return None if path is None else load_record(path)
+
     def pause(self) -> Pause | None:
         """The repair pause in force now, if any (an expired one is none)."""
         import time
 
-        from .host.agentfiles import PAUSE_RECORD, load_record
+        from .host.agentfiles import PAUSE_RECORD
         from .repair import Pause
-        path = self.agent_file(PAUSE_RECORD)
-        record = None if path is None else load_record(path)
+        record = self._record(PAUSE_RECORD)
         return None if record is None else Pause.in_force(record, time.time())
 
     def observed(self) -> dict[str, Any] | None:
         """Root's last observation of what only root can ask (see probes.observation)."""
-        from .host.agentfiles import OBSERVED_RECORD, load_record
-        path = self.agent_file(OBSERVED_RECORD)
-        return None if path is None else load_record(path)
+        from .host.agentfiles import OBSERVED_RECORD
+        return self._record(OBSERVED_RECORD)
 
     def repair_lock_path(self) -> str:
         from .host.agentfiles import REPAIR_LOCK
-        if self.demo or self.demo_state:
+        if self.on_demo:
             return f"{self._demo_state()}.repair.lock"
         return REPAIR_LOCK
 
     def repair_record(self) -> dict[str, Any] | None:
-        from .host.agentfiles import load_record
-        path = self.repair_record_path()
-        return None if path is None else load_record(path)
+        from .host.agentfiles import REPAIR_RECORD
+        return self._record(REPAIR_RECORD)
 
     def host(self, as_root: bool = True) -> Host:
         if self.snapshot:
             from .host.snapshot import SnapshotHost
             return SnapshotHost(self.snapshot)
-        if self.demo or self.demo_state:
+        if self.on_demo:
             from .host.demo import DemoHost
             return DemoHost(self._demo_state(), as_root=as_root)
         from .commands import root_argvs

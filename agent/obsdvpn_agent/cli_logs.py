@@ -24,10 +24,11 @@ from .checks import offenders as find_offenders
 from .checks import why as judge
 from .cli import Duration, fail
 from .commands import NPPPD_USERS
+from .config import Config
 from .host.base import HostError
 from .parsers.syslog import parse_lines
 
-DAEMON_LOG = "/var/log/daemon"
+DAEMON_LOG = Config.daemon_log  # the default of [logs] file
 
 
 def _lines(ctx: click.Context, log: str | None, rotated: int) -> Iterator[str]:
@@ -35,7 +36,7 @@ def _lines(ctx: click.Context, log: str | None, rotated: int) -> Iterator[str]:
     from .host import logfile
 
     app = ctx.find_root().obj
-    uses_host = log is None and app is not None and (app.demo or app.demo_state or app.snapshot)
+    uses_host = log is None and app is not None and not app.local
     if uses_host:
         try:
             host = app.host(as_root=True)
@@ -65,7 +66,7 @@ def _known_users(ctx: click.Context, log: str | None) -> tuple[str, ...]:
     from .parsers.npppd_users import parse_usernames
 
     app = ctx.find_root().obj
-    if app is None or not (app.demo or app.demo_state or app.snapshot or log is None):
+    if app is None or (app.local and log is not None):
         return ()
     try:
         return parse_usernames(app.host(as_root=True).read_file(NPPPD_USERS), NPPPD_USERS)
