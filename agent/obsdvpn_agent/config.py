@@ -190,11 +190,11 @@ def _sysctls(table: dict[str, Any] | None, path: str) -> tuple[ExpectedSysctl, .
             if isinstance(value, bool) or not isinstance(value, (str, int)):
                 raise ConfigError(f"{path}: key 'sysctl.{kind}.\"{name}\"': expected a string or "
                                   f"integer value, got {type(value).__name__}")
-            if not _is_sysctl_name(name):
+            if not SYSCTL_NAME.fullmatch(name):
                 raise ConfigError(f"{path}: key 'sysctl.{kind}.{name!r}': not a sysctl name "
                                   "(lowercase ASCII words joined by dots, e.g. "
                                   "\"net.inet.ip.forwarding\")")
-            if not _SYSCTL_VALUE.fullmatch(str(value)):
+            if not SYSCTL_VALUE.fullmatch(str(value)):
                 raise ConfigError(f"{path}: key 'sysctl.{kind}.\"{name}\"': expected a plain "
                                   f"value such as 1 (letters, digits, . _ -), got {value!r}")
             kinds[kind].append(ExpectedSysctl(name, str(value), kind == "required"))
@@ -205,19 +205,14 @@ def _sysctls(table: dict[str, Any] | None, path: str) -> tuple[ExpectedSysctl, .
     return out
 
 
-# What repair may pass to `sysctl name=value` and `rcctl set isakmpd flags`
-# (repair.allowed() checks the same shapes).  The sysctl name rule is stricter
-# than repair's `[a-z][a-z0-9_.]*`, so every name the config accepts, repair
-# can apply: lowercase ASCII components joined by dots, as every OpenBSD MIB
-# name is spelled (sys/sysctl.h CTL_*_NAMES).
-_SYSCTL_NAME, _SYSCTL_VALUE, _FLAGS = SYSCTL_NAME, SYSCTL_VALUE, ISAKMPD_FLAGS
+# The sysctl names, values and isakmpd flags accepted are those repair may pass
+# to `sysctl name=value` and `rcctl set isakmpd flags` (commands.SYSCTL_NAME and
+# its siblings; repair.allowed() checks the same shapes).  A sysctl name is
+# lowercase ASCII components joined by dots, as every OpenBSD MIB name is
+# spelled (sys/sysctl.h CTL_*_NAMES).
 # pppx(4) (one interface per session; "pppx" is its interface group) or
 # pppac(4); an interface name is at most IFNAMSIZ - 1 = 15 bytes.
 _PPP_INTERFACE = re.compile(r"(?:pppx|pppac)[0-9]{0,10}")
-
-
-def _is_sysctl_name(name: str) -> bool:
-    return _SYSCTL_NAME.fullmatch(name) is not None
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -243,7 +238,7 @@ def _validate(cfg: Config, path: str) -> None:
     except ValueError:
         raise ConfigError(f"{path}: key 'vpn.network': expected an IP network such as "
                           f"\"10.0.0.0/24\", got {cfg.vpn_network!r}") from None
-    if not _FLAGS.fullmatch(cfg.isakmpd_flags):
+    if not ISAKMPD_FLAGS.fullmatch(cfg.isakmpd_flags):
         raise ConfigError(f"{path}: key 'isakmpd.flags': expected flags such as \"-K\" "
                           f"(letters, digits, blanks, . _ / = -), got {cfg.isakmpd_flags!r}")
     # nan passes every `<=` test and inf or 1e308 overflow the timeouts built on it.
