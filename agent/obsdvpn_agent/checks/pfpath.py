@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ..parsers.ifconfig import Interface
-from ..parsers.pfctl import SERVICE_PORTS, PfNode, PfRule, PfRuleTree
+from ..parsers.pfctl import PROTOCOL_NUMBERS, SERVICE_PORTS, PfNode, PfRule, PfRuleTree
 
 Decision = Literal["pass", "block", "unknown"]
 _Net = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -97,10 +97,6 @@ class _Packet:
 
 
 _UDP, _TCP, _ESP = 17, 6, 50
-# /etc/protocols names getprotobynumber() gives print_rule() (pfctl_parser.c rev 1.352).
-_PROTOCOLS = {"icmp": 1, "igmp": 2, "ipencap": 4, "tcp": 6, "udp": 17, "gre": 47, "esp": 50,
-              "ah": 51, "ipv6-icmp": 58, "icmp6": 58, "carp": 112, "pfsync": 240,
-              "ipv6": 41, "ospf": 89, "pim": 103, "sctp": 132, "etherip": 97}
 
 
 def _interface_of(name: str) -> tuple[str | None, frozenset[str]]:
@@ -282,7 +278,7 @@ def _match_proto(rule: PfRule, p: _Packet) -> tuple[str, str]:
     if rule.proto is None:
         return YES, ""
     number = int(rule.proto) if rule.proto.isascii() and rule.proto.isdigit() \
-        else _PROTOCOLS.get(rule.proto)
+        else PROTOCOL_NUMBERS.get(rule.proto)
     if number is None:
         return SOME, f"protocol {rule.proto} is not known here"
     if p.proto is None:

@@ -65,6 +65,15 @@ SERVICE_PORTS = {
     "pptp": 1723, "ipsec-nat-t": 4500,
 }
 
+# Protocol names of /etc/protocols that pf.conf files on VPN hosts use, as
+# numbers: the name getprotobynumber() gives print_rule() (pfctl_parser.c rev
+# 1.352) first, then an alias (icmp6).
+PROTOCOL_NUMBERS = {
+    "icmp": 1, "igmp": 2, "ipencap": 4, "tcp": 6, "udp": 17, "ipv6": 41, "gre": 47,
+    "esp": 50, "ah": 51, "ipv6-icmp": 58, "icmp6": 58, "ospf": 89, "etherip": 97,
+    "pim": 103, "carp": 112, "sctp": 132, "pfsync": 240,
+}
+
 # A line pfctl writes instead of its output: err(3)/warnx(3) ("pfctl: /dev/pf:
 # Permission denied") or a pf.conf parse error ("/etc/pf.conf:12: syntax error").
 _ERROR_LINE = re.compile(r"pfctl: |\S+:[0-9]+: ")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import Any, TypeVar
 
-from ...parsers.pfctl import SERVICE_PORTS
+from ...parsers.pfctl import PROTOCOL_NUMBERS, SERVICE_PORTS
 
 # A loaded rule as the state file keeps it (plain JSON, see _expand()), and the
 # JSON objects inside one: its match fields ("m") and their host specs.
@@ -38,12 +38,10 @@ _T = TypeVar("_T")
 
 # Port names of /etc/services that pf.conf files on VPN hosts use: the one table.
 SERVICES = SERVICE_PORTS
-# /etc/protocols: name -> number, and the canonical name getprotobynumber() gives.
-PROTOCOLS = {"icmp": 1, "igmp": 2, "ipencap": 4, "tcp": 6, "udp": 17, "gre": 47,
-             "esp": 50, "ah": 51, "icmp6": 58, "ipv6-icmp": 58, "carp": 112,
-             "pfsync": 240}
-PROTO_NAMES = {1: "icmp", 2: "igmp", 4: "ipencap", 6: "tcp", 17: "udp", 47: "gre",
-               50: "esp", 51: "ah", 58: "ipv6-icmp", 112: "carp", 240: "pfsync"}
+# /etc/protocols: name -> number (the one table), and the canonical name
+# getprotobynumber() gives, the first of a number's names there.
+PROTOCOLS = PROTOCOL_NUMBERS
+PROTO_NAMES = {number: name for name, number in reversed(PROTOCOL_NUMBERS.items())}
 # uids of /etc/passwd users pf.conf rules name.  _pbuild = 55 as printed in a
 # real 6.3 `pfctl -sr` (pfctl/real/oams63-sr.txt).
 PASSWD = {"root": 0, "_pbuild": 55}
