@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..commands import IPSEC_CONF
-from ..parsers.ipsecctl import IkePhase1, IpsecState
+from ..parsers.ipsecctl import IkePhase1
 from ..parsers.isakmpd import IsakmpdOptions, has_option
 
 LOAD_POLICY = f"`ipsecctl -nf {IPSEC_CONF}` then `ipsecctl -f {IPSEC_CONF}`"
@@ -73,18 +73,6 @@ def ike_policy_verdict(isakmpd_running: bool | None, options: IsakmpdOptions | N
                              f"{LOAD_POLICY}", True, len(passive), missing, repair=True)
     return PolicyVerdict("OK", f"isakmpd holds {len(passive)} passive connection(s) from "
                          f"{IPSEC_CONF}", True, len(passive))
-
-
-# --- Which sessions IPsec protects ----------------------------------------------------
-
-def unprotected_peers(ipsec: IpsecState, session_peers: tuple[str, ...]) -> tuple[str, ...]:
-    """The L2TP session peers with no established SA each way and no flow naming them.
-
-    A larval SA (SADB_GETSPI, no transforms) or an SA with no flow for its
-    peer protects nothing (IpsecState.protected_peers()).
-    """
-    protected = ipsec.protected_peers()
-    return tuple(peer for peer in session_peers if peer not in protected)
 
 
 # --- Which common clients can negotiate phase 1 ---------------------------------------

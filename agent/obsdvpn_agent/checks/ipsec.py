@@ -10,7 +10,7 @@ from ..parsers.isakmpd import parse_flags
 from ..probes import failed
 from . import Result, Results, Status, Value, observed_note
 from .daemons import load_policy_action, running, running_flags, start_actions
-from .ike import client_compatibility, ike_policy_verdict, unprotected_peers
+from .ike import client_compatibility, ike_policy_verdict
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -37,8 +37,8 @@ def _sessions_sa(facts: Facts) -> Result:
                       {"l2tp_sessions": len(l2tp), "unprotected": None})
     # Only an established SA each way, with a flow for the peer, protects a
     # session: a larval one (SADB_GETSPI, no transforms yet) protects nothing.
-    bare_peers = set(unprotected_peers(sa, tuple(s.peer_host for s in l2tp)))
-    bare = [s for s in l2tp if s.peer_host in bare_peers]
+    protected = sa.protected_peers()
+    bare = [s for s in l2tp if s.peer_host not in protected]
     values = {"l2tp_sessions": len(l2tp), "unprotected": len(bare)}
     if bare:
         who = ", ".join(f"{s.username} from {s.peer_host}" for s in bare[:5])
