@@ -1,5 +1,4 @@
-"""IKE judgments: isakmpd's loaded policy, which SAs protect a session, which clients
-can negotiate phase 1.
+"""IKE judgments: isakmpd's loaded policy, which clients can negotiate phase 1.
 
 Pure functions over parsed records; each returns a small frozen verdict (a
 status name of checks.Status, one summary sentence, the values judged) that
