@@ -102,6 +102,11 @@ def test_optional_sysctls_alone_keep_the_required_defaults(tmp_path):
     ("[sysctl.required]\n", "expected at least one sysctl to check"),
     ('[sysctl.required]\n"net.inet.tcp.baddynamic" = "1,2"\n', "expected a plain value"),
     ('[isakmpd]\nflags = "-K; rm -rf /"\n', "key 'isakmpd.flags': expected flags"),
+    # shaped like flags, but isakmpd's getopt refuses them: repair would set them and
+    # the check would blame rcctl's (good) flags for them
+    ('[isakmpd]\nflags = "-Z"\n', "key 'isakmpd.flags': isakmpd would refuse '-Z': no option -Z"),
+    ('[isakmpd]\nflags = "-K -f"\n', "key 'isakmpd.flags': isakmpd would refuse '-K -f': "),
+    ('[isakmpd]\nflags = "-K now"\n', "is not an option"),
 ])
 def test_values_repair_could_not_pass_are_refused_at_load(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):

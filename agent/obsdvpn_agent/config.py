@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .commands import ISAKMPD_FLAGS, SYSCTL_NAME, SYSCTL_VALUE
+from .parsers import ParseError
+from .parsers.isakmpd import parse_flags
 
 DEFAULT_PATH = "/etc/obsdvpn-agent.conf"
 DEFAULT_LISTEN = "127.0.0.1:8469"
@@ -241,6 +243,12 @@ def _validate(cfg: Config, path: str) -> None:
     if not ISAKMPD_FLAGS.fullmatch(cfg.isakmpd_flags):
         raise ConfigError(f"{path}: key 'isakmpd.flags': expected flags such as \"-K\" "
                           f"(letters, digits, blanks, . _ / = -), got {cfg.isakmpd_flags!r}")
+    try:
+        # Flags isakmpd would refuse are flags repair must never set.
+        parse_flags(cfg.isakmpd_flags, "")
+    except ParseError as e:
+        raise ConfigError(f"{path}: key 'isakmpd.flags': isakmpd would refuse "
+                          f"{cfg.isakmpd_flags!r}: {e.reason}") from None
     # nan passes every `<=` test and inf or 1e308 overflow the timeouts built on it.
     if not (math.isfinite(cfg.command_timeout_s) and 0 < cfg.command_timeout_s <= MAX_TIMEOUT_S):
         raise ConfigError(f"{path}: key 'commands.timeout': expected a number of seconds > 0 "
