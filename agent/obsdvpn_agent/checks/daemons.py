@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..commands import IPSEC_CONF, IPSECCTL, RCCTL
 from ..parsers import ParseError
-from ..parsers.isakmpd import parse_flags
+from ..parsers.isakmpd import IsakmpdOptions, parse_flags
 from ..probes import failed
 from . import PHASE_BOOT, PHASE_DAEMONS, Action, Result, Results, Status, Value
 
@@ -96,36 +96,48 @@ def _running(facts: Facts, daemon: str, index: int) -> Result:
                                         f"{then}", values, start_actions(cid, daemon, index))
 
 
-def missing_options(wanted: str, have: str, source: str) -> list[str]:
-    """The options of `wanted` that isakmpd started with `have` would lack, spelled as in
+def running_isakmpd(facts: Facts) -> tuple[tuple[str, ...], IsakmpdOptions] | None:
+    """The running isakmpd's arguments and the options its getopt reads in them; None
+    when no process shows them, or when isakmpd's getopt refuses them (an argv it
+    refuses is not one it runs with)."""
+    argv = running_flags(facts, "isakmpd")
+    if argv is None:
+        return None
+    try:
+        return argv, parse_flags(" ".join(argv), "isakmpd's argv")
+    except ParseError:
+        return None
+
+
+def missing_options(wanted: str, present: IsakmpdOptions) -> list[str]:
+    """The options of `wanted` that isakmpd started with `present` lacks, spelled as in
     `wanted`.  Both are read with isakmpd's own getopt string, so `-vK` has -K but
-    `-vfK` does not (-f takes "K" as its FIFO path).  ParseError when `have` is not
-    something isakmpd would accept."""
+    `-vfK` does not (-f takes "K" as its FIFO path).  (config.load() refuses a
+    `wanted` that getopt refuses.)"""
     required = parse_flags(wanted, "the agent's [isakmpd] flags")
-    present = parse_flags(have, source).letters
     return [f"-{letter}" + (f" {arg}" if arg else "") for letter, arg in required.options
-            if letter not in present]
+            if letter not in present.letters]
 
 
 def _isakmpd_flags(facts: Facts, cfg: Config, index: int) -> Result:
     cid = "daemon.isakmpd.flags"
     flags = facts.rcctl.flags.get("isakmpd")
-    live = running_flags(facts, "isakmpd")
+    live = running_isakmpd(facts)
+    live_argv: tuple[str, ...] = ()
     live_lacking: list[str] = []
     if live is not None and running(facts, "isakmpd"):
-        try:
-            live_lacking = missing_options(cfg.isakmpd_flags, " ".join(live), "isakmpd's argv")
-        except ParseError:
-            live = None   # an argv isakmpd's getopt refuses is not one it runs with
+        live_argv, options = live
+        live_lacking = missing_options(cfg.isakmpd_flags, options)
     if flags is None or failed(flags):
         values: dict[str, Value] = {"flags_ok": False if live_lacking else None}
         if live_lacking:
-            return Result(cid, Status.CRITICAL, _live_lacking(cfg, live_lacking, live), values,
+            return Result(cid, Status.CRITICAL, _live_lacking(cfg, live_lacking, live_argv), values,
                           repair_note=_restart_note(cfg))
         return Result(cid, Status.UNKNOWN, f"cannot read isakmpd's configured flags: {flags}",
                       values)
     try:
-        lacking = missing_options(cfg.isakmpd_flags, flags.flags, "rcctl get isakmpd flags")
+        lacking = missing_options(cfg.isakmpd_flags,
+                                  parse_flags(flags.flags, "rcctl get isakmpd flags"))
     except ParseError as e:
         return Result(cid, Status.CRITICAL if flags.enabled else Status.WARNING,
                       f"isakmpd's configured flags `{flags.flags}` are not options isakmpd "
@@ -138,7 +150,7 @@ def _isakmpd_flags(facts: Facts, cfg: Config, index: int) -> Result:
                       order=(PHASE_DAEMONS, index, 1)),) if lacking else ()
     values = {"flags_ok": flags.enabled and not lacking and not live_lacking}
     if live_lacking:
-        return Result(cid, Status.CRITICAL, _live_lacking(cfg, live_lacking, live), values,
+        return Result(cid, Status.CRITICAL, _live_lacking(cfg, live_lacking, live_argv), values,
                       actions, repair_note=_restart_note(cfg))
     if not flags.enabled:
         return Result(cid, Status.WARNING, "isakmpd is not enabled, so it has no flags: run "
@@ -153,9 +165,9 @@ def _isakmpd_flags(facts: Facts, cfg: Config, index: int) -> Result:
     return Result(cid, Status.OK, f"isakmpd flags contain {cfg.isakmpd_flags}", values)
 
 
-def _live_lacking(cfg: Config, lacking: list[str], live: tuple[str, ...] | None) -> str:
+def _live_lacking(cfg: Config, lacking: list[str], argv: tuple[str, ...]) -> str:
     return (f"the running isakmpd lacks {' '.join(lacking)} (started as "
-            f"`isakmpd {' '.join(live or ())}`), so it ignores the policy ipsecctl "
+            f"`isakmpd {' '.join(argv)}`), so it ignores the policy ipsecctl "
             f"loads: run `rcctl set isakmpd flags {cfg.isakmpd_flags}`, "
             f"`rcctl restart isakmpd` and `ipsecctl -f {IPSEC_CONF}`")
 

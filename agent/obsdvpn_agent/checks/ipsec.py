@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..commands import IPSEC_CONF
-from ..parsers import ParseError
-from ..parsers.isakmpd import parse_flags
 from ..probes import failed
 from . import Result, Results, Status, Value, observed_note
-from .daemons import load_policy_action, running, running_flags, start_actions
+from .daemons import load_policy_action, running, running_isakmpd, start_actions
 from .ike import client_compatibility, ike_policy_verdict
 
 if TYPE_CHECKING:
@@ -62,12 +60,8 @@ def _ike_rules(facts: Facts, cfg: Config) -> Result:
                                       else ike.passive)
     expected = (None if failed(ike.proposals)
                 else tuple(p.connection for p in ike.proposals if p.passive))
-    live = running_flags(facts, "isakmpd")
-    try:
-        options = None if live is None else parse_flags(" ".join(live), "isakmpd's argv")
-    except ParseError:
-        options = None
-    v = ike_policy_verdict(state, options, passive, expected)
+    live = running_isakmpd(facts)
+    v = ike_policy_verdict(state, None if live is None else live[1], passive, expected)
     values: dict[str, Value] = {"passive_connections": v.passive_connections,
                                 "missing": len(v.missing), "observed_at": ike.observed_at}
     status = Status[v.status]
