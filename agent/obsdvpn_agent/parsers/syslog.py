@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -173,8 +173,8 @@ _USER = r'username="(?P<user>.*)"'
 NPPPD_PATTERNS = (
     # l2tp_ctrl.c:1338 l2tp_ctrl_recv_SCCRQ; hostname and vendor are the client's AVPs.
     _p("l2tp-start", "l2tp_ctrl.c:1338", _L2TP_CTRL
-       + rf"logtype=Started RecvSCCRQ from=(?P<peer>{ADDR}|error):(?P<port>{NUM}|error)/udp "
-       rf"tunnel_id=(?P<tunnel>{NUM}/{NUM}) protocol=[0-9]+\.[0-9]+ winsize=[0-9]+ "
+       + rf"logtype=Started RecvSCCRQ from=(?:(?P<peer>{ADDR})|error):(?:(?P<port>{NUM})|error)/udp "
+       rf"tunnel_id={NUM}/{NUM} protocol=[0-9]+\.[0-9]+ winsize=[0-9]+ "
        r"hostname=(?P<hostname>.*) vendor=(?P<vendor>.*) firm=(?P<firmware>[0-9A-F]{4,})"),
     _p("l2tp-finished", "l2tp_ctrl.c:338", _L2TP_CTRL + r"logtype=Finished"),
     _p("l2tp-timeout", "l2tp_ctrl.c:485", _L2TP_CTRL
@@ -267,7 +267,7 @@ NPPPD_PATTERNS = (
 ISAKMPD_PATTERNS = (
     # message.c:1903 message_drop: the only line naming the peer of a failed exchange.
     _p("ike-dropped", "message.c:1903",
-       rf"dropped message from (?P<peer>{ADDR}|<unknown>) port (?P<port>-?{NUM}) "
+       rf"dropped message from (?:(?P<peer>{ADDR})|<unknown>) port (?P<port>-?{NUM}) "
        r"due to notification type (?P<notification>\S+)"),
     _p("ike-giving-up", "transport.c:325",
        rf"transport_send_messages: giving up on exchange (?P<detail>.*), no response from peer "
@@ -337,24 +337,16 @@ def _npppd_candidates(message: str) -> tuple[tuple[str, str, re.Pattern[str]], .
     return _NPPPD_BY_KEY.get("", ())
 
 
-_INT = re.compile(r"-?[0-9]{1,20}")
+# Every pattern captures these as NUM (or -NUM): int() always takes them.  A
+# value getnameinfo() could not give ("error", "<unknown>") is matched outside
+# the group, so the field is absent.
 _INT_FIELDS = ("ppp_id", "ctrl_id", "call_id", "port", "bytes_in", "bytes_out",
                "packets_in", "packets_out", "duration_s")
 
 
 def _event(kind: str, source: str, m: re.Match[str], line: SyslogLine) -> Event:
-    fields: dict[str, object] = {}
-    for name, value in m.groupdict().items():
-        if value is None or name == "tunnel":
-            continue
-        if name in _INT_FIELDS:
-            if _INT.fullmatch(value) is None:
-                continue  # "error" from getnameinfo(): no port
-            fields[name] = int(value)
-        else:
-            fields[name] = value
-    if fields.get("peer") in ("error", "<unknown>"):
-        fields.pop("peer")
+    fields = {name: int(value) if name in _INT_FIELDS else value
+              for name, value in m.groupdict().items() if value is not None}
     return Event(kind, line, source, **fields)  # type: ignore[arg-type]
 
 
@@ -391,5 +383,4 @@ def parse_lines(lines: Iterable[str], reference: datetime) -> Iterator[Record]:
 
 
 def _repeat(previous: Event, marker: Event) -> Event:
-    from dataclasses import replace
     return replace(previous, line=marker.line, repeat=marker.repeat)
