@@ -14,6 +14,7 @@ from . import sessions as sess
 from .ipsecconf import (
     CLIENTS,
     DEFAULT_CLIENT,
+    DEFAULT_GROUP,
     GROUPS,
     IpsecConfError,
     client_can_negotiate,
@@ -429,7 +430,6 @@ def connect(state: State, user: str, now: float, password: str | None = None,
         raise EventError(f"{user} cannot connect: isakmpd is not running (no IKE)")
     ppp_id = state["npppd"]["next_ppp_id"]
     peer, port = f"203.0.113.{1 + (7 * ppp_id + len(user)) % 254}", 1701
-    ipsec_conf = state["files"].get(IPSEC_CONF, {"text": ""})["text"]
     logged = f"(logged to {syslog.DAEMON_LOG})"
     blocked = ("nat-t", "the path drops UDP 4500") if path_blocked else _pf_blocks(state)
     if blocked:
@@ -440,7 +440,9 @@ def connect(state: State, user: str, now: float, password: str | None = None,
             syslog.no_response(state, now, peer, 4500)
             raise LoggedFailure(f"{user} cannot connect: {why} {logged}")
         raise EventError(f"{user} cannot connect: {why}")
-    expected = syslog.configured_group(ipsec_conf)
+    # isakmpd compares the offer with the phase 1 it holds (ipsecctl -f loaded it).
+    loaded = state["ike"].get("phase1", []) if state["ike_loaded"] else []
+    expected = next((p["group"] for p in loaded if p["peer"] is None), DEFAULT_GROUP)
     if proposal is not None and GROUPS.get(proposal, proposal) != GROUPS.get(expected, expected):
         syslog.no_proposal(state, now, peer, 500, proposal, expected)
         raise LoggedFailure(f"{user} cannot connect: ipsec.conf accepts no proposal of the "

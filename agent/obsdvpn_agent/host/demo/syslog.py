@@ -18,7 +18,6 @@ from .ipsecconf import GROUPS  # isakmpd's constant names for ipsec.conf's group
 DAEMON_LOG = "/var/log/daemon"
 MAX_LOG_BYTES = 512 * 1024     # then "newsyslog" renames it to daemon.0
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-DEFAULT_GROUP = "modp3072"     # ipsecctl's main mode default (ipsec.conf(5))
 
 
 def stamp(now: float) -> str:
@@ -157,13 +156,6 @@ def no_response(state: dict[str, Any], now: float, peer: str, port: int) -> None
         f"transport_send_messages: giving up on exchange <unnamed>, no response from peer "
         f"{peer}:{port}",
     ])
-
-
-def configured_group(ipsec_conf: str) -> str:
-    """The `main ... group G` of /etc/ipsec.conf, else ipsecctl's default (modp3072)."""
-    text = ipsec_conf.replace("\\\n", " ")
-    m = re.search(r"\bmain\b(?:\s+(?:auth|enc|lifetime)\s+\S+)*\s+group\s+\"?([a-z0-9]+)", text)
-    return m.group(1) if m else DEFAULT_GROUP
 
 
 def user_password(npppd_users: str, user: str) -> str | None:
