@@ -248,9 +248,9 @@ def pf_interfaces(entries: Sequence[Entry], net: Net, verbose: bool) -> str:
     itself, or on an interface one of whose groups is skipped (pfi_xcommit()).
     """
     skip = set(skipped(entries))
-    interfaces = set(net.addresses)
-    names = {"all", *interfaces, *net.groups, *skip}
-    names |= {g for i in interfaces for g in groups_of(net, i)}
+    groups = {i: groups_of(net, i) for i in net.addresses}   # interface -> its groups
+    names = {"all", *groups, *net.groups, *skip}
+    names |= {g for of in groups.values() for g in of}
 
     def referenced(items: Sequence[Entry]) -> None:
         for e in items:
@@ -267,6 +267,6 @@ def pf_interfaces(entries: Sequence[Entry], net: Net, verbose: bool) -> str:
     referenced(entries)
     out = []
     for name in sorted(names):
-        flagged = name in skip or (name in interfaces and bool(groups_of(net, name) & skip))
+        flagged = name in skip or (name in groups and bool(groups[name] & skip))
         out.append(f"{name}{' (skip)' if verbose and flagged else ''}\n")
     return "".join(out)
