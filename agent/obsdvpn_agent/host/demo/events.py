@@ -7,6 +7,7 @@ happened; the CLI prints it.  fresh_state() documents the state's fields.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from . import daemons, services, syslog
@@ -153,6 +154,16 @@ def users(state: State) -> list[str]:
     return [line.split(":", 1)[0] for line in entry["text"].splitlines()
             if line and not line[0].isspace() and not line.startswith("#")
             and ":" in line]
+
+
+def user_password(npppd_users: str, user: str) -> str | None:
+    """The :password=...: of USER's npppd-users(5) record (getcap(3) continuation lines)."""
+    text = npppd_users.replace("\\\n", "")
+    for record in text.splitlines():
+        if record.split(":", 1)[0] == user:
+            m = re.search(r":password=([^:]*):", record)
+            return m.group(1) if m else None
+    return None
 
 
 def net(state: State) -> Net:
@@ -466,7 +477,7 @@ def connect(state: State, user: str, now: float, password: str | None = None,
         syslog.failed_login(state, now, user, peer, port, ppp_id, "unknown")
         raise LoggedFailure(f"no user {user!r} in {NPPPD_USERS}")
     npppd_users = state["files"].get(NPPPD_USERS, {"text": ""})["text"]
-    if password is not None and password != syslog.user_password(npppd_users, user):
+    if password is not None and password != user_password(npppd_users, user):
         state["npppd"]["next_ppp_id"] = ppp_id + 1
         syslog.failed_login(state, now, user, peer, port, ppp_id, "mismatch")
         raise LoggedFailure(f"{user} cannot connect: wrong password {logged}")

@@ -9,7 +9,6 @@ any other, so `obsdvpn-agent --demo why USER` reads it through the Host.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -157,12 +156,3 @@ def no_response(state: dict[str, Any], now: float, peer: str, port: int) -> None
         f"{peer}:{port}",
     ])
 
-
-def user_password(npppd_users: str, user: str) -> str | None:
-    """The :password=...: of USER's npppd-users(5) record (getcap(3) continuation lines)."""
-    text = npppd_users.replace("\\\n", "")
-    for record in text.splitlines():
-        if record.split(":", 1)[0] == user:
-            m = re.search(r":password=([^:]*):", record)
-            return m.group(1) if m else None
-    return None
