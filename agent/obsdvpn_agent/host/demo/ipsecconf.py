@@ -93,6 +93,11 @@ class IkeRule:
     psk_sha256: str | None        # a digest: the state file keeps no PSK of its own
 
     @property
+    def auth_method(self) -> str:
+        """Phase 1's AUTHENTICATION_METHOD: a psk, else ipsecctl's default, rsa."""
+        return "PRE_SHARED" if self.psk_sha256 else "RSA_SIG"
+
+    @property
     def p1name(self) -> str:
         return f"peer-{self.peer}" if self.peer else "peer-default"
 
@@ -134,7 +139,7 @@ class IkeConfig:
             if rule.mode == "passive" and rule.p2name not in passive:
                 passive.append(rule.p2name)
             proposal = {"peer": rule.peer, "exchange": "ID_PROT",
-                        "auth_method": "PRE_SHARED" if rule.psk_sha256 else "RSA_SIG",
+                        "auth_method": rule.auth_method,
                         "hash": rule.main_auth, "enc": rule.main_enc,
                         "key_length": rule.main_key_length, "group": rule.main_group}
             if proposal not in phase1:
@@ -175,7 +180,7 @@ def _gen_config(r: IkeRule, psks: dict[str, str]) -> list[str]:
         set_(p1, "Authentication", psks.get(r.psk_sha256, ""))
     set_(p1, "Configuration", f"phase1-{p1}")                 # ike_section_p1()
     set_(f"phase1-{p1}", "EXCHANGE_TYPE", "ID_PROT")
-    method = "PRE_SHARED" if r.psk_sha256 else "RSA_SIG"
+    method = r.auth_method
     bits = r.main_key_length.split(",")[0] if r.main_key_length else ""
     t1 = f"phase1-transform-{p1}-{method}-{r.main_auth}-{r.main_enc}{bits}-{r.main_group}"
     out.append(f"C add [phase1-{p1}]:Transforms={t1} force")

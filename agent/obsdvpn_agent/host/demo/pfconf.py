@@ -698,7 +698,7 @@ def compile_pfconf(text: str, filename: str, net: Net) -> Compiled:
     options: dict[str, str] = {"block_policy": "drop"}
     # Open blocks: (the anchor rule, its first line, its entries, names used inside).
     top: list[Entry] = []
-    stack: list[tuple[_Rule | None, int, list[Entry], set[str]]] = [(None, 0, top, set())]
+    stack: list[tuple[_Rule | None, list[Entry], set[str]]] = [(None, top, set())]
     last = 0
     for lineno, lex in _statements(text, macros):
         last = lineno
@@ -711,9 +711,9 @@ def compile_pfconf(text: str, filename: str, net: Net) -> Compiled:
             if len(toks) == 1 and head.kind == "p" and head.text == "}":
                 if not inside:
                     raise _Error(head.line)
-                rule, _, entries, _ = stack.pop()
+                rule, entries, _ = stack.pop()
                 if rule is not None:    # None: its opening line already failed
-                    _close_anchor(rule, entries, stack[-1][2], stack[-1][3], head.line)
+                    _close_anchor(rule, entries, stack[-1][1], stack[-1][2], head.line)
             elif len(toks) >= 2 and toks[1].text == "=" and toks[1].kind == "p" \
                     and head.kind == "w":
                 if inside:
@@ -736,19 +736,19 @@ def compile_pfconf(text: str, filename: str, net: Net) -> Compiled:
                     rule = _Parser(body, net, options["block_policy"]).anchor_rule()
                 except _Error:
                     if opens:           # yacc resynchronises at the newline: the block
-                        stack.append((None, head.line, [], set()))   # still nests
+                        stack.append((None, [], set()))   # still nests
                     raise
                 if opens:
-                    stack.append((rule, head.line, [], set()))
+                    stack.append((rule, [], set()))
                 else:
                     if not rule.anchor:
                         raise _Error(head.line, "anchors without explicit rules must "
                                                 "specify a name")
-                    _close_anchor(rule, [], stack[-1][2], stack[-1][3], head.line,
+                    _close_anchor(rule, [], stack[-1][1], stack[-1][2], head.line,
                                   inline=False)
             elif head.kind == "w" and head.text in ("pass", "block", "match"):
                 parser = _Parser(toks, net, options["block_policy"])
-                stack[-1][2].extend(_expand(parser.rule()))
+                stack[-1][1].extend(_expand(parser.rule()))
             else:
                 raise _Error(head.line)
         except _Error as exc:
