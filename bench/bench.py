@@ -99,6 +99,12 @@ def node_exporter_path() -> str:
     return path
 
 
+def node_exporter_argv(textdir: Path, port: int) -> list[str]:
+    """node_exporter serving only the textfiles of TEXTDIR, on 127.0.0.1:PORT."""
+    return [node_exporter_path(), "--collector.disable-defaults", "--collector.textfile",
+            f"--collector.textfile.directory={textdir}", f"--web.listen-address=127.0.0.1:{port}"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -353,7 +359,7 @@ def steady_rss(state: Path, work: Path, procs: Processes) -> dict:
             "peak_mb": peak}
 
 
-def bench_size(n: int, work: Path, procs: Processes, node_bin: str) -> dict:
+def bench_size(n: int, work: Path, procs: Processes) -> dict:
     state = work / f"demo-{n}.json"
     reset_demo(state, n)
     textdir = work / f"textfile-{n}"
@@ -365,9 +371,7 @@ def bench_size(n: int, work: Path, procs: Processes, node_bin: str) -> dict:
     a_start = time.monotonic()
     agent = procs.start(serve_argv(state, a_port, 3600), a_log, ENV)
     n_start = time.monotonic()
-    node = procs.start([node_bin, "--collector.disable-defaults", "--collector.textfile",
-                        f"--collector.textfile.directory={textdir}",
-                        f"--web.listen-address=127.0.0.1:{n_port}"], n_log)
+    node = procs.start(node_exporter_argv(textdir, n_port), n_log)
     try:
         agent_ready_s, agent_body = wait_ready(agent, a_port, a_log, a_start)
         _, node_body = wait_ready(node, n_port, n_log, n_start)
@@ -779,7 +783,7 @@ def main_robustness() -> int:
 
 def main() -> int:
     global ENV
-    node_bin = node_exporter_path()
+    node_exporter_path()    # fail now, not after minutes of measuring
     procs = Processes()
     # SIGTERM/SIGHUP become SystemExit so the finally below still kills our servers.
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -799,7 +803,7 @@ def main() -> int:
         results["check_quiet_demo_default_inherited_env"] = inherited
         for n in SIZES:
             print(f"bench: {n} sessions ...", file=sys.stderr, flush=True)
-            results["sizes"].append(bench_size(n, work, procs, node_bin))
+            results["sizes"].append(bench_size(n, work, procs))
         print("bench: robustness ...", file=sys.stderr, flush=True)
         results["robustness"] = robustness(work, procs)
     finally:

@@ -112,9 +112,7 @@ def node_exporter_serving(body: bytes, work: Path, n: int, procs: common.Process
     port = common.free_port()
     log = work / f"node-{n}.log"
     t0 = time.monotonic()
-    node = procs.start([common.node_exporter_path(), "--collector.disable-defaults",
-                        "--collector.textfile", f"--collector.textfile.directory={textdir}",
-                        f"--web.listen-address=127.0.0.1:{port}"], log)
+    node = procs.start(common.node_exporter_argv(textdir, port), log)
     try:
         _, first = common.wait_ready(node, port, log, t0)
         ours = sum(1 for s in common.samples(first) if s.startswith(b"obsdvpn_"))
@@ -155,21 +153,18 @@ def concurrent_scrapes(port: int) -> dict:
             "p99_ms": common.percentile(lat, 99) * 1e3, "max_ms": max(lat) * 1e3}
 
 
-def scrape_latency(snap: Path, body: bytes, work: Path, procs: common.Processes) -> dict:
+def scrape_latency(snap: Path, work: Path, procs: common.Processes) -> dict:
+    """10 concurrent scrapers of serve replaying SNAP, and of node_exporter serving the
+    textfile node_exporter_serving() wrote for the same snapshot."""
     port = common.free_port()
     log = work / "serve-scrape.log"
     t0 = time.monotonic()
     agent = procs.start(common.agent_argv() + ["--snapshot", str(snap), "serve", "--listen",
                                                f"127.0.0.1:{port}", "--interval", "3600"],
                         log, common.ENV)
-    textdir = work / "textfile-scrape"
-    textdir.mkdir()
-    (textdir / "obsdvpn.prom").write_bytes(body)
     n_port = common.free_port()
     n_log = work / "node-scrape.log"
-    node = procs.start([common.node_exporter_path(), "--collector.disable-defaults",
-                        "--collector.textfile", f"--collector.textfile.directory={textdir}",
-                        f"--web.listen-address=127.0.0.1:{n_port}"], n_log)
+    node = procs.start(common.node_exporter_argv(work / f"textfile-{SCRAPE_SIZE}", n_port), n_log)
     try:
         common.wait_ready(agent, port, log, t0)
         common.wait_ready(node, n_port, n_log, time.monotonic())
@@ -334,8 +329,6 @@ def main() -> int:
                 b.pop("body")
                 row["baseline"] = b
             row["node_exporter"] = node_exporter_serving(body, work, n, procs)
-            if n == SCRAPE_SIZE:
-                row["body"] = body
             res["sizes"].append(row)
         res["growth"] = growth(res["sizes"], "collection")
         if args.baseline:
@@ -344,10 +337,8 @@ def main() -> int:
             if RSS_SIZE in snaps:
                 res["child_rss"] = child_rss(snaps[RSS_SIZE][1], snaps[RSS_SIZE][0])
                 res["profile"] = profile(snaps[RSS_SIZE][1])
-            scrape_row = next((r for r in res["sizes"] if r["sessions"] == SCRAPE_SIZE), None)
-            if scrape_row:
-                res["scrapes"] = scrape_latency(snaps[SCRAPE_SIZE][1], scrape_row.pop("body"),
-                                                work, procs)
+            if SCRAPE_SIZE in snaps:
+                res["scrapes"] = scrape_latency(snaps[SCRAPE_SIZE][1], work, procs)
     finally:
         procs.stop_all()
         shutil.rmtree(work, ignore_errors=True)
