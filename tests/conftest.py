@@ -3,6 +3,7 @@ and running the installed CLI as a separate process (as cron and rc.d do)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -185,6 +186,24 @@ class ServeProcess:
     @property
     def port(self) -> int:
         return self.wait_listening()[1]
+
+    def connection(self, timeout: float = 5) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def get(self, path: str = "/metrics", method: str = "GET") -> tuple[int, str]:
+        """One request on a new connection: (status, body)."""
+        conn = self.connection()
+        try:
+            conn.request(method, path)
+            r = conn.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            conn.close()
+
+    def wait_ready(self) -> None:
+        # serve reports its port once the socket listens, after its first collection.
+        self.wait_listening()
+        assert self.get()[0] == 200
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> str:
         """Signal serve (if still running), wait for it, and return all of its stderr."""

@@ -5,7 +5,6 @@ bounds its own waits so the file stays within its CI budget (~60 s)."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import select
@@ -24,27 +23,16 @@ from obsdvpn_agent.host.demo.events import fresh_state
 
 # --- serve as a separate process -----------------------------------------------------
 
-def _serve(args: list[str], nofile: int | None = None) -> tuple[ServeProcess, int]:
+def _serve(args: list[str], nofile: int | None = None) -> ServeProcess:
     """serve, collecting every 0.3 s, once it answers a scrape."""
     serve = ServeProcess(*args, "serve", "--listen", "127.0.0.1:0", "--interval", "0.3",
                          nofile=nofile)
     try:
-        port = serve.port
-        assert _scrape(port)[0] == 200
+        serve.wait_ready()
     except BaseException:
         serve.stop(signal.SIGKILL)
         raise
-    return serve, port
-
-
-def _scrape(port: int, path: str = "/metrics") -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path)
-        r = conn.getresponse()
-        return r.status, r.read().decode()
-    finally:
-        conn.close()
+    return serve
 
 
 def _sample(text: str, prefix: str) -> str | None:
@@ -109,14 +97,14 @@ def test_serve_with_128_descriptors_and_200_slow_clients_keeps_collecting(tmp_pa
     every scrape is answered, collections go on (a change shows up), the thread count stays
     bounded and /metrics never says UNKNOWN for lack of descriptors."""
     state = tmp_path / "demo.json"
-    serve, port = _serve(["--demo-state", str(state)], nofile=128)
+    serve = _serve(["--demo-state", str(state)], nofile=128)
     proc = serve.proc
     slow = None
     try:
-        slow = SlowClients(port, 200)
+        slow = SlowClients(serve.port, 200)
         statuses = []
         for _ in range(10):
-            status, body = _scrape(port)
+            status, body = serve.get()
             statuses.append(status)
             assert _sample(body, "obsdvpn_status ") in ("0.0", "1.0", "2.0"), body[:400]
             assert _sample(body, 'obsdvpn_collector_success{collector="collection"}') is None
@@ -124,7 +112,7 @@ def test_serve_with_128_descriptors_and_200_slow_clients_keeps_collecting(tmp_pa
         assert run_cli("--demo-state", str(state), "demo", "crash", "isakmpd").returncode == 0
         deadline = time.monotonic() + 20
         while True:
-            status, body = _scrape(port)
+            status, body = serve.get()
             assert status == 200
             if _sample(body, 'obsdvpn_check_status{check="daemon.isakmpd.running"}') == "2.0":
                 break
@@ -147,7 +135,7 @@ def test_sighup_storm_during_collections_never_breaks_serve(tmp_path):
     conf = tmp_path / "agent.conf"
     good = '[vpn]\nnetwork = "10.0.0.0/24"\n'
     conf.write_text(good)
-    serve, port = _serve(["--config", str(conf), "--demo-state", str(tmp_path / "d.json")])
+    serve = _serve(["--config", str(conf), "--demo-state", str(tmp_path / "d.json")])
     proc = serve.proc
     try:
         for i in range(30):
@@ -155,11 +143,11 @@ def test_sighup_storm_during_collections_never_breaks_serve(tmp_path):
             proc.send_signal(signal.SIGHUP)
             time.sleep(0.05)
             if i % 5 == 0:
-                assert _scrape(port)[0] == 200
+                assert serve.get()[0] == 200
         conf.write_text("[commands]\ntimeout = nan\n")
         proc.send_signal(signal.SIGHUP)
         time.sleep(1.0)   # a few collections with the broken file in place
-        status, body = _scrape(port)
+        status, body = serve.get()
         assert status == 200 and _sample(body, "obsdvpn_status ") != "3.0"
         assert proc.poll() is None
     finally:

@@ -71,21 +71,8 @@ class Serve(ServeProcess):
         if self.tls is not None:
             return http.client.HTTPSConnection("localhost", self.port, timeout=timeout,
                                                context=self.tls)
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        return super().connection(timeout)
 
-    def get(self, path: str = "/metrics", method: str = "GET") -> tuple[int, str]:
-        conn = self.connection()
-        try:
-            conn.request(method, path)
-            r = conn.getresponse()
-            return r.status, r.read().decode()
-        finally:
-            conn.close()
-
-    def wait_ready(self) -> None:
-        # serve reports its port once the socket listens, after its first collection.
-        self.wait_listening()
-        assert self.get()[0] == 200
 
 
 @pytest.fixture

@@ -18,14 +18,13 @@ these tests assert what happens, not how soon.
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 import time
 
 import psutil
 import pytest
-from bench import idle_and_slow_clients, load, scrape  # bench/bench.py: the load generators
+from bench import idle_and_slow_clients, load  # bench/bench.py: the load generators
 
 from conftest import ServeProcess, sample_snapshot_document
 from obsdvpn_agent.commands import probe_commands
@@ -50,7 +49,7 @@ def serve_process(snapshot_dir):
     serve = ServeProcess("--snapshot", str(snapshot_dir), "serve", "--listen", "127.0.0.1:0",
                          "--interval", str(INTERVAL_S))
     try:
-        scrape(http.client.HTTPConnection("127.0.0.1", serve.port, timeout=10))
+        serve.wait_ready()
         yield serve.proc, serve.port
     finally:
         serve.stop()

@@ -114,9 +114,7 @@ def test_refuses_non_loopback_without_tls():
 def test_serve_process_stops_cleanly_on_sigterm(snapshot_dir):
     serve = ServeProcess("--snapshot", str(snapshot_dir), "serve", "--listen", "127.0.0.1:0")
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=10)
-        conn.request("GET", "/metrics")
-        assert conn.getresponse().status == 200
+        assert serve.get()[0] == 200
         serve.proc.send_signal(signal.SIGTERM)
         assert serve.proc.wait(timeout=10) == 0
         err = serve.stop()
@@ -155,9 +153,7 @@ def test_sighup_reloads_the_configuration(tmp_path):
                          "serve", "--listen", "127.0.0.1:0", "--interval", "0.3")
 
     def vpn_rules_status() -> str:
-        conn = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=10)
-        conn.request("GET", "/metrics")
-        body = conn.getresponse().read().decode()
+        body = serve.get()[1]
         return next(ln for ln in body.splitlines()
                 if ln.startswith('obsdvpn_check_status{check="sessions.pool"}'))
 
